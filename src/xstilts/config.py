@@ -1,0 +1,170 @@
+"""Experiment YAML schema (pydantic) and loading with errors that name the YAML path and line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from xstilts.errors import UserError
+
+NONE_SETTING = "none"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TrainConfig(_Strict):
+    """Optimisation and budget of one training phase."""
+
+    lr: float = Field(1e-5, gt=0)
+    batch_size: int = Field(32, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    epochs: float = Field(1.0, gt=0)
+    max_steps: int | None = Field(None, ge=1, description="overrides epochs when set")
+    max_train_examples: int | None = Field(None, ge=1, description="seeded subsample of each task's train split")
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    weight_decay: float = Field(0.01, ge=0)
+    max_grad_norm: float = Field(1.0, gt=0)
+    max_length: int = Field(128, ge=8)
+    sampler: Literal["proportional", "uniform"] = "proportional"
+
+
+class EvalConfig(_Strict):
+    """Zero-shot evaluation settings of a target task."""
+
+    batch_size: int = Field(64, ge=1)
+    max_length: int = Field(128, ge=8)
+    max_examples_per_language: int | None = Field(
+        None, ge=1, description="evaluate a fixed (seed-independent) subset of each language")
+    layer: int | Literal["auto"] = Field("auto", description="retrieval: hidden layer to pool; auto = round(14/24 depth)")
+    pooling: Literal["mean", "cls"] = "mean"
+
+
+class IntermediateConfig(_Strict):
+    """Intermediate-task settings: 'none' (baseline) and task names joined by '+' for multi-task."""
+
+    settings: list[str] = Field(default_factory=lambda: [NONE_SETTING])
+    train: TrainConfig = TrainConfig()
+
+    @field_validator("settings")
+    @classmethod
+    def _known_tasks(cls, settings: list[str]) -> list[str]:
+        from xstilts.tasks.registry import get_task
+
+        out: list[str] = []
+        for s in settings:
+            if s != NONE_SETTING:
+                names = s.split("+")
+                for n in names:
+                    if get_task(n, quiet=True) is None or get_task(n).format == "retrieval":
+                        raise ValueError(f"unknown intermediate task {n!r} in setting {s!r}")
+                s = "+".join(sorted(set(names), key=names.index))
+            if s in out:
+                raise ValueError(f"setting {s!r} is listed twice")
+            out.append(s)
+        if NONE_SETTING not in out:
+            out.insert(0, NONE_SETTING)  # the baseline is always part of a run
+        return out
+
+
+class TargetConfig(_Strict):
+    """One target task: English fine-tuning (unless retrieval) and zero-shot evaluation."""
+
+    task: str
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, name: str) -> str:
+        from xstilts.tasks.registry import get_task, task_names
+
+        if get_task(name, quiet=True) is None:
+            raise ValueError(f"unknown task {name!r} (known: {', '.join(task_names())})")
+        return name
+
+
+class ExperimentConfig(_Strict):
+    """A whole experiment: one YAML file."""
+
+    name: str = "experiment"
+    model: str = Field(description="HF model directory, hub id, or an xstilts reference like me5-small@L6")
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    head_pooling: Literal["cls", "mean"] = "cls"
+    intermediate: IntermediateConfig = IntermediateConfig()
+    targets: list[TargetConfig] = Field(min_length=1)
+
+    @field_validator("model")
+    @classmethod
+    def _model_exists(cls, ref: str) -> str:
+        from xstilts.models.registry import check_model_ref
+
+        check_model_ref(ref)
+        return ref
+
+    @model_validator(mode="after")
+    def _unique_targets(self) -> "ExperimentConfig":
+        names = [t.task for t in self.targets]
+        if len(set(names)) != len(names):
+            raise ValueError("a target task is listed twice")
+        return self
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    """1-based line of the YAML node at ``loc`` (or of its deepest existing parent)."""
+    line = None
+    for key in loc:
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if k.value == key), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+        else:
+            node = None
+    if node is not None:
+        line = node.start_mark.line + 1
+    return line
+
+
+def _fmt_loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for k in loc:
+        out += f"[{k}]" if isinstance(k, int) else (f".{k}" if out else str(k))
+    return out or "(top level)"
+
+
+def load_config(path: str | Path) -> ExperimentConfig:
+    """Read and validate an experiment YAML; any problem is a one-line UserError."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise UserError(f"{path}: cannot read config ({e.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+        root = yaml.compose(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        raise UserError(f"{path}{where}: invalid YAML ({getattr(e, 'problem', e)})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping of experiment fields at the top level")
+    try:
+        return ExperimentConfig.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = tuple(x for x in err["loc"] if not (isinstance(x, str) and x.startswith("function-")))
+        line = _line_of(root, loc)
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field"
+        got = err.get("input")
+        shown = f" (got {got!r})" if err["type"] not in ("missing", "extra_forbidden") and not isinstance(got, (dict, list)) else ""
+        where = f"{path}:{line}" if line else str(path)
+        raise UserError(f"{where}: {_fmt_loc(loc)}: {msg}{shown}") from None

@@ -1,0 +1,160 @@
+"""Run one job (intermediate, target or retrieval) from its spec alone and write its result atomically."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import platform
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from accelerate import PartialState
+from accelerate.utils import set_seed
+
+import xstilts
+from xstilts.cache import atomic_dir, atomic_write_json
+from xstilts.config import EvalConfig, TrainConfig
+from xstilts.evaluate.predict import predict_logits
+from xstilts.experiments.plan import Job, test_languages
+from xstilts.formats import trainable_format
+from xstilts.formats.retrieval import accuracy_at_1, default_layer, embed
+from xstilts.models.backbone import MultiHeadModel, load_backbone, save_backbone
+from xstilts.tasks.registry import TaskDef, get_task
+from xstilts.train.loop import TrainTask, train
+
+Progress = Callable[[str, int, int], None]
+
+
+def job_dir(out: Path, job_id: str) -> Path:
+    return Path(out) / "jobs" / job_id
+
+
+def checkpoint_dir(out: Path, job_id: str) -> Path:
+    return job_dir(out, job_id) / "checkpoint"
+
+
+def fixed_subset(examples: list[dict], n: int | None) -> list[dict]:
+    """The same ``n`` examples for every setting and seed: smallest hashes of their ids, in file order."""
+    if n is None or len(examples) <= n:
+        return examples
+    keep = set(sorted(range(len(examples)), key=lambda i: hashlib.sha1(str(examples[i]["id"]).encode()).digest())[:n])
+    return [ex for i, ex in enumerate(examples) if i in keep]
+
+
+def seeded_subset(examples: list[dict], n: int | None, seed: int) -> list[dict]:
+    """A seeded random subsample of training examples, in file order."""
+    if n is None or len(examples) <= n:
+        return examples
+    keep = np.sort(np.random.default_rng(seed).choice(len(examples), n, replace=False))
+    return [examples[i] for i in keep]
+
+
+def versions() -> dict[str, str]:
+    import accelerate
+    import torch
+    import transformers
+
+    return {"xstilts": xstilts.__version__, "python": platform.python_version(), "torch": torch.__version__,
+            "transformers": transformers.__version__, "accelerate": accelerate.__version__,
+            "numpy": np.__version__}
+
+
+def _metric_rows(task: TaskDef, split: str, language: str, scores: dict[str, float], n: int) -> list[dict]:
+    return [{"task": task.name, "split": split, "language": language, "metric": m, "value": v, "n": n}
+            for m, v in scores.items()]
+
+
+def _evaluate(model: MultiHeadModel, task: TaskDef, examples: list[dict], tokenizer: Any, cfg: EvalConfig) -> dict:
+    fmt = trainable_format(task.format)
+    feats = fmt.featurize(task, examples, tokenizer, cfg.max_length)
+    logits = predict_logits(model, task.name, feats, cfg.batch_size, tokenizer.pad_token_id)
+    return fmt.score(fmt.decode(logits, task), examples, task)
+
+
+def _backbone_for(job: Job, out: Path):
+    return load_backbone(str(checkpoint_dir(out, job.upstream)) if job.upstream else job.spec["model"])
+
+
+def _train_model(backbone, tokenizer, tasks: list[TaskDef], cfg: TrainConfig, seed: int, pooling: str,
+                 progress: Progress, label: str) -> tuple[MultiHeadModel, dict]:
+    set_seed(seed)
+    formats = {t.name: trainable_format(t.format) for t in tasks}
+    heads = {t.name: formats[t.name].make_head(t, backbone.config.hidden_size) for t in tasks}
+    model = MultiHeadModel(backbone, heads, formats, pooling)
+    train_tasks = []
+    for t in tasks:
+        examples = seeded_subset(t.source.load("train", t.train_language), cfg.max_train_examples, seed)
+        train_tasks.append(TrainTask(t.name, formats[t.name].featurize(t, examples, tokenizer, cfg.max_length)))
+    stats = train(model, train_tasks, cfg, seed, tokenizer.pad_token_id,
+                  on_step=lambda step, total, loss: progress(f"{label} loss {loss:.3f}", step, total))
+    return model, stats
+
+
+def _run_intermediate(job: Job, out: Path, progress: Progress) -> dict:
+    spec = job.spec
+    backbone, tokenizer = load_backbone(spec["model"])
+    tasks = [get_task(n) for n in spec["intermediate"]]
+    model, stats = _train_model(backbone, tokenizer, tasks, TrainConfig(**spec["train"]), spec["seed"],
+                                spec["head_pooling"], progress, f"intermediate {job.setting}")
+    metrics = []
+    for t in tasks:
+        dev = t.source.load("dev", t.train_language)
+        metrics += _metric_rows(t, "dev", t.train_language, _evaluate(model, t, dev, tokenizer, EvalConfig()), len(dev))
+    with atomic_dir(checkpoint_dir(out, job.id)) as tmp:
+        save_backbone(model.backbone, tokenizer, tmp)
+    return {"metrics": metrics, "train": stats}
+
+
+def _run_target(job: Job, out: Path, progress: Progress) -> dict:
+    spec = job.spec
+    task = get_task(spec["target"])
+    eval_cfg = EvalConfig(**spec["eval"])
+    backbone, tokenizer = _backbone_for(job, out)
+    model, stats = _train_model(backbone, tokenizer, [task], TrainConfig(**spec["train"]), spec["seed"],
+                                spec["head_pooling"], progress, f"{task.name} after {job.setting}")
+    dev = task.source.load("dev", task.train_language)
+    metrics = _metric_rows(task, "dev", task.train_language, _evaluate(model, task, dev, tokenizer, eval_cfg), len(dev))
+    langs = test_languages(task)
+    for i, lang in enumerate(langs):
+        progress(f"{task.name} after {job.setting}: eval {lang}", i, len(langs))
+        examples = fixed_subset(task.source.load("test", lang), eval_cfg.max_examples_per_language)
+        metrics += _metric_rows(task, "test", lang, _evaluate(model, task, examples, tokenizer, eval_cfg), len(examples))
+    return {"metrics": metrics, "train": stats}
+
+
+def _run_retrieval(job: Job, out: Path, progress: Progress) -> dict:
+    spec = job.spec
+    task = get_task(spec["target"])
+    cfg = EvalConfig(**spec["eval"])
+    backbone, tokenizer = _backbone_for(job, out)
+    backbone.to(PartialState().device)
+    layer = default_layer(backbone) if cfg.layer == "auto" else cfg.layer
+    src_field, tgt_field = task.fields
+    metrics, langs = [], test_languages(task)
+    for i, lang in enumerate(langs):
+        progress(f"{task.name} after {job.setting}: {lang}", i, len(langs))
+        pairs = fixed_subset(task.source.load("test", lang), cfg.max_examples_per_language)
+        queries, candidates = (embed(backbone, tokenizer, [p[f] for p in pairs], layer, cfg.pooling,
+                                     cfg.max_length, cfg.batch_size) for f in (src_field, tgt_field))
+        metrics += _metric_rows(task, "test", lang, {task.metric: accuracy_at_1(queries, candidates)}, len(pairs))
+    return {"metrics": metrics, "layer": layer}
+
+
+_RUNNERS = {"intermediate": _run_intermediate, "target": _run_target, "retrieval": _run_retrieval}
+
+
+def run_job(job: Job, out: Path, progress: Progress = lambda *a: None) -> dict:
+    """Execute ``job`` and write ``OUT/jobs/<id>/result.json`` (the job's done-marker) atomically."""
+    start = time.perf_counter()
+    body = _RUNNERS[job.kind](job, Path(out), progress)
+    spec = job.spec
+    result = {
+        "job_id": job.id, "kind": job.kind, "model": spec["model"], "intermediate": job.setting,
+        "target": spec.get("target"), "seed": spec["seed"], "upstream": job.upstream, **body,
+        "seconds": round(time.perf_counter() - start, 3), "spec": spec, "versions": versions(),
+        "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    atomic_write_json(job_dir(out, job.id) / "result.json", result)
+    return result

@@ -1,0 +1,36 @@
+"""The local runner: every job of a plan, in order, skipping finished ones, with rich progress."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from xstilts.cache import atomic_write_json, atomic_write_text
+from xstilts.config import ExperimentConfig
+from xstilts.experiments.execute import run_job
+from xstilts.experiments.plan import Job, plan
+from xstilts.experiments.store import is_done
+
+
+def run_experiment(cfg: ExperimentConfig, config_text: str, out: Path, console: Console) -> dict:
+    """Run every pending job of ``cfg`` into ``out``; returns counts and wall time."""
+    out = Path(out)
+    start = time.perf_counter()
+    jobs = plan(cfg)
+    atomic_write_text(out / "experiment.yaml", config_text)
+    atomic_write_json(out / "plan.json", [{"id": j.id, "kind": j.kind, "upstream": j.upstream, "spec": j.spec}
+                                          for j in jobs])
+    pending: list[Job] = [j for j in jobs if not is_done(out, j.id)]
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        overall = bar.add_task("jobs", total=len(pending))
+        detail = bar.add_task("", total=1)
+        for job in pending:
+            bar.update(overall, description=f"jobs ({job.kind} {job.setting} {job.spec.get('target') or ''})")
+            run_job(job, out, lambda d, done, total: bar.update(detail, description=d, completed=done, total=total))
+            bar.advance(overall)
+    return {"jobs": len(jobs), "ran": len(pending), "skipped": len(jobs) - len(pending),
+            "seconds": round(time.perf_counter() - start, 2)}

@@ -1,0 +1,68 @@
+"""What every task format provides, and the shared batching helpers."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from xstilts.tasks.registry import TaskDef
+
+
+class Format(Protocol):
+    """featurize -> head -> logits -> loss / decode -> score, for one kind of task."""
+
+    name: str
+
+    def featurize(self, task: TaskDef, examples: list[dict], tokenizer: Any, max_length: int) -> list[dict]: ...
+    def make_head(self, task: TaskDef, hidden_size: int) -> nn.Module: ...
+    def logits(self, backbone: nn.Module, head: nn.Module, batch: dict, pooling: str) -> torch.Tensor: ...
+    def loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor: ...
+    def decode(self, logits: np.ndarray, task: TaskDef) -> list: ...
+    def score(self, predictions: list, examples: list[dict], task: TaskDef) -> dict[str, float]: ...
+
+
+class ClassificationHead(nn.Module):
+    """dense -> tanh -> dropout -> linear on a pooled vector (the RoBERTa/XLM-R classification head)."""
+
+    def __init__(self, hidden_size: int, num_outputs: int, dropout: float = 0.1):
+        super().__init__()
+        self.dense = nn.Linear(hidden_size, hidden_size)
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(hidden_size, num_outputs)
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.out(self.dropout(torch.tanh(self.dense(self.dropout(pooled)))))
+
+
+def feature_length(feature: dict) -> int:
+    """Tokens in a feature (all choices for multiple choice): the key for length-grouped batching."""
+    ids = feature["input_ids"]
+    return sum(len(x) for x in ids) if ids and isinstance(ids[0], list) else len(ids)
+
+
+def _pad(rows: list[list[int]], width: int, pad_id: int) -> list[list[int]]:
+    return [r + [pad_id] * (width - len(r)) for r in rows]
+
+
+def collate(features: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
+    """Dynamic padding to the longest sequence in the batch; (B, L) or (B, C, L) for multiple choice."""
+    first = features[0]["input_ids"]
+    if first and isinstance(first[0], list):
+        width = max(len(s) for f in features for s in f["input_ids"])
+        ids = torch.tensor([_pad(f["input_ids"], width, pad_id) for f in features])
+    else:
+        width = max(len(f["input_ids"]) for f in features)
+        ids = torch.tensor(_pad([f["input_ids"] for f in features], width, pad_id))
+    batch = {"input_ids": ids, "attention_mask": (ids != pad_id).long()}
+    if "label" in features[0]:
+        batch["labels"] = torch.tensor([f["label"] for f in features])
+    return batch
+
+
+def accuracy(predictions: list, gold: list) -> float:
+    if not gold:
+        raise ValueError("accuracy of an empty set")
+    return float(np.mean([p == g for p, g in zip(predictions, gold, strict=True)]))

@@ -1,0 +1,45 @@
+"""Single-text and text-pair classification (pocket-topic, NLI, paraphrase, sentiment)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from xstilts.errors import UserError
+from xstilts.formats.base import ClassificationHead, accuracy
+from xstilts.models.pooling import encode
+from xstilts.tasks.registry import TaskDef
+
+
+class Classification:
+    name = "classification"
+
+    def featurize(self, task: TaskDef, examples: list[dict], tokenizer: Any, max_length: int) -> list[dict]:
+        index = {label: i for i, label in enumerate(task.labels)}
+        texts = [[ex[f] for ex in examples] for f in task.fields]
+        enc = tokenizer(*texts, truncation=True, max_length=max_length)
+        feats = []
+        for ex, ids in zip(examples, enc["input_ids"]):
+            if ex["label"] not in index:
+                raise UserError(f"{task.name}: example {ex.get('id')!r} has label {ex['label']!r} outside {list(index)}")
+            feats.append({"input_ids": ids, "label": index[ex["label"]]})
+        return feats
+
+    def make_head(self, task: TaskDef, hidden_size: int) -> nn.Module:
+        return ClassificationHead(hidden_size, len(task.labels))
+
+    def logits(self, backbone: nn.Module, head: nn.Module, batch: dict, pooling: str) -> torch.Tensor:
+        return head(encode(backbone, batch["input_ids"], batch["attention_mask"], pooling))
+
+    def loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
+        return F.cross_entropy(logits, batch["labels"])
+
+    def decode(self, logits: np.ndarray, task: TaskDef) -> list:
+        return [task.labels[i] for i in logits.argmax(-1)]
+
+    def score(self, predictions: list, examples: list[dict], task: TaskDef) -> dict[str, float]:
+        return {"accuracy": accuracy(predictions, [ex["label"] for ex in examples])}

@@ -1,0 +1,48 @@
+"""Multiple choice: each (question, choice) pair is encoded and scored; softmax over the choices."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from xstilts.formats.base import ClassificationHead, accuracy
+from xstilts.models.pooling import encode
+from xstilts.tasks.registry import TaskDef
+
+
+class MultipleChoice:
+    name = "multiple_choice"
+
+    def featurize(self, task: TaskDef, examples: list[dict], tokenizer: Any, max_length: int) -> list[dict]:
+        q_field, c_field = task.fields
+        firsts = [ex[q_field] for ex in examples for _ in ex[c_field]]
+        seconds = [c for ex in examples for c in ex[c_field]]
+        ids = tokenizer(firsts, seconds, truncation=True, max_length=max_length)["input_ids"]
+        feats, k = [], 0
+        for ex in examples:
+            n = len(ex[c_field])
+            feats.append({"input_ids": ids[k:k + n], "label": int(ex["label"])})
+            k += n
+        return feats
+
+    def make_head(self, task: TaskDef, hidden_size: int) -> nn.Module:
+        return ClassificationHead(hidden_size, 1)
+
+    def logits(self, backbone: nn.Module, head: nn.Module, batch: dict, pooling: str) -> torch.Tensor:
+        b, c, length = batch["input_ids"].shape
+        pooled = encode(backbone, batch["input_ids"].view(b * c, length),
+                        batch["attention_mask"].view(b * c, length), pooling)
+        return head(pooled).view(b, c)
+
+    def loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
+        return F.cross_entropy(logits, batch["labels"])
+
+    def decode(self, logits: np.ndarray, task: TaskDef) -> list:
+        return [int(i) for i in logits.argmax(-1)]
+
+    def score(self, predictions: list, examples: list[dict], task: TaskDef) -> dict[str, float]:
+        return {"accuracy": accuracy(predictions, [int(ex["label"]) for ex in examples])}

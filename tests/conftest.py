@@ -1,0 +1,101 @@
+"""Shared fixtures: a tiny random BERT with a word-level tokenizer, and tiny tasks in the pocket formats."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from xstilts.tasks import registry
+from xstilts.tasks.registry import JsonlDirSource, TaskDef
+
+WORDS = ("food drink eat pizza bread water coffee tea sport ball run goal team win game play music song "
+         "sing guitar band dance the a is i like we you they it what do does where when how who and or").split()
+TOPICS = {"food": WORDS[:8], "sport": WORDS[8:16], "music": WORDS[16:22]}
+LANGS = ("en", "xx", "yy")
+
+
+def _sentence(rng: random.Random, topic: str) -> str:
+    return " ".join(rng.choice(TOPICS[topic] + WORDS[22:]) for _ in range(rng.randint(3, 9)))
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> str:
+    """A 2-layer BERT (hidden 32) with a word-level tokenizer over WORDS, saved as an HF directory."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+    specials = ["<pad>", "<s>", "</s>", "<unk>"]
+    vocab = {w: i for i, w in enumerate(specials + WORDS)}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", 1), ("</s>", 2)])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>",
+                                   unk_token="<unk>")
+    path = tmp_path_factory.mktemp("tiny-bert")
+    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=64, pad_token_id=0)
+    import torch
+
+    torch.manual_seed(0)
+    BertModel(config, add_pooling_layer=False).save_pretrained(path)
+    fast.save_pretrained(path)
+    return str(path)
+
+
+def _write(path: Path, rows: list[dict]) -> None:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> dict[str, Path]:
+    """Synthetic data in the pocket formats: topic (target), retrieval (target), answer and sametopic."""
+    rng = random.Random(0)
+    root = tmp_path_factory.mktemp("tiny-data")
+    dirs = {name: root / name for name in ("t-topic", "t-retrieval", "t-answer", "t-sametopic")}
+    for d in dirs.values():
+        d.mkdir()
+    topics = sorted(TOPICS)
+    for split, langs, n in (("train", ["en"], 60), ("dev", ["en"], 20), ("test", LANGS, 20)):
+        for lang in langs:
+            _write(dirs["t-topic"] / f"{split}-{lang}.jsonl",
+                   [{"id": f"{lang}{i}", "text": _sentence(rng, t), "label": t}
+                    for i, t in enumerate(rng.choice(topics) for _ in range(n))])
+    for lang in LANGS[1:]:
+        _write(dirs["t-retrieval"] / f"test-{lang}.jsonl",
+               [{"id": f"{lang}{i}", "source": s, "target": s} for i, s in
+                enumerate(_sentence(rng, rng.choice(topics)) for _ in range(15))])
+    for split, n in (("train", 40), ("dev", 12)):
+        rows = []
+        for i in range(n):
+            t = rng.choice(topics)
+            choices = [_sentence(rng, c) for c in topics] + [_sentence(rng, t)]
+            rows.append({"id": f"a{i}", "question": _sentence(rng, t), "choices": choices, "label": topics.index(t)})
+        _write(dirs["t-answer"] / f"{split}-en.jsonl", rows)
+        _write(dirs["t-sametopic"] / f"{split}-en.jsonl", [
+            {"id": f"s{i}", "text_a": _sentence(rng, a), "text_b": _sentence(rng, b),
+             "label": "same" if a == b else "different"}
+            for i, (a, b) in enumerate((rng.choice(topics), rng.choice(topics)) for _ in range(n))])
+    return dirs
+
+
+@pytest.fixture
+def tiny_tasks(tiny_data, monkeypatch) -> list[str]:
+    """Register the tiny tasks for one test."""
+    defs = [
+        TaskDef("t-topic", "classification", "target", "accuracy",
+                JsonlDirSource(tiny_data["t-topic"], tuple(sorted(TOPICS)))),
+        TaskDef("t-retrieval", "retrieval", "target", "accuracy@1", JsonlDirSource(tiny_data["t-retrieval"]),
+                fields=("source", "target")),
+        TaskDef("t-answer", "multiple_choice", "intermediate", "accuracy", JsonlDirSource(tiny_data["t-answer"]),
+                fields=("question", "choices")),
+        TaskDef("t-sametopic", "classification", "intermediate", "accuracy",
+                JsonlDirSource(tiny_data["t-sametopic"], ("different", "same")), fields=("text_a", "text_b")),
+    ]
+    registry._load_builtin()
+    for d in defs:
+        monkeypatch.setitem(registry._TASKS, d.name, d)
+    return [d.name for d in defs]

@@ -1,0 +1,47 @@
+"""Bad input: one line naming the YAML field (and line), exit code 2, no traceback, nothing written."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+GOOD = """\
+name: bad
+model: me5-small
+intermediate:
+  settings: [none, pocket-answer]
+  train: {batch_size: 8}
+targets:
+  - task: pocket-topic
+"""
+
+
+def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "xstilts", *args], cwd=cwd, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("old,new,expect", [
+    ("pocket-topic", "pocket-topik", "bad.yaml:7: targets[0].task: unknown task 'pocket-topik'"),
+    ("[none, pocket-answer]", "[none, pocket-anser]", "bad.yaml:4: intermediate.settings: unknown intermediate task 'pocket-anser'"),
+    ("me5-small", "./models/nowhere", "bad.yaml:2: model: model path './models/nowhere' does not exist"),
+    ("{batch_size: 8}", "{batch_size: eight}", "bad.yaml:5: intermediate.train.batch_size: Input should be a valid integer"),
+    ("name: bad", "name: bad\nepochs: 3", "bad.yaml:2: epochs: unknown field"),
+    ("targets:", "targets: 3\nx:", "bad.yaml:"),
+])
+def test_config_errors_are_one_line(tmp_path, old, new, expect):
+    (tmp_path / "bad.yaml").write_text(GOOD.replace(old, new))
+    proc = _run("run", "bad.yaml", "--out", "out", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: " + expect), proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_config_and_results_dir(tmp_path):
+    for args in (("run", "nope.yaml"), ("results", "nowhere")):
+        proc = _run(*args, cwd=tmp_path)
+        assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr

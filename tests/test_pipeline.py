@@ -1,0 +1,82 @@
+"""The three phases end to end on a tiny random model and tiny tasks (seconds on CPU)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from rich.console import Console
+
+from xstilts.config import ExperimentConfig
+from xstilts.experiments.plan import plan
+from xstilts.experiments.runner import run_experiment
+from xstilts.experiments.store import load_results, metric_rows
+
+
+def _config(model: str, seeds=(1,), **train) -> ExperimentConfig:
+    budget = {"batch_size": 8, "epochs": 1, "lr": 1e-3, "max_length": 32, **train}
+    return ExperimentConfig.model_validate({
+        "name": "tiny", "model": model, "seeds": list(seeds),
+        "intermediate": {"settings": ["t-answer", "t-sametopic", "t-answer+t-sametopic"], "train": budget},
+        "targets": [{"task": "t-topic", "train": budget}, {"task": "t-retrieval", "eval": {"layer": 1}}],
+    })
+
+
+def test_plan_shares_and_dedupes(tiny_model, tiny_tasks):
+    jobs = plan(_config(tiny_model, seeds=(1, 2)))
+    kinds = [j.kind for j in jobs]
+    assert kinds.count("intermediate") == 3 * 2
+    assert kinds.count("target") == 4 * 2
+    # the baseline retrieval has no training, so one job serves every seed
+    assert kinds.count("retrieval") == 3 * 2 + 1
+    assert len({j.id for j in jobs}) == len(jobs)
+    ids = {j.id for j in jobs}
+    assert all(j.upstream is None or j.upstream in ids for j in jobs)
+    order = [j.id for j in jobs]
+    assert all(order.index(j.upstream) < order.index(j.id) for j in jobs if j.upstream)
+    assert [j.id for j in plan(_config(tiny_model, seeds=(1, 2)))] == order  # ids are stable
+
+
+def test_run_end_to_end_then_skip(tiny_model, tiny_tasks, tmp_path):
+    cfg = _config(tiny_model)
+    first = run_experiment(cfg, "yaml", tmp_path, Console(quiet=True))
+    assert first == {**first, "jobs": 11, "ran": 11, "skipped": 0}
+    results = load_results(tmp_path)
+    rows = metric_rows(results)
+    topic = [r for r in rows if r["target"] == "t-topic" and r["split"] == "test"]
+    assert {r["language"] for r in topic} == {"en", "xx", "yy"}
+    assert {r["intermediate"] for r in topic} == {"none", "t-answer", "t-sametopic", "t-answer+t-sametopic"}
+    retrieval = [r for r in rows if r["target"] == "t-retrieval"]
+    assert {r["language"] for r in retrieval} == {"xx", "yy"}
+    assert all(0 <= r["value"] <= 1 for r in rows)
+    # the multi-task job trained on both tasks, in proportion to their sizes
+    multi = next(r for r in results if r["kind"] == "intermediate" and r["intermediate"] == "t-answer+t-sametopic")
+    assert multi["train"]["sampling_probabilities"] == pytest.approx({"t-answer": 0.5, "t-sametopic": 0.5})
+    assert set(multi["train"]["examples_seen"]) == {"t-answer", "t-sametopic"}
+    assert {m["task"] for m in multi["metrics"]} == {"t-answer", "t-sametopic"}
+    # the target job read its backbone from the intermediate checkpoint
+    target = next(r for r in results if r["kind"] == "target" and r["intermediate"] == "t-answer+t-sametopic")
+    assert target["upstream"] == multi["job_id"]
+    assert (tmp_path / "jobs" / multi["job_id"] / "checkpoint" / "model.safetensors").is_file()
+    assert target["spec"]["data"] and target["versions"]["torch"]
+    # a second run finds everything done
+    second = run_experiment(cfg, "yaml", tmp_path, Console(quiet=True))
+    assert second["ran"] == 0 and second["skipped"] == 11
+
+
+def test_same_seed_same_numbers(tiny_model, tiny_tasks, tmp_path):
+    cfg = ExperimentConfig.model_validate({
+        "model": tiny_model, "seeds": [3],
+        "intermediate": {"settings": ["t-answer"], "train": {"batch_size": 8, "lr": 1e-3, "max_length": 32}},
+        "targets": [{"task": "t-topic", "train": {"batch_size": 8, "lr": 1e-3, "max_length": 32}}]})
+    for out in ("a", "b"):
+        run_experiment(cfg, "", tmp_path / out, Console(quiet=True))
+
+    def numbers(out):
+        return sorted((r["job_id"], r["language"], r["task"], r["value"])
+                      for r in metric_rows(load_results(tmp_path / out)))
+
+    assert numbers("a") == numbers("b")
+    losses = [sorted(json.loads(p.read_text())["train"]["final_loss"]
+                     for p in (tmp_path / out / "jobs").glob("*/result.json")) for out in ("a", "b")]
+    assert losses[0] == losses[1]

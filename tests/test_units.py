@@ -1,0 +1,97 @@
+"""Unit tests of the pieces: sampling, batching, subsets, pooling, retrieval, report."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from xstilts.analysis.report import target_table
+from xstilts.experiments.execute import fixed_subset, seeded_subset
+from xstilts.formats.base import collate
+from xstilts.formats.retrieval import accuracy_at_1, embed, nearest
+from xstilts.models.backbone import load_backbone
+from xstilts.models.pooling import encode, pool
+from xstilts.train.loop import length_grouped_batches
+from xstilts.train.sampling import task_probabilities
+
+
+def test_sampling_distributions():
+    assert task_probabilities([100, 300], "proportional") == pytest.approx([0.25, 0.75])
+    assert task_probabilities([100, 300, 5], "uniform") == pytest.approx([1 / 3] * 3)
+    with pytest.raises(ValueError):
+        task_probabilities([0, 3], "proportional")
+
+
+def test_length_grouped_batches_cover_each_index_once():
+    rng = np.random.default_rng(0)
+    lengths = list(rng.integers(1, 100, size=1003))
+    batches = length_grouped_batches(lengths, 16, np.random.default_rng(1))
+    flat = [i for b in batches for i in b]
+    assert sorted(flat) == list(range(1003))
+    assert all(len(b) <= 16 for b in batches)
+    # within a batch, lengths are close: far less spread than random batches
+    spread = np.mean([max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches])
+    assert spread < 20
+
+
+def test_subsets_are_deterministic():
+    examples = [{"id": f"x{i}"} for i in range(50)]
+    a = fixed_subset(examples, 10)
+    assert a == fixed_subset(list(examples), 10) and len(a) == 10
+    assert [e["id"] for e in a] == sorted((e["id"] for e in a), key=lambda s: int(s[1:]))  # file order kept
+    assert seeded_subset(examples, 10, 1) == seeded_subset(examples, 10, 1) != seeded_subset(examples, 10, 2)
+    assert fixed_subset(examples, None) is examples
+
+
+def test_collate_pads_and_masks():
+    batch = collate([{"input_ids": [5, 6, 7], "label": 1}, {"input_ids": [5], "label": 0}], pad_id=0)
+    assert batch["input_ids"].tolist() == [[5, 6, 7], [5, 0, 0]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
+    mc = collate([{"input_ids": [[1, 2], [1, 2, 3]], "label": 1}], pad_id=0)
+    assert mc["input_ids"].shape == (1, 2, 3)
+
+
+def test_mean_pooling_ignores_padding():
+    hidden = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [100.0, 100.0]]])
+    assert pool(hidden, torch.tensor([[1, 1, 0]]), "mean").tolist() == [[2.0, 3.0]]
+    assert pool(hidden, torch.tensor([[1, 1, 0]]), "cls").tolist() == [[1.0, 2.0]]
+
+
+def test_truncated_encoding_equals_hidden_states(tiny_model):
+    backbone, tok = load_backbone(tiny_model)
+    backbone.eval()
+    ids = torch.tensor(tok(["the pizza is good", "we play a game"], padding=True)["input_ids"])
+    mask = (ids != tok.pad_token_id).long()
+    with torch.no_grad():
+        full = backbone(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
+        for layer in (1, 2):
+            assert torch.allclose(encode(backbone, ids, mask, "mean", layer), pool(full[layer], mask, "mean"), atol=1e-6)
+    assert len(backbone.encoder.layer) == 2  # restored
+
+
+def test_retrieval_matches_numpy(tiny_model):
+    backbone, tok = load_backbone(tiny_model)
+    src = ["the pizza is good", "we play a game", "i like music", "where is the water", "they sing a song"]
+    tgt = ["we play a game", "the pizza is good", "i like music", "where is the coffee", "they dance"]
+    q, c = (embed(backbone, tok, t, layer=1, pooling="mean", max_length=32, batch_size=2) for t in (src, tgt))
+    assert np.allclose(np.linalg.norm(q, axis=1), 1, atol=1e-5)
+    by_numpy = (q @ c.T).argmax(1)
+    assert (nearest(q, c)[:, 0] == by_numpy).all()
+    assert accuracy_at_1(q, c) == pytest.approx(np.mean(by_numpy == np.arange(5)))
+
+
+def test_report_table_averages_and_gains():
+    rows = []
+    for setting, base in (("none", 0.5), ("a", 0.6)):
+        for seed, jitter in ((1, 0.0), (2, 0.02)):
+            for lang, delta in (("en", 0.3), ("de", 0.0), ("fr", 0.1)):
+                rows.append({"target": "t", "task": "t", "split": "test", "metric": "accuracy", "seed": seed,
+                             "intermediate": setting, "language": lang, "value": base + delta + jitter})
+    table = target_table(pd.DataFrame(rows), "t", ["none", "a"])
+    assert list(table.index[:3]) == ["en", "de", "fr"]
+    assert table.loc["de", "none"] == pytest.approx(0.51)
+    assert table.loc["avg (all)", "a"] == pytest.approx(0.61 + 0.4 / 3)
+    assert table.loc["avg (zero-shot)", "none"] == pytest.approx(0.56)
+    assert table.loc["gain vs none (zero-shot)", "a"] == pytest.approx(0.1)
