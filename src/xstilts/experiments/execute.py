@@ -35,11 +35,12 @@ def checkpoint_dir(out: Path, job_id: str) -> Path:
     return job_dir(out, job_id) / "checkpoint"
 
 
-def fixed_subset(examples: list[dict], n: int | None) -> list[dict]:
-    """The same ``n`` examples for every setting and seed: smallest hashes of their ids, in file order."""
+def fixed_subset(examples: list[dict], n: int | None, key: str = "id") -> list[dict]:
+    """The same ``n`` examples for every setting and seed: smallest hashes of ``key``, in file order."""
     if n is None or len(examples) <= n:
         return examples
-    keep = set(sorted(range(len(examples)), key=lambda i: hashlib.sha1(str(examples[i]["id"]).encode()).digest())[:n])
+    digest = [hashlib.sha1(str(ex[key]).encode()).digest() for ex in examples]
+    keep = set(sorted(range(len(examples)), key=digest.__getitem__)[:n])
     return [ex for i, ex in enumerate(examples) if i in keep]
 
 
@@ -132,13 +133,22 @@ def _run_retrieval(job: Job, out: Path, progress: Progress) -> dict:
     backbone.to(PartialState().device)
     layer = default_layer(backbone) if cfg.layer == "auto" else cfg.layer
     src_field, tgt_field = task.fields
-    metrics, langs = [], test_languages(task)
+    langs = test_languages(task)
+    # subsets keyed on the English side overlap across languages, and each distinct English text is embedded once
+    pairs = {lang: fixed_subset(task.source.load("test", lang), cfg.max_examples_per_language, tgt_field)
+             for lang in langs}
+    targets = sorted({p[tgt_field] for ps in pairs.values() for p in ps})
+    progress(f"{task.name} after {job.setting}: {len(targets)} {task.train_language} texts", 0, len(langs))
+    vectors = dict(zip(targets, embed(backbone, tokenizer, targets, layer, cfg.pooling, cfg.max_length,
+                                      cfg.batch_size)))
+    metrics = []
     for i, lang in enumerate(langs):
         progress(f"{task.name} after {job.setting}: {lang}", i, len(langs))
-        pairs = fixed_subset(task.source.load("test", lang), cfg.max_examples_per_language)
-        queries, candidates = (embed(backbone, tokenizer, [p[f] for p in pairs], layer, cfg.pooling,
-                                     cfg.max_length, cfg.batch_size) for f in (src_field, tgt_field))
-        metrics += _metric_rows(task, "test", lang, {task.metric: accuracy_at_1(queries, candidates)}, len(pairs))
+        queries = embed(backbone, tokenizer, [p[src_field] for p in pairs[lang]], layer, cfg.pooling,
+                        cfg.max_length, cfg.batch_size)
+        candidates = np.stack([vectors[p[tgt_field]] for p in pairs[lang]])
+        metrics += _metric_rows(task, "test", lang, {task.metric: accuracy_at_1(queries, candidates)},
+                                len(pairs[lang]))
     return {"metrics": metrics, "layer": layer}
 
 
