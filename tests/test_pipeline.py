@@ -48,7 +48,7 @@ def test_run_end_to_end_then_skip(tiny_model, tiny_tasks, tmp_path):
     assert {r["intermediate"] for r in topic} == {"none", "t-answer", "t-sametopic", "t-answer+t-sametopic"}
     retrieval = [r for r in rows if r["target"] == "t-retrieval"]
     assert {r["language"] for r in retrieval} == {"xx", "yy"}
-    assert all(0 <= r["value"] <= 1 for r in rows)
+    assert all(0 <= r["value"] <= 100 for r in rows)
     # the multi-task job trained on both tasks, in proportion to their sizes
     multi = next(r for r in results if r["kind"] == "intermediate" and r["intermediate"] == "t-answer+t-sametopic")
     assert multi["train"]["sampling_probabilities"] == pytest.approx({"t-answer": 0.5, "t-sametopic": 0.5})

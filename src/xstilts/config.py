@@ -95,6 +95,7 @@ class ExperimentConfig(_Strict):
     model: str = Field(description="HF model directory, hub id, or an xstilts reference like me5-small@L6")
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     head_pooling: Literal["cls", "mean"] = "cls"
+    data_dir: str | None = Field(None, description="read benchmark tasks from official-layout files here, not the hub")
     intermediate: IntermediateConfig = IntermediateConfig()
     targets: list[TargetConfig] = Field(min_length=1)
 

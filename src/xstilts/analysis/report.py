@@ -8,7 +8,7 @@ from xstilts.config import NONE_SETTING
 
 
 def _fmt(x: float) -> str:
-    return "" if pd.isna(x) else f"{100 * x:.1f}"
+    return "" if pd.isna(x) else f"{x:.1f}"
 
 
 def _markdown(df: pd.DataFrame, index_name: str) -> str:
@@ -38,7 +38,7 @@ def target_table(rows: pd.DataFrame, target: str, settings: list[str]) -> pd.Dat
 def build_report(rows: list[dict], settings: list[str], title: str) -> str:
     """The markdown report of an experiment's metric rows."""
     df = pd.DataFrame(rows)
-    parts = [f"# {title}", "", "Scores are percentages (mean over seeds). Zero-shot = every language but English.", ""]
+    parts = [f"# {title}", "", "Scores in percent (mean over seeds). Zero-shot = every language but English.", ""]
     for target in sorted(t for t in df.target.unique() if t):
         sub = df[(df.target == target) & (df.split == "test")]
         seeds = sorted(str(s) for s in df[df.target == target].seed.dropna().unique())

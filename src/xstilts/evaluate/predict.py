@@ -9,17 +9,17 @@ from xstilts.formats.base import collate, feature_length
 
 
 @torch.inference_mode()
-def predict_logits(model: torch.nn.Module, task: str, features: list[dict], batch_size: int, pad_id: int) -> np.ndarray:
-    """Logits of ``model.heads[task]`` for every feature."""
+def predict_logits(model: torch.nn.Module, task: str, features: list[dict], batch_size: int,
+                   pad_id: int) -> list[np.ndarray]:
+    """Outputs of ``model.heads[task]``, one array per feature (sequence outputs keep the batch's padding)."""
     model.eval()
     device = next(model.parameters()).device
     order = np.argsort([-feature_length(f) for f in features], kind="stable")
-    chunks = []
+    out: list[np.ndarray] = [np.empty(0)] * len(features)
     for start in range(0, len(order), batch_size):
-        batch = collate([features[i] for i in order[start:start + batch_size]], pad_id)
-        batch = {k: v.to(device) for k, v in batch.items()}
-        chunks.append(model(task, batch).float().cpu().numpy())
-    logits = np.concatenate(chunks)
-    out = np.empty_like(logits)
-    out[order] = logits
+        idx = order[start:start + batch_size]
+        batch = collate([features[i] for i in idx], pad_id)
+        logits = model(task, {k: v.to(device) for k, v in batch.items()}).float().cpu().numpy()
+        for i, row in zip(idx, logits):
+            out[i] = row
     return out

@@ -19,7 +19,8 @@ from xstilts.config import EvalConfig, TrainConfig
 from xstilts.evaluate.predict import predict_logits
 from xstilts.experiments.plan import Job, test_languages
 from xstilts.formats import trainable_format
-from xstilts.formats.retrieval import accuracy_at_1, default_layer, embed
+from xstilts.evaluate.metrics import tatoeba_accuracy
+from xstilts.formats.retrieval import default_layer, embed
 from xstilts.models.backbone import MultiHeadModel, load_backbone, save_backbone
 from xstilts.tasks.registry import TaskDef, get_task
 from xstilts.train.loop import TrainTask, train
@@ -67,26 +68,36 @@ def _metric_rows(task: TaskDef, split: str, language: str, scores: dict[str, flo
             for m, v in scores.items()]
 
 
-def _evaluate(model: MultiHeadModel, task: TaskDef, examples: list[dict], tokenizer: Any, cfg: EvalConfig) -> dict:
+def _evaluate(model: MultiHeadModel, task: TaskDef, language: str, examples: list[dict], tokenizer: Any,
+              cfg: EvalConfig) -> dict:
     fmt = trainable_format(task.format)
     feats = fmt.featurize(task, examples, tokenizer, cfg.max_length)
-    logits = predict_logits(model, task.name, feats, cfg.batch_size, tokenizer.pad_token_id)
-    return fmt.score(fmt.decode(logits, task), examples, task)
+    outputs = predict_logits(model, task.name, feats, cfg.batch_size, tokenizer.pad_token_id)
+    return fmt.score(fmt.predict(outputs, feats, examples, task), examples, task, language)
+
+
+def _dev_metrics(model: MultiHeadModel, task: TaskDef, tokenizer: Any, cfg: EvalConfig, data_dir) -> list[dict]:
+    """English dev scores, the only data used to compare checkpoints."""
+    dev = task.training_source(data_dir).load("dev", task.train_language)
+    scores = _evaluate(model, task, task.train_language, dev, tokenizer, cfg)
+    return _metric_rows(task, "dev", task.train_language, scores, len(dev))
 
 
 def _backbone_for(job: Job, out: Path):
     return load_backbone(str(checkpoint_dir(out, job.upstream)) if job.upstream else job.spec["model"])
 
 
-def _train_model(backbone, tokenizer, tasks: list[TaskDef], cfg: TrainConfig, seed: int, pooling: str,
+def _train_model(backbone, tokenizer, tasks: list[TaskDef], cfg: TrainConfig, spec: dict,
                  progress: Progress, label: str) -> tuple[MultiHeadModel, dict]:
+    seed = spec["seed"]
     set_seed(seed)
     formats = {t.name: trainable_format(t.format) for t in tasks}
     heads = {t.name: formats[t.name].make_head(t, backbone.config.hidden_size) for t in tasks}
-    model = MultiHeadModel(backbone, heads, formats, pooling)
+    model = MultiHeadModel(backbone, heads, formats, spec["head_pooling"])
     train_tasks = []
     for t in tasks:
-        examples = seeded_subset(t.source.load("train", t.train_language), cfg.max_train_examples, seed)
+        examples = t.training_source(spec["data_dir"]).load("train", t.train_language)
+        examples = seeded_subset(examples, cfg.max_train_examples, seed)
         train_tasks.append(TrainTask(t.name, formats[t.name].featurize(t, examples, tokenizer, cfg.max_length)))
     stats = train(model, train_tasks, cfg, seed, tokenizer.pad_token_id,
                   on_step=lambda step, total, loss: progress(f"{label} loss {loss:.3f}", step, total))
@@ -96,13 +107,12 @@ def _train_model(backbone, tokenizer, tasks: list[TaskDef], cfg: TrainConfig, se
 def _run_intermediate(job: Job, out: Path, progress: Progress) -> dict:
     spec = job.spec
     backbone, tokenizer = load_backbone(spec["model"])
-    tasks = [get_task(n) for n in spec["intermediate"]]
-    model, stats = _train_model(backbone, tokenizer, tasks, TrainConfig(**spec["train"]), spec["seed"],
-                                spec["head_pooling"], progress, f"intermediate {job.setting}")
+    tasks = [get_task(n, data_dir=spec["data_dir"]) for n in spec["intermediate"]]
+    model, stats = _train_model(backbone, tokenizer, tasks, TrainConfig(**spec["train"]), spec, progress,
+                                f"intermediate {job.setting}")
     metrics = []
     for t in tasks:
-        dev = t.source.load("dev", t.train_language)
-        metrics += _metric_rows(t, "dev", t.train_language, _evaluate(model, t, dev, tokenizer, EvalConfig()), len(dev))
+        metrics += _dev_metrics(model, t, tokenizer, EvalConfig(), spec["data_dir"])
     with atomic_dir(checkpoint_dir(out, job.id)) as tmp:
         save_backbone(model.backbone, tokenizer, tmp)
     return {"metrics": metrics, "train": stats}
@@ -110,24 +120,24 @@ def _run_intermediate(job: Job, out: Path, progress: Progress) -> dict:
 
 def _run_target(job: Job, out: Path, progress: Progress) -> dict:
     spec = job.spec
-    task = get_task(spec["target"])
+    task = get_task(spec["target"], data_dir=spec["data_dir"])
     eval_cfg = EvalConfig(**spec["eval"])
     backbone, tokenizer = _backbone_for(job, out)
-    model, stats = _train_model(backbone, tokenizer, [task], TrainConfig(**spec["train"]), spec["seed"],
-                                spec["head_pooling"], progress, f"{task.name} after {job.setting}")
-    dev = task.source.load("dev", task.train_language)
-    metrics = _metric_rows(task, "dev", task.train_language, _evaluate(model, task, dev, tokenizer, eval_cfg), len(dev))
+    model, stats = _train_model(backbone, tokenizer, [task], TrainConfig(**spec["train"]), spec, progress,
+                                f"{task.name} after {job.setting}")
+    metrics = _dev_metrics(model, task, tokenizer, eval_cfg, spec["data_dir"])
     langs = test_languages(task)
     for i, lang in enumerate(langs):
         progress(f"{task.name} after {job.setting}: eval {lang}", i, len(langs))
         examples = fixed_subset(task.source.load("test", lang), eval_cfg.max_examples_per_language)
-        metrics += _metric_rows(task, "test", lang, _evaluate(model, task, examples, tokenizer, eval_cfg), len(examples))
+        scores = _evaluate(model, task, lang, examples, tokenizer, eval_cfg)
+        metrics += _metric_rows(task, "test", lang, scores, len(examples))
     return {"metrics": metrics, "train": stats}
 
 
 def _run_retrieval(job: Job, out: Path, progress: Progress) -> dict:
     spec = job.spec
-    task = get_task(spec["target"])
+    task = get_task(spec["target"], data_dir=spec["data_dir"])
     cfg = EvalConfig(**spec["eval"])
     backbone, tokenizer = _backbone_for(job, out)
     backbone.to(PartialState().device)
@@ -147,7 +157,7 @@ def _run_retrieval(job: Job, out: Path, progress: Progress) -> dict:
         queries = embed(backbone, tokenizer, [p[src_field] for p in pairs[lang]], layer, cfg.pooling,
                         cfg.max_length, cfg.batch_size)
         candidates = np.stack([vectors[p[tgt_field]] for p in pairs[lang]])
-        metrics += _metric_rows(task, "test", lang, {task.metric: accuracy_at_1(queries, candidates)},
+        metrics += _metric_rows(task, "test", lang, {task.metric: tatoeba_accuracy(queries, candidates)},
                                 len(pairs[lang]))
     return {"metrics": metrics, "layer": layer}
 

@@ -51,7 +51,9 @@ def _target_splits(task: TaskDef) -> list[tuple[str, str]]:
 
 def plan(cfg: ExperimentConfig) -> list[Job]:
     """Every job of the experiment, deduplicated, each after the jobs it needs."""
-    model = {"model": cfg.model, "weights": model_fingerprint(cfg.model), "head_pooling": cfg.head_pooling}
+    model = {"model": cfg.model, "weights": model_fingerprint(cfg.model), "head_pooling": cfg.head_pooling,
+             "data_dir": cfg.data_dir}
+    data_dir = cfg.data_dir
     jobs: dict[str, Job] = {}
     for seed in cfg.seeds:
         upstream: dict[str, Job | None] = {}
@@ -60,15 +62,16 @@ def plan(cfg: ExperimentConfig) -> list[Job]:
                 upstream[setting] = None
                 continue
             names = setting.split("+")
-            data = {n: get_task(n).data_checksum(_train_splits(get_task(n))) for n in names}
+            data = {n: get_task(n, data_dir=data_dir).data_checksum(_train_splits(get_task(n)), data_dir)
+                    for n in names}
             job = _make("intermediate", {**model, "intermediate": names, "data": data,
                                          "train": cfg.intermediate.train.model_dump(), "seed": seed}, None)
             upstream[setting] = jobs.setdefault(job.id, job)
         for target in cfg.targets:
-            task = get_task(target.task)
+            task = get_task(target.task, data_dir=data_dir)
             for setting, up in upstream.items():
                 spec = {**model, "intermediate": up.spec["intermediate"] if up else [], "target": task.name,
-                        "data": task.data_checksum(_target_splits(task)), "eval": target.eval.model_dump()}
+                        "data": task.data_checksum(_target_splits(task), data_dir), "eval": target.eval.model_dump()}
                 if task.format == "retrieval":  # no training: the baseline is the same for every seed
                     job = _make("retrieval", {**spec, "seed": seed if up else None}, up and up.id)
                 else:

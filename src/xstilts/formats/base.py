@@ -12,7 +12,11 @@ from xstilts.tasks.registry import TaskDef
 
 
 class Format(Protocol):
-    """featurize -> head -> logits -> loss / decode -> score, for one kind of task."""
+    """featurize -> head -> logits -> loss / predict -> score, for one kind of task.
+
+    Features are dicts of ints or int lists (batched by ``collate``); keys starting with "_" carry
+    metadata that stays out of batches. ``predict`` maps per-feature outputs back to one prediction per example.
+    """
 
     name: str
 
@@ -20,8 +24,9 @@ class Format(Protocol):
     def make_head(self, task: TaskDef, hidden_size: int) -> nn.Module: ...
     def logits(self, backbone: nn.Module, head: nn.Module, batch: dict, pooling: str) -> torch.Tensor: ...
     def loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor: ...
-    def decode(self, logits: np.ndarray, task: TaskDef) -> list: ...
-    def score(self, predictions: list, examples: list[dict], task: TaskDef) -> dict[str, float]: ...
+    def predict(self, outputs: list[np.ndarray], features: list[dict], examples: list[dict],
+                task: TaskDef) -> list: ...
+    def score(self, predictions: list, examples: list[dict], task: TaskDef, language: str) -> dict[str, float]: ...
 
 
 class ClassificationHead(nn.Module):
@@ -47,8 +52,12 @@ def _pad(rows: list[list[int]], width: int, pad_id: int) -> list[list[int]]:
     return [r + [pad_id] * (width - len(r)) for r in rows]
 
 
+IGNORE_INDEX = -100
+
+
 def collate(features: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
-    """Dynamic padding to the longest sequence in the batch; (B, L) or (B, C, L) for multiple choice."""
+    """Dynamic padding to the longest sequence in the batch: input_ids (B, L) or (B, C, L) for multiple
+    choice, an attention mask, and every other non-"_" key ("label" becomes "labels"; lists pad with -100)."""
     first = features[0]["input_ids"]
     if first and isinstance(first[0], list):
         width = max(len(s) for f in features for s in f["input_ids"])
@@ -57,12 +66,12 @@ def collate(features: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
         width = max(len(f["input_ids"]) for f in features)
         ids = torch.tensor(_pad([f["input_ids"] for f in features], width, pad_id))
     batch = {"input_ids": ids, "attention_mask": (ids != pad_id).long()}
-    if "label" in features[0]:
-        batch["labels"] = torch.tensor([f["label"] for f in features])
+    for key in features[0]:
+        if key == "input_ids" or key.startswith("_"):
+            continue
+        values = [f[key] for f in features]
+        if isinstance(values[0], list):
+            values = _pad(values, max(len(v) for v in values), IGNORE_INDEX)
+        batch["labels" if key == "label" else key] = torch.tensor(values)
     return batch
 
-
-def accuracy(predictions: list, gold: list) -> float:
-    if not gold:
-        raise ValueError("accuracy of an empty set")
-    return float(np.mean([p == g for p, g in zip(predictions, gold, strict=True)]))

@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from xstilts.errors import UserError
-from xstilts.formats.base import ClassificationHead, accuracy
+from xstilts.evaluate.metrics import accuracy
+from xstilts.formats.base import ClassificationHead
 from xstilts.models.pooling import encode
 from xstilts.tasks.registry import TaskDef
 
@@ -38,8 +39,9 @@ class Classification:
     def loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
         return F.cross_entropy(logits, batch["labels"])
 
-    def decode(self, logits: np.ndarray, task: TaskDef) -> list:
-        return [task.labels[i] for i in logits.argmax(-1)]
+    def predict(self, outputs: list[np.ndarray], features: list[dict], examples: list[dict],
+                task: TaskDef) -> list:
+        return [task.labels[int(o.argmax())] for o in outputs]
 
-    def score(self, predictions: list, examples: list[dict], task: TaskDef) -> dict[str, float]:
+    def score(self, predictions: list, examples: list[dict], task: TaskDef, language: str) -> dict[str, float]:
         return {"accuracy": accuracy(predictions, [ex["label"] for ex in examples])}

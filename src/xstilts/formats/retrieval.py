@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import faiss
 import numpy as np
 import torch
 from torch import nn
@@ -35,16 +34,3 @@ def embed(backbone: nn.Module, tokenizer: Any, texts: list[str], layer: int, poo
         out[idx] = torch.nn.functional.normalize(pooled.float(), dim=-1).cpu().numpy()
     return out
 
-
-def nearest(queries: np.ndarray, candidates: np.ndarray, k: int = 1) -> np.ndarray:
-    """Indices of the ``k`` most cosine-similar candidates per query (inputs are L2-normalised)."""
-    index = faiss.IndexFlatIP(candidates.shape[1])
-    index.add(np.ascontiguousarray(candidates, dtype=np.float32))
-    _, found = index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
-    return found
-
-
-def accuracy_at_1(queries: np.ndarray, candidates: np.ndarray) -> float:
-    """Share of queries i whose nearest candidate is candidate i."""
-    found = nearest(queries, candidates)[:, 0]
-    return float(np.mean(found == np.arange(len(queries))))

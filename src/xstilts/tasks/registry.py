@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol
 
 from xstilts.cache import sha256_file
 from xstilts.data.jsonl import read_jsonl
@@ -99,6 +99,12 @@ class TaskDef:
     source: Source = field(compare=False)
     fields: tuple[str, ...] = ("text",)
     train_language: str = "en"
+    train_task: str | None = None  # English train/dev come from this task (XNLI trains on MNLI)
+    local: Callable[[Path], Source] | None = field(default=None, compare=False)  # reader of the official layout
+
+    def training_source(self, data_dir: str | Path | None = None) -> Source:
+        """Where the English train and dev splits come from."""
+        return get_task(self.train_task, data_dir=data_dir).source if self.train_task else self.source
 
     @property
     def languages(self) -> tuple[str, ...]:
@@ -108,11 +114,12 @@ class TaskDef:
     def labels(self) -> tuple[str, ...] | None:
         return self.source.labels()
 
-    def data_checksum(self, splits: list[tuple[str, str]]) -> str:
-        """One checksum over the named (split, language) files."""
+    def data_checksum(self, splits: list[tuple[str, str]], data_dir: str | Path | None = None) -> str:
+        """One checksum over the named (split, language) data; train and dev from the training source."""
         h = hashlib.sha256()
         for split, lang in splits:
-            h.update(f"{split}-{lang}:{self.source.checksum(split, lang)}\n".encode())
+            source = self.training_source(data_dir) if split in ("train", "dev") else self.source
+            h.update(f"{split}-{lang}:{source.checksum(split, lang)}\n".encode())
         return h.hexdigest()[:16]
 
 
@@ -132,12 +139,15 @@ def task_names() -> list[str]:
     return sorted(_TASKS)
 
 
-def get_task(name: str, quiet: bool = False) -> TaskDef | None:
-    """The definition of ``name``; None (quiet) or UserError when unknown."""
+def get_task(name: str, quiet: bool = False, data_dir: str | Path | None = None) -> TaskDef | None:
+    """The definition of ``name`` (reading official-layout files under ``data_dir`` when given and the
+    task has such a reader); None (quiet) or UserError when unknown."""
     _load_builtin()
     task = _TASKS.get(name)
     if task is None and not quiet:
         raise UserError(f"unknown task {name!r} (known: {', '.join(sorted(_TASKS))})")
+    if task is not None and data_dir is not None and task.local is not None:
+        task = replace(task, source=task.local(Path(data_dir)))
     return task
 
 

@@ -86,7 +86,7 @@ def train(model: torch.nn.Module, tasks: list[TrainTask], cfg: TrainConfig, seed
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad()
-        seen[tasks[k].name] += len(batch["labels"])
+        seen[tasks[k].name] += len(batch["input_ids"])
         tokens += int(batch["attention_mask"].sum())
         losses.append(float(loss.detach()))
         if on_step and (step + 1) % cfg.grad_accum == 0:

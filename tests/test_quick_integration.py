@@ -1,0 +1,69 @@
+"""configs/quick.yaml end to end on the real converted model, through the installed command."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from xstilts.config import EvalConfig
+from xstilts.experiments.execute import fixed_subset
+from xstilts.formats.retrieval import embed
+from xstilts.models.backbone import load_backbone
+from xstilts.tasks.registry import get_task
+
+ROOT = Path(__file__).resolve().parents[1]
+SETTINGS = {"none", "pocket-answer", "pocket-sametopic", "pocket-answer+pocket-sametopic"}
+
+
+def _xstilts(*args: str) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "xstilts", *args], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("quick")
+    _xstilts("run", "configs/quick.yaml", "--out", str(out))
+    return out
+
+
+def test_quick_results_cover_languages_and_settings(quick_run):
+    rows = list(csv.DictReader(io.StringIO(_xstilts("results", str(quick_run), "--format", "csv").stdout)))
+    assert {"job_id", "model", "intermediate", "target", "language", "metric", "value", "seed"} <= set(rows[0])
+    for target, min_langs in (("pocket-topic", 10), ("pocket-retrieval", 50)):
+        test_rows = [r for r in rows if r["target"] == target and r["split"] == "test"]
+        for setting in SETTINGS:
+            langs = {r["language"] for r in test_rows if r["intermediate"] == setting}
+            assert len(langs - {"en"}) >= min_langs, (target, setting, len(langs))
+    report = (quick_run / "report.md").read_text()
+    assert "## pocket-topic" in report and "gain vs none" in report
+
+
+def test_rerun_runs_nothing(quick_run):
+    proc = _xstilts("run", "configs/quick.yaml", "--out", str(quick_run))
+    assert "0 jobs run" in proc.stderr
+
+
+def test_baseline_retrieval_equals_numpy_nearest_neighbour(quick_run):
+    """The pipeline's accuracy@1 equals a plain numpy cosine argmax over the same embeddings."""
+    result = next(json.loads(p.read_text()) for p in (quick_run / "jobs").glob("*/result.json")
+                  if json.loads(p.read_text())["kind"] == "retrieval"
+                  and json.loads(p.read_text())["intermediate"] == "none")
+    cfg = EvalConfig(**result["spec"]["eval"])
+    task = get_task("pocket-retrieval")
+    backbone, tokenizer = load_backbone(result["model"])
+    reported = {m["language"]: m["value"] for m in result["metrics"]}
+    for lang in ("de", "ru", "zh-Hans", "hi"):
+        pairs = fixed_subset(task.source.load("test", lang), cfg.max_examples_per_language, "target")
+        x, en = (embed(backbone, tokenizer, [p[f] for p in pairs], result["layer"], cfg.pooling, cfg.max_length, 7)
+                 for f in ("source", "target"))
+        sims = (x / np.linalg.norm(x, axis=1, keepdims=True)) @ (en / np.linalg.norm(en, axis=1, keepdims=True)).T
+        assert reported[lang] == pytest.approx(100 * float(np.mean(sims.argmax(1) == np.arange(len(pairs)))), abs=1e-9)
