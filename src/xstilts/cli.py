@@ -61,15 +61,31 @@ def data_build(suite: str = typer.Argument(..., help="pocket"),
         print(f"{name}\t{len(meta['languages'])} languages\t{n} examples\t{path}")
 
 
+class Suite(str, Enum):
+    xtreme = "xtreme"
+    xtreme_r = "xtreme-r"
+    pocket = "pocket"
+
+
 @tasks_app.command("list")
-def tasks_list(kind: Optional[str] = typer.Option(None, help="target | intermediate"),
+def tasks_list(suite: Optional[Suite] = typer.Option(None, help="only this suite's tasks, with its languages"),
+               kind: Optional[str] = typer.Option(None, help="target | intermediate"),
                format: Listing = typer.Option(Listing.table, "--format")) -> None:
-    """List the known tasks with format, languages, metric and source."""
+    """List the known tasks with format, kind, metric, languages and sources."""
+    from xstilts.evaluate.suites import SUITES
     from xstilts.tasks.registry import get_task, task_names
 
     tasks = [get_task(n) for n in task_names()]
+    if suite is Suite.pocket:
+        tasks = [t for t in tasks if t.name.startswith("pocket-")]
+    elif suite is not None:
+        members = SUITES[suite.value].tasks
+        tasks = [t for t in tasks if t.name in members]
     entries = [{"name": t.name, "format": t.format, "kind": t.kind, "metric": t.metric,
-                "languages": list(t.languages), "sources": [t.source.describe()]}
+                "languages": list(SUITES[suite.value].tasks[t.name].languages if suite not in (None, Suite.pocket)
+                                  else t.languages),
+                "sources": [t.source.describe()] + (["local:<data_dir> (official layout)"] if t.local else []),
+                **({"trains_on": t.train_task} if t.train_task else {})}
                for t in tasks if kind is None or t.kind == kind]
     if format is Listing.json:
         print(json.dumps(entries, indent=2, ensure_ascii=False))
@@ -106,6 +122,23 @@ def _write_report(out: Path, settings: list[str], title: str) -> Path:
 
 
 @app.command()
+def score(suite: Suite = typer.Option(..., help="xtreme | xtreme-r"),
+          predictions: Path = typer.Option(..., help="DIR/<task>/test-<lang>.<ext>, as the official evaluator reads"),
+          labels: Path = typer.Option(..., help="gold files in the same layout"),
+          output: Optional[Path] = typer.Option(None, help="also write the JSON report here")) -> None:
+    """Score any system's predictions like XTREME's official evaluate.py."""
+    from xstilts.cache import atomic_write_json
+    from xstilts.evaluate.scoring import score_suite
+
+    if suite is Suite.pocket:
+        raise UserError("score: --suite must be xtreme or xtreme-r")
+    report = score_suite(suite.value, predictions, labels)
+    if output:
+        atomic_write_json(output, report)
+    print(json.dumps(report, indent=2))
+
+
+@app.command()
 def results(out: Path = typer.Argument(..., help="experiment output directory"),
             format: Table = typer.Option(Table.csv, "--format")) -> None:
     """Export every metric: one row per (job, language, metric)."""
@@ -125,6 +158,7 @@ def main() -> None:
     import transformers
 
     transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
     try:
         app()
     except UserError as e:

@@ -38,6 +38,7 @@ class EvalConfig(_Strict):
 
     batch_size: int = Field(64, ge=1)
     max_length: int = Field(128, ge=8)
+    languages: list[str] | None = Field(None, description="evaluate only these of the task's languages")
     max_examples_per_language: int | None = Field(
         None, ge=1, description="evaluate a fixed (seed-independent) subset of each language")
     layer: int | Literal["auto"] = Field("auto", description="retrieval: hidden layer to pool; auto = round(14/24 depth)")
@@ -53,6 +54,7 @@ class IntermediateConfig(_Strict):
     @field_validator("settings")
     @classmethod
     def _known_tasks(cls, settings: list[str]) -> list[str]:
+        from xstilts.formats import RETRIEVAL
         from xstilts.tasks.registry import get_task
 
         out: list[str] = []
@@ -60,7 +62,7 @@ class IntermediateConfig(_Strict):
             if s != NONE_SETTING:
                 names = s.split("+")
                 for n in names:
-                    if get_task(n, quiet=True) is None or get_task(n).format == "retrieval":
+                    if get_task(n, quiet=True) is None or get_task(n).format in RETRIEVAL:
                         raise ValueError(f"unknown intermediate task {n!r} in setting {s!r}")
                 s = "+".join(sorted(set(names), key=names.index))
             if s in out:

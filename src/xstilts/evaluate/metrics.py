@@ -242,20 +242,34 @@ def margin_scores(x: np.ndarray, y: np.ndarray, k: int = 4) -> np.ndarray:
     return _ratio_margin(_unit(x) @ _unit(y).T, k)
 
 
+def knn(queries: np.ndarray, index_rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cosine similarities and indices of each query's ``k`` nearest rows (faiss, exact inner product)."""
+    import faiss
+
+    index = faiss.IndexFlatIP(index_rows.shape[1])
+    index.add(np.ascontiguousarray(index_rows, dtype=np.float32))
+    sims, found = index.search(np.ascontiguousarray(queries, dtype=np.float32), min(k, len(index_rows)))
+    return sims.astype(np.float64), found
+
+
 def mine_candidates(x: np.ndarray, y: np.ndarray, k: int = 4) -> dict[tuple[int, int], float]:
     """xtreme's ``mine_bitext`` (ratio margin, 'max' retrieval, threshold 0): index pairs with their score.
 
     Each x takes its best-margin y among its k cosine neighbours, and each y its best x; all these
     candidates are visited by falling score (stable on ties) and kept when neither side is taken yet.
+    Neighbours come from faiss, so memory grows with the corpora, not their product.
     """
-    sim = _unit(x) @ _unit(y).T
-    margin = _ratio_margin(sim, k)
+    x, y = _unit(x), _unit(y)
+    sim_xy, nn_xy = knn(x, y, k)
+    sim_yx, nn_yx = knn(y, x, k)
+    mean_x, mean_y = sim_xy.mean(axis=1), sim_yx.mean(axis=1)
     cands = []
-    for s, m, flip in ((sim, margin, False), (sim.T, margin.T, True)):
-        nn = np.argsort(-s, axis=1, kind="stable")[:, :min(k, s.shape[1])]
-        for i, row in enumerate(nn):
-            j = row[np.argmax(m[i, row])]
-            cands.append((float(m[i, j]), (j, i) if flip else (i, j)))
+    for sims, nns, mine, other, flip in ((sim_xy, nn_xy, mean_x, mean_y, False), (sim_yx, nn_yx, mean_y, mean_x, True)):
+        for i, (row_sims, row) in enumerate(zip(sims, nns)):
+            margins = row_sims / ((mine[i] + other[row]) / 2)
+            best = int(np.argmax(margins))
+            j = int(row[best])
+            cands.append((float(margins[best]), (j, i) if flip else (i, j)))
     order = np.argsort([-c[0] for c in cands], kind="stable")
     seen_x, seen_y, out = set(), set(), {}
     for c in order:

@@ -17,9 +17,10 @@ import xstilts
 from xstilts.cache import atomic_dir, atomic_write_json
 from xstilts.config import EvalConfig, TrainConfig
 from xstilts.evaluate.predict import predict_logits
-from xstilts.experiments.plan import Job, test_languages
+from xstilts.experiments.plan import Job, eval_languages
 from xstilts.formats import trainable_format
-from xstilts.evaluate.metrics import tatoeba_accuracy
+from xstilts.evaluate import retrieval
+from xstilts.evaluate.official_files import write_official
 from xstilts.formats.retrieval import default_layer, embed
 from xstilts.models.backbone import MultiHeadModel, load_backbone, save_backbone
 from xstilts.tasks.registry import TaskDef, get_task
@@ -69,17 +70,18 @@ def _metric_rows(task: TaskDef, split: str, language: str, scores: dict[str, flo
 
 
 def _evaluate(model: MultiHeadModel, task: TaskDef, language: str, examples: list[dict], tokenizer: Any,
-              cfg: EvalConfig) -> dict:
+              cfg: EvalConfig) -> tuple[dict, list]:
     fmt = trainable_format(task.format)
     feats = fmt.featurize(task, examples, tokenizer, cfg.max_length)
     outputs = predict_logits(model, task.name, feats, cfg.batch_size, tokenizer.pad_token_id)
-    return fmt.score(fmt.predict(outputs, feats, examples, task), examples, task, language)
+    predictions = fmt.predict(outputs, feats, examples, task)
+    return fmt.score(predictions, examples, task, language), predictions
 
 
 def _dev_metrics(model: MultiHeadModel, task: TaskDef, tokenizer: Any, cfg: EvalConfig, data_dir) -> list[dict]:
     """English dev scores, the only data used to compare checkpoints."""
     dev = task.training_source(data_dir).load("dev", task.train_language)
-    scores = _evaluate(model, task, task.train_language, dev, tokenizer, cfg)
+    scores, _ = _evaluate(model, task, task.train_language, dev, tokenizer, cfg)
     return _metric_rows(task, "dev", task.train_language, scores, len(dev))
 
 
@@ -126,12 +128,13 @@ def _run_target(job: Job, out: Path, progress: Progress) -> dict:
     model, stats = _train_model(backbone, tokenizer, [task], TrainConfig(**spec["train"]), spec, progress,
                                 f"{task.name} after {job.setting}")
     metrics = _dev_metrics(model, task, tokenizer, eval_cfg, spec["data_dir"])
-    langs = test_languages(task)
+    langs = eval_languages(task, eval_cfg.languages)
     for i, lang in enumerate(langs):
         progress(f"{task.name} after {job.setting}: eval {lang}", i, len(langs))
         examples = fixed_subset(task.source.load("test", lang), eval_cfg.max_examples_per_language)
-        scores = _evaluate(model, task, lang, examples, tokenizer, eval_cfg)
+        scores, predictions = _evaluate(model, task, lang, examples, tokenizer, eval_cfg)
         metrics += _metric_rows(task, "test", lang, scores, len(examples))
+        write_official(job_dir(out, job.id), task.name, lang, predictions, examples)
     return {"metrics": metrics, "train": stats}
 
 
@@ -142,23 +145,33 @@ def _run_retrieval(job: Job, out: Path, progress: Progress) -> dict:
     backbone, tokenizer = _backbone_for(job, out)
     backbone.to(PartialState().device)
     layer = default_layer(backbone) if cfg.layer == "auto" else cfg.layer
-    src_field, tgt_field = task.fields
-    langs = test_languages(task)
-    # subsets keyed on the English side overlap across languages, and each distinct English text is embedded once
-    pairs = {lang: fixed_subset(task.source.load("test", lang), cfg.max_examples_per_language, tgt_field)
-             for lang in langs}
-    targets = sorted({p[tgt_field] for ps in pairs.values() for p in ps})
-    progress(f"{task.name} after {job.setting}: {len(targets)} {task.train_language} texts", 0, len(langs))
-    vectors = dict(zip(targets, embed(backbone, tokenizer, targets, layer, cfg.pooling, cfg.max_length,
-                                      cfg.batch_size)))
+
+    def encode(texts: list[str], contexts: list[str] | None = None) -> np.ndarray:
+        return embed(backbone, tokenizer, texts, layer, cfg.pooling, cfg.max_length, cfg.batch_size, contexts)
+
+    langs = eval_languages(task, cfg.languages)
+    examples = {lang: fixed_subset(task.source.load("test", lang), cfg.max_examples_per_language, "target")
+                if task.format == "retrieval" else task.source.load("test", lang) for lang in langs}
+    if task.format == "retrieval":  # every distinct sentence once: English sides repeat across languages
+        query_field, candidate_field = task.fields
+        progress(f"{task.name} after {job.setting}: encoding", 0, len(langs))
+        vectors = retrieval.encode_unique(encode, [ex[f] for exs in examples.values() for ex in exs
+                                                   for f in task.fields])
+    elif task.format == "answer_retrieval":
+        pool = task.source.candidates("test")
+        pool_vectors = encode([c["text"] for c in pool], [c["context"] for c in pool] if "context" in pool[0] else None)
     metrics = []
     for i, lang in enumerate(langs):
         progress(f"{task.name} after {job.setting}: {lang}", i, len(langs))
-        queries = embed(backbone, tokenizer, [p[src_field] for p in pairs[lang]], layer, cfg.pooling,
-                        cfg.max_length, cfg.batch_size)
-        candidates = np.stack([vectors[p[tgt_field]] for p in pairs[lang]])
-        metrics += _metric_rows(task, "test", lang, {task.metric: tatoeba_accuracy(queries, candidates)},
-                                len(pairs[lang]))
+        if task.format == "retrieval":
+            scores, predictions = retrieval.pair_retrieval(encode, examples[lang], query_field, candidate_field, vectors)
+        elif task.format == "bucc":
+            scores, predictions = retrieval.bucc(encode, task.source.load("dev", lang), examples[lang])
+        else:
+            scores, predictions = retrieval.answer_retrieval(encode, examples[lang], [c["id"] for c in pool],
+                                                             pool_vectors)
+        metrics += _metric_rows(task, "test", lang, scores, len(examples[lang]))
+        write_official(job_dir(out, job.id), task.name, lang, predictions, examples[lang])
     return {"metrics": metrics, "layer": layer}
 
 

@@ -7,7 +7,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import BaseModel
+
 from xstilts.config import NONE_SETTING, ExperimentConfig
+from xstilts.errors import UserError
+from xstilts.formats import RETRIEVAL
 from xstilts.models.registry import model_fingerprint
 from xstilts.tasks.registry import TaskDef, get_task
 
@@ -39,14 +43,32 @@ def _train_splits(task: TaskDef) -> list[tuple[str, str]]:
     return [("train", task.train_language), ("dev", task.train_language)]
 
 
-def test_languages(task: TaskDef) -> list[str]:
-    """Languages a target job evaluates: all of them, English included, except English for retrieval."""
-    return [lang for lang in task.languages if task.format != "retrieval" or lang != task.train_language]
+def eval_languages(task: TaskDef, only: list[str] | None = None) -> list[str]:
+    """Languages a target job evaluates: all of the task's (or those of ``only``), English included except
+    for pair retrieval."""
+    langs = [lang for lang in task.languages if task.format != "retrieval" or lang != task.train_language]
+    if only is not None:
+        if unknown := sorted(set(only) - set(langs)):
+            raise UserError(f"{task.name}: eval.languages {unknown} are not among its languages {langs}")
+        langs = [lang for lang in langs if lang in only]
+    return langs
 
 
-def _target_splits(task: TaskDef) -> list[tuple[str, str]]:
-    tests = [("test", lang) for lang in test_languages(task)]
-    return tests if task.format == "retrieval" else _train_splits(task) + tests
+def _no_training(task: TaskDef) -> bool:
+    return task.format in RETRIEVAL
+
+
+def _target_splits(task: TaskDef, only: list[str] | None) -> list[tuple[str, str]]:
+    tests = [("test", lang) for lang in eval_languages(task, only)]
+    if task.format == "bucc":  # the mining threshold is chosen on dev
+        return tests + [("dev", lang) for _, lang in tests]
+    return tests if _no_training(task) else _train_splits(task) + tests
+
+
+def _with_protocol(given: BaseModel, task: TaskDef, part: str) -> dict:
+    """The task's protocol defaults, overridden by every field the config sets."""
+    merged = {**task.protocol.get(part, {}), **given.model_dump(exclude_unset=True)}
+    return type(given)(**merged).model_dump()
 
 
 def plan(cfg: ExperimentConfig) -> list[Job]:
@@ -71,11 +93,13 @@ def plan(cfg: ExperimentConfig) -> list[Job]:
             task = get_task(target.task, data_dir=data_dir)
             for setting, up in upstream.items():
                 spec = {**model, "intermediate": up.spec["intermediate"] if up else [], "target": task.name,
-                        "data": task.data_checksum(_target_splits(task), data_dir), "eval": target.eval.model_dump()}
-                if task.format == "retrieval":  # no training: the baseline is the same for every seed
+                        "data": task.data_checksum(_target_splits(task, target.eval.languages), data_dir),
+                        "eval": _with_protocol(target.eval, task, "eval")}
+                if _no_training(task):  # no training: the baseline is the same for every seed
                     job = _make("retrieval", {**spec, "seed": seed if up else None}, up and up.id)
                 else:
-                    job = _make("target", {**spec, "train": target.train.model_dump(), "seed": seed}, up and up.id)
+                    job = _make("target", {**spec, "train": _with_protocol(target.train, task, "train"), "seed": seed},
+                                up and up.id)
                 jobs.setdefault(job.id, job)
     return list(jobs.values())
 

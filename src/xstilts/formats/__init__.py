@@ -2,8 +2,11 @@
 
 from xstilts.formats.classification import Classification
 from xstilts.formats.multiple_choice import MultipleChoice
+from xstilts.formats.span_qa import SpanQA
+from xstilts.formats.tagging import Tagging
 
-TRAINABLE = {f.name: f for f in (Classification(), MultipleChoice())}
+RETRIEVAL = ("retrieval", "bucc", "answer_retrieval")  # evaluated on the encoder alone, no head, no training
+TRAINABLE = {f.name: f for f in (Classification(), MultipleChoice(), SpanQA(), Tagging())}
 
 
 def trainable_format(name: str):

@@ -18,10 +18,11 @@ def default_layer(backbone: nn.Module) -> int:
 
 @torch.inference_mode()
 def embed(backbone: nn.Module, tokenizer: Any, texts: list[str], layer: int, pooling: str,
-          max_length: int, batch_size: int) -> np.ndarray:
-    """L2-normalised pooled embeddings, one row per text, in input order."""
+          max_length: int, batch_size: int, contexts: list[str] | None = None) -> np.ndarray:
+    """L2-normalised pooled embeddings, one row per text (encoded with its context when given), in input order."""
     backbone.eval()
-    ids = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
+    args = (texts, contexts) if contexts is not None else (texts,)
+    ids = tokenizer(*args, truncation=True, max_length=max_length)["input_ids"]
     order = np.argsort([len(x) for x in ids], kind="stable")
     out = np.zeros((len(texts), backbone.config.hidden_size), dtype=np.float32)
     pad = tokenizer.pad_token_id

@@ -3,7 +3,7 @@
 from xstilts.tasks.registry import PocketSource, TaskDef, register
 
 register(TaskDef("pocket-topic", "classification", "target", "accuracy", PocketSource("pocket-topic")))
-register(TaskDef("pocket-retrieval", "retrieval", "target", "accuracy@1", PocketSource("pocket-retrieval"),
+register(TaskDef("pocket-retrieval", "retrieval", "target", "accuracy", PocketSource("pocket-retrieval"),
                  fields=("source", "target")))
 register(TaskDef("pocket-answer", "multiple_choice", "intermediate", "accuracy", PocketSource("pocket-answer"),
                  fields=("question", "choices")))

@@ -101,6 +101,7 @@ class TaskDef:
     train_language: str = "en"
     train_task: str | None = None  # English train/dev come from this task (XNLI trains on MNLI)
     local: Callable[[Path], Source] | None = field(default=None, compare=False)  # reader of the official layout
+    protocol: dict = field(default_factory=dict, compare=False)  # {"train": {...}, "eval": {...}} paper defaults
 
     def training_source(self, data_dir: str | Path | None = None) -> Source:
         """Where the English train and dev splits come from."""
@@ -152,4 +153,4 @@ def get_task(name: str, quiet: bool = False, data_dir: str | Path | None = None)
 
 
 def _load_builtin() -> None:
-    from xstilts.tasks import pocket  # noqa: F401  (registers on import)
+    from xstilts.tasks import pocket, xtreme_retrieval  # noqa: F401  (register on import)

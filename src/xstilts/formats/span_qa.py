@@ -1,0 +1,113 @@
+"""Extractive question answering (SQuAD, XQuAD, MLQA, TyDiQA-GoldP): start/end logits over sliding windows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from xstilts.errors import UserError
+from xstilts.evaluate.metrics import mlqa_scores, normalize_squad, squad_scores
+from xstilts.tasks.registry import TaskDef
+
+DOC_STRIDE = 128  # tokens shared by consecutive windows of a long context (at most half of a window)
+MAX_QUERY_LENGTH = 64  # question tokens kept (capped at half of max_length)
+MAX_ANSWER_LENGTH = 30  # longest predicted answer, in tokens
+N_BEST = 20  # start and end candidates per window
+
+
+def _answer_tokens(offsets: list, start_char: int, end_char: int) -> tuple[int, int]:
+    """Token positions of the answer's first and last token; (0, 0) when this window does not hold it all."""
+    ctx = [i for i, o in enumerate(offsets) if o is not None]
+    if not ctx or offsets[ctx[0]][0] > start_char or offsets[ctx[-1]][1] < end_char:
+        return 0, 0
+    start = next(i for i in ctx if offsets[i][1] > start_char)
+    end = next(i for i in reversed(ctx) if offsets[i][0] < end_char)
+    return start, end
+
+
+def _best_span(logits: np.ndarray, offsets: list) -> tuple[float, int, int] | None:
+    """(score, start, end) of the best valid span among the top start and end tokens of one window."""
+    starts, ends = logits[:len(offsets), 0], logits[:len(offsets), 1]
+    in_ctx = np.array([o is not None for o in offsets])
+    s = np.argsort(-starts, kind="stable")[:N_BEST]
+    e = np.argsort(-ends, kind="stable")[:N_BEST]
+    s, e = s[in_ctx[s]], e[in_ctx[e]]
+    length = e[None, :] - s[:, None]
+    score = np.where((length >= 0) & (length < MAX_ANSWER_LENGTH), starts[s][:, None] + ends[e][None, :], -np.inf)
+    if not score.size or score.max() == -np.inf:
+        return None
+    i, j = np.unravel_index(score.argmax(), score.shape)
+    return float(score[i, j]), int(s[i]), int(e[j])
+
+
+class SpanQA:
+    name = "span_qa"
+
+    def featurize(self, task: TaskDef, examples: list[dict], tokenizer: Any, max_length: int) -> list[dict]:
+        query_length = min(MAX_QUERY_LENGTH, max_length // 2)
+        questions = [ex["question"].lstrip() for ex in examples]
+        q_offsets = tokenizer(questions, add_special_tokens=False, truncation=True, max_length=query_length,
+                              return_offsets_mapping=True)["offset_mapping"]
+        questions = [q[:o[-1][1]] if len(o) == query_length else q for q, o in zip(questions, q_offsets)]
+        # context tokens per window; the stride must stay below it (half of it leaves room for re-tokenisation)
+        room = max_length - tokenizer.num_special_tokens_to_add(pair=True) - max(map(len, q_offsets), default=0)
+        if room < 2:
+            raise UserError(f"{task.name}: max_length {max_length} leaves no room for the context")
+        enc = tokenizer(questions, [ex["context"] for ex in examples], truncation="only_second",
+                        max_length=max_length, stride=min(DOC_STRIDE, room // 2), return_overflowing_tokens=True,
+                        return_offsets_mapping=True)
+        feats = []
+        for k, (ids, n) in enumerate(zip(enc["input_ids"], enc["overflow_to_sample_mapping"])):
+            offsets = [o if seq == 1 else None for o, seq in zip(enc["offset_mapping"][k], enc.sequence_ids(k))]
+            answers = examples[n]["answers"]
+            start = end = 0
+            if answers["text"]:
+                first = answers["answer_start"][0]
+                start, end = _answer_tokens(offsets, first, first + len(answers["text"][0]))
+            feats.append({"input_ids": ids, "start": start, "end": end, "_example": n, "_offsets": offsets})
+        return feats
+
+    def make_head(self, task: TaskDef, hidden_size: int) -> nn.Module:
+        return nn.Linear(hidden_size, 2)
+
+    def logits(self, backbone: nn.Module, head: nn.Module, batch: dict, pooling: str) -> torch.Tensor:
+        mask = batch["attention_mask"]
+        logits = head(backbone(input_ids=batch["input_ids"], attention_mask=mask).last_hidden_state)
+        return logits.masked_fill(~mask.bool().unsqueeze(-1), torch.finfo(logits.dtype).min)
+
+    def loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
+        return (F.cross_entropy(logits[..., 0], batch["start"]) + F.cross_entropy(logits[..., 1], batch["end"])) / 2
+
+    def predict(self, outputs: list[np.ndarray], features: list[dict], examples: list[dict],
+                task: TaskDef) -> list:
+        """The best span over an example's windows; "" (no answer) for squad_v2 when the null score wins."""
+        best: list[tuple[float, str]] = [(-np.inf, "")] * len(examples)
+        null = [np.inf] * len(examples)
+        for out, feat in zip(outputs, features):
+            n = feat["_example"]
+            null[n] = min(null[n], float(out[0, 0] + out[0, 1]))
+            span = _best_span(out, feat["_offsets"])
+            if span and span[0] > best[n][0]:
+                score, s, e = span
+                best[n] = (score, examples[n]["context"][feat["_offsets"][s][0]:feat["_offsets"][e][1]].strip())
+        allow_null = task.metric == "squad_v2"
+        return ["" if allow_null and null[n] > score else text for n, (score, text) in enumerate(best)]
+
+    def score(self, predictions: list, examples: list[dict], task: TaskDef, language: str) -> dict[str, float]:
+        """SQuAD v1.1 or MLQA exact match and F1; squad_v2 as its official script (no-answer gold is [""])."""
+        golds = {i: ex["answers"]["text"] for i, ex in enumerate(examples)}
+        preds = dict(enumerate(predictions))
+        if task.metric == "mlqa":
+            return mlqa_scores(preds, golds, language)
+        if task.metric != "squad_v2":
+            return squad_scores(preds, golds)
+        golds = {i: [a for a in g if normalize_squad(a)] or [""] for i, g in golds.items()}
+        scores = squad_scores(preds, golds)
+        # the v2 script scores F1 = 1 when prediction and gold both normalise to nothing; v1.1's token F1 gives 0
+        both_empty = sum(not normalize_squad(preds[i]) and golds[i] == [""] for i in golds)
+        scores["f1"] += 100.0 * both_empty / len(golds)
+        return scores

@@ -1,0 +1,64 @@
+"""Sequence tagging (UD-POS, WikiANN NER): one tag per word, predicted at the word's first sub-word."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from xstilts.errors import UserError
+from xstilts.evaluate.metrics import seqeval_scores
+from xstilts.formats.base import IGNORE_INDEX
+from xstilts.tasks.registry import TaskDef
+
+
+def _first_subwords(words: list[int | None]) -> list[tuple[int, int]]:
+    """(token position, word index) of each word's first token."""
+    return [(t, w) for t, w in enumerate(words) if w is not None and (t == 0 or words[t - 1] != w)]
+
+
+class Tagging:
+    name = "tagging"
+
+    def featurize(self, task: TaskDef, examples: list[dict], tokenizer: Any, max_length: int) -> list[dict]:
+        index = {tag: i for i, tag in enumerate(task.labels)}
+        enc = tokenizer([ex["tokens"] for ex in examples], is_split_into_words=True, truncation=True,
+                        max_length=max_length)
+        feats = []
+        for k, ex in enumerate(examples):
+            if unknown := set(ex["tags"]) - index.keys():
+                raise UserError(f"{task.name}: example {ex.get('id')!r} has tags {sorted(unknown)} "
+                                f"outside {list(index)}")
+            words = enc.word_ids(k)
+            label = [IGNORE_INDEX] * len(words)
+            for t, w in _first_subwords(words):
+                label[t] = index[ex["tags"][w]]
+            feats.append({"input_ids": enc["input_ids"][k], "label": label, "_words": words})
+        return feats
+
+    def make_head(self, task: TaskDef, hidden_size: int) -> nn.Module:
+        return nn.Sequential(nn.Dropout(0.1), nn.Linear(hidden_size, len(task.labels)))
+
+    def logits(self, backbone: nn.Module, head: nn.Module, batch: dict, pooling: str) -> torch.Tensor:
+        return head(backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state)
+
+    def loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
+        return F.cross_entropy(logits.flatten(0, 1), batch["labels"].flatten(), ignore_index=IGNORE_INDEX)
+
+    def predict(self, outputs: list[np.ndarray], features: list[dict], examples: list[dict],
+                task: TaskDef) -> list:
+        """A tag per word; words cut off by truncation get "O" (or the first label when there is no "O")."""
+        fallback = "O" if "O" in task.labels else task.labels[0]
+        preds = []
+        for out, feat, ex in zip(outputs, features, examples):
+            tags = [fallback] * len(ex["tokens"])
+            for t, w in _first_subwords(feat["_words"]):
+                tags[w] = task.labels[int(out[t].argmax())]
+            preds.append(tags)
+        return preds
+
+    def score(self, predictions: list, examples: list[dict], task: TaskDef, language: str) -> dict[str, float]:
+        return seqeval_scores([ex["tags"] for ex in examples], predictions)
