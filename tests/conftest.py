@@ -7,6 +7,9 @@ import random
 from pathlib import Path
 
 import pytest
+import transformers
+
+transformers.logging.disable_progress_bar()
 
 from xstilts.tasks import registry
 from xstilts.tasks.registry import JsonlDirSource, TaskDef

@@ -19,10 +19,15 @@ def _markdown(df: pd.DataFrame, index_name: str) -> str:
     return "\n".join(lines)
 
 
+def primary_metric(names: set[str]) -> str:
+    """The metric a table shows: accuracy, F1 (tagging, QA, BUCC) or mAP@20."""
+    return next((m for m in ("accuracy", "f1", "map@20") if m in names), min(names))
+
+
 def target_table(rows: pd.DataFrame, target: str, settings: list[str]) -> pd.DataFrame:
     """Test scores (mean over seeds) per language x setting, then average rows and the gain over 'none'."""
     sub = rows[(rows.target == target) & (rows.split == "test") & (rows.task == target)]
-    metric = sub.metric.iloc[0]
+    metric = primary_metric(set(sub.metric))
     sub = sub[sub.metric == metric]
     table = sub.pivot_table(index="language", columns="intermediate", values="value", aggfunc="mean")
     table = table[[s for s in settings if s in table.columns]]
@@ -42,7 +47,7 @@ def build_report(rows: list[dict], settings: list[str], title: str) -> str:
     for target in sorted(t for t in df.target.unique() if t):
         sub = df[(df.target == target) & (df.split == "test")]
         seeds = sorted(str(s) for s in df[df.target == target].seed.dropna().unique())
-        parts += [f"## {target} ({sub.metric.iloc[0]}, {sub.language.nunique()} languages, seeds: "
+        parts += [f"## {target} ({primary_metric(set(sub.metric))}, {sub.language.nunique()} languages, seeds: "
                   f"{', '.join(seeds) or 'n/a'})", "", _markdown(target_table(df, target, settings), "language"), ""]
     inter = df[df.kind == "intermediate"]
     if len(inter):

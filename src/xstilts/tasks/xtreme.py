@@ -18,6 +18,7 @@ from xstilts.data.local import LocalFiles
 from xstilts.data.official import read_conll, read_squad_json, read_tsv_pairs
 from xstilts.errors import UserError
 from xstilts.evaluate.suites import XTREME, XTREME_R
+from xstilts.tasks import protocol
 from xstilts.tasks.registry import TaskDef, register
 
 NLI_LABELS = ("entailment", "neutral", "contradiction")  # the hub's class ids 0, 1, 2
@@ -129,7 +130,7 @@ _L = {t: suite_languages(t) for t in ("xnli", "pawsx", "udpos", "panx", "xquad",
 _TAGGING = XTREME.tasks["udpos"].metric  # seqeval, as the official scorer
 
 register(TaskDef(
-    "xnli", "classification", "target", "accuracy", fields=PAIR, train_task="mnli",
+    "xnli", "classification", "target", "accuracy", fields=PAIR, train_task="mnli", protocol=protocol.CLASSIFICATION,
     source=_hub("xnli", "facebook/xnli", "{lang}", _nli, _L["xnli"], NLI_LABELS, **HUB),
     local=_local("xnli", "xnli", partial(_pairs, labels=NLI_LABELS), _L["xnli"], NLI_LABELS,
                  dev="dev-{lang}.tsv", test="test-{lang}.tsv")))
@@ -141,17 +142,17 @@ register(TaskDef(
                                          header=True, quoting=csv.QUOTE_NONE, labels=NLI_LABELS),
                  EN, NLI_LABELS, train="train.tsv", dev="dev_matched.tsv")))
 register(TaskDef(
-    "pawsx", "classification", "target", "accuracy", fields=PAIR,
+    "pawsx", "classification", "target", "accuracy", fields=PAIR, protocol=protocol.PAWSX,
     source=_hub("pawsx", "google-research-datasets/paws-x", "{lang}", _paws, _L["pawsx"], PAWSX_LABELS, **HUB),
     local=_local("pawsx", "pawsx", partial(_pairs, labels=PAWSX_LABELS), _L["pawsx"], PAWSX_LABELS,
                  **XTREME_TSV)))
 register(TaskDef(
-    "udpos", "tagging", "target", _TAGGING, fields=("tokens",),
+    "udpos", "tagging", "target", _TAGGING, fields=("tokens",), protocol=protocol.TAGGING,
     source=_hub("udpos", "google/xtreme", _udpos_config, _tagged("pos_tags", UPOS_TAGS), _L["udpos"], UPOS_TAGS,
                 **HUB),
     local=_local("udpos", "udpos", partial(read_conll, tags=UPOS_TAGS), _L["udpos"], UPOS_TAGS, **XTREME_TSV)))
 register(TaskDef(
-    "panx", "tagging", "target", _TAGGING, fields=("tokens",),
+    "panx", "tagging", "target", _TAGGING, fields=("tokens",), protocol=protocol.TAGGING,
     source=_hub("panx", "unimelb-nlp/wikiann", "{lang}", _tagged("ner_tags", PANX_TAGS), _L["panx"], PANX_TAGS,
                 **HUB),
     local=_local("panx", "panx", partial(read_conll, tags=PANX_TAGS, lang_prefix=True), _L["panx"], PANX_TAGS,
@@ -161,18 +162,18 @@ register(TaskDef(
     source=_hub("squad_v1", "rajpurkar/squad", "plain_text", squad_record, EN, train="train", dev="validation"),
     local=_local("squad_v1", "squad", read_squad_json, EN, train="train-v1.1.json", dev="dev-v1.1.json")))
 register(TaskDef(
-    "xquad", "span_qa", "target", "squad", fields=QA, train_task="squad_v1",
+    "xquad", "span_qa", "target", "squad", fields=QA, train_task="squad_v1", protocol=protocol.QA,
     source=_hub("xquad", "google/xquad", "xquad.{lang}", squad_record, _L["xquad"], test="validation"),
     local=_local("xquad", "xquad", read_squad_json, _L["xquad"], test="xquad.{lang}.json")))
 register(TaskDef(
-    "mlqa", "span_qa", "target", "mlqa", fields=QA, train_task="squad_v1",
+    "mlqa", "span_qa", "target", "mlqa", fields=QA, train_task="squad_v1", protocol=protocol.QA,
     source=_hub("mlqa", "google/xtreme", "MLQA.{lang}.{lang}", squad_record, _L["mlqa"], dev="validation",
                 test="test"),
     local=_local("mlqa", "mlqa", read_squad_json, _L["mlqa"],
                  dev="MLQA_V1/dev/dev-context-{lang}-question-{lang}.json",
                  test="MLQA_V1/test/test-context-{lang}-question-{lang}.json")))
 register(TaskDef(  # TyDiQA-GoldP has no English dev set but the test one: dev is the English GoldP dev file
-    "tydiqa", "span_qa", "target", "squad", fields=QA,
+    "tydiqa", "span_qa", "target", "squad", fields=QA, protocol=protocol.QA,
     source=_hub("tydiqa", "google/xtreme", "tydiqa", _tydiqa_record, _L["tydiqa"], train="train", dev="validation",
                 test="validation"),
     local=_local("tydiqa", "tydiqa", _read_tydiqa, _L["tydiqa"],
