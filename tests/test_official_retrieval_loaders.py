@@ -55,7 +55,7 @@ def test_tatoeba_through_the_registry():
     assert records[2]["source"] == "Das Wetter ist heute schön."
     _ids_unique(records)
     assert (task.format, task.kind, task.metric, task.fields) == (
-        "retrieval", "target", "accuracy", ("source", "target"))
+        "retrieval", "target", "accuracy", ("target", "source"))  # English queries, as the official evaluation
     assert len(task.languages) == 41 and {"az", "lt", "pl", "uk", "ro"} <= set(task.languages)
     assert len(get_task("tatoeba").languages) == 36  # the hub has XTREME's languages only
 
