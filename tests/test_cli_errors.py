@@ -45,3 +45,17 @@ def test_missing_config_and_results_dir(tmp_path):
     for args in (("run", "nope.yaml"), ("results", "nowhere")):
         proc = _run(*args, cwd=tmp_path)
         assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_shipped_configs_validate_and_plan():
+    """Every config in configs/ is valid, and the paper config plans offline (hub data is named, not fetched)."""
+    from xstilts.config import load_config
+    from xstilts.experiments.plan import plan
+
+    root = Path(__file__).resolve().parents[1] / "configs"
+    for path in sorted(root.rglob("*.yaml")):
+        load_config(path)
+    jobs = plan(load_config(root / "paper" / "xtreme-xlmr-large.yaml"))
+    kinds = [j.kind for j in jobs]
+    assert kinds.count("intermediate") == 5 * 3
+    assert kinds.count("target") == 7 * 6 * 3 and kinds.count("retrieval") == 5 * 3 + 1

@@ -5,7 +5,10 @@ Every task's predictions are perfect (100) except in one language; the numbers b
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -145,3 +148,17 @@ def test_partial_submission_scores_present_tasks(copy):
     assert list(report) == ["xnli"]  # no group is complete, so no group score and no all_task
     with pytest.raises(UserError, match="unknown suite"):
         score_suite("xtreme-x", copy / "predictions", copy / "labels")
+
+
+def test_score_command_writes_the_report_and_fails_in_one_line(copy, xtreme, tmp_path):
+    """``xstilts score`` prints and writes the same report; a bad folder is one line on stderr, exit 2."""
+    out = tmp_path / "report.json"
+    args = [sys.executable, "-m", "xstilts", "score", "--suite", "xtreme", "--predictions", str(PRED),
+            "--labels", str(LABELS), "--output", str(out)]
+    proc = subprocess.run(args, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == json.loads(out.read_text()) == xtreme
+    (copy / "predictions" / "xnli" / "test-sw.tsv").unlink()
+    args[args.index(str(PRED))] = str(copy / "predictions")
+    proc = subprocess.run(args, capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "test-sw.tsv: missing prediction" in proc.stderr

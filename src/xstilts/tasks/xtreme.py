@@ -148,7 +148,8 @@ register(TaskDef(
                  **XTREME_TSV)))
 register(TaskDef(
     "udpos", "tagging", "target", _TAGGING, fields=("tokens",), protocol=protocol.TAGGING,
-    source=_hub("udpos", "google/xtreme", _udpos_config, _tagged("pos_tags", UPOS_TAGS), _L["udpos"], UPOS_TAGS,
+    source=_hub("udpos", "google/xtreme", _udpos_config, _tagged("pos_tags", UPOS_TAGS),
+                tuple(lang for lang in _L["udpos"] if lang in UDPOS_HUB_NAMES), UPOS_TAGS,
                 **HUB),
     local=_local("udpos", "udpos", partial(read_conll, tags=UPOS_TAGS), _L["udpos"], UPOS_TAGS, **XTREME_TSV)))
 register(TaskDef(
