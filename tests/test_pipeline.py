@@ -80,3 +80,17 @@ def test_same_seed_same_numbers(tiny_model, tiny_tasks, tmp_path):
     losses = [sorted(json.loads(p.read_text())["train"]["final_loss"]
                      for p in (tmp_path / out / "jobs").glob("*/result.json")) for out in ("a", "b")]
     assert losses[0] == losses[1]
+
+
+def test_select_on_dev_keeps_the_best_epoch(tiny_model, tiny_tasks, tmp_path):
+    """With select_on_dev, English dev is scored every epoch and the best epoch's weights are the result."""
+    train = {"batch_size": 8, "lr": 1e-3, "max_length": 32, "epochs": 3, "select_on_dev": True}
+    cfg = ExperimentConfig.model_validate({"model": tiny_model, "targets": [{"task": "t-topic", "train": train}]})
+    run_experiment(cfg, "", tmp_path, Console(quiet=True))
+    result = next(r for r in load_results(tmp_path) if r["kind"] == "target")
+    curve = result["train"]["dev_curve"]
+    assert [u for u, _ in curve] == [8, 16, 23]  # ceil(60 / 8) = 8 updates an epoch; ceil(3 * 60 / 8) = 23 in all
+    best = max(curve, key=lambda c: c[1])
+    assert result["train"]["selected_update"] == best[0]
+    dev = next(m["value"] for m in result["metrics"] if m["split"] == "dev")
+    assert dev == pytest.approx(best[1])  # the kept weights are the ones that scored best

@@ -31,6 +31,7 @@ class TrainConfig(_Strict):
     max_grad_norm: float = Field(1.0, gt=0)
     max_length: int = Field(128, ge=8)
     sampler: Literal["proportional", "uniform"] = "proportional"
+    select_on_dev: bool = Field(False, description="keep the epoch whose English dev score is best")
 
 
 class EvalConfig(_Strict):

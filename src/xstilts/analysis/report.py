@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from xstilts.config import NONE_SETTING
+from xstilts.evaluate.metrics import primary_metric
 
 
 def _fmt(x: float) -> str:
@@ -17,11 +18,6 @@ def _markdown(df: pd.DataFrame, index_name: str) -> str:
     for idx, row in df.iterrows():
         lines.append("| " + " | ".join([str(idx), *(_fmt(v) for v in row)]) + " |")
     return "\n".join(lines)
-
-
-def primary_metric(names: set[str]) -> str:
-    """The metric a table shows: accuracy, F1 (tagging, QA, BUCC) or mAP@20."""
-    return next((m for m in ("accuracy", "f1", "map@20") if m in names), min(names))
 
 
 def target_table(rows: pd.DataFrame, target: str, settings: list[str]) -> pd.DataFrame:

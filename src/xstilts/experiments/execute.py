@@ -20,6 +20,7 @@ from xstilts.evaluate.predict import predict_logits
 from xstilts.experiments.plan import Job, eval_languages
 from xstilts.formats import trainable_format
 from xstilts.evaluate import retrieval
+from xstilts.evaluate.metrics import primary_metric
 from xstilts.evaluate.official_files import write_official
 from xstilts.formats.retrieval import default_layer, embed
 from xstilts.models.backbone import MultiHeadModel, load_backbone, save_backbone
@@ -89,7 +90,7 @@ def _backbone_for(job: Job, out: Path):
     return load_backbone(str(checkpoint_dir(out, job.upstream)) if job.upstream else job.spec["model"])
 
 
-def _train_model(backbone, tokenizer, tasks: list[TaskDef], cfg: TrainConfig, spec: dict,
+def _train_model(backbone, tokenizer, tasks: list[TaskDef], cfg: TrainConfig, eval_cfg: EvalConfig, spec: dict,
                  progress: Progress, label: str) -> tuple[MultiHeadModel, dict]:
     seed = spec["seed"]
     set_seed(seed)
@@ -101,8 +102,14 @@ def _train_model(backbone, tokenizer, tasks: list[TaskDef], cfg: TrainConfig, sp
         examples = t.training_source(spec["data_dir"]).load("train", t.train_language)
         examples = seeded_subset(examples, cfg.max_train_examples, seed)
         train_tasks.append(TrainTask(t.name, formats[t.name].featurize(t, examples, tokenizer, cfg.max_length)))
+    def dev_score() -> float:  # macro average over the tasks of their headline English dev metric
+        rows = [r for t in tasks for r in _dev_metrics(model, t, tokenizer, eval_cfg, spec["data_dir"])]
+        return float(np.mean([r["value"] for r in rows if r["metric"] == primary_metric({x["metric"] for x in rows
+                                                                                          if x["task"] == r["task"]})]))
+
     stats = train(model, train_tasks, cfg, seed, tokenizer.pad_token_id,
-                  on_step=lambda step, total, loss: progress(f"{label} loss {loss:.3f}", step, total))
+                  on_step=lambda step, total, loss: progress(f"{label} loss {loss:.3f}", step, total),
+                  dev_score=dev_score if cfg.select_on_dev else None)
     return model, stats
 
 
@@ -110,8 +117,8 @@ def _run_intermediate(job: Job, out: Path, progress: Progress) -> dict:
     spec = job.spec
     backbone, tokenizer = load_backbone(spec["model"])
     tasks = [get_task(n, data_dir=spec["data_dir"]) for n in spec["intermediate"]]
-    model, stats = _train_model(backbone, tokenizer, tasks, TrainConfig(**spec["train"]), spec, progress,
-                                f"intermediate {job.setting}")
+    model, stats = _train_model(backbone, tokenizer, tasks, TrainConfig(**spec["train"]), EvalConfig(), spec,
+                                progress, f"intermediate {job.setting}")
     metrics = []
     for t in tasks:
         metrics += _dev_metrics(model, t, tokenizer, EvalConfig(), spec["data_dir"])
@@ -125,8 +132,8 @@ def _run_target(job: Job, out: Path, progress: Progress) -> dict:
     task = get_task(spec["target"], data_dir=spec["data_dir"])
     eval_cfg = EvalConfig(**spec["eval"])
     backbone, tokenizer = _backbone_for(job, out)
-    model, stats = _train_model(backbone, tokenizer, [task], TrainConfig(**spec["train"]), spec, progress,
-                                f"{task.name} after {job.setting}")
+    model, stats = _train_model(backbone, tokenizer, [task], TrainConfig(**spec["train"]), eval_cfg, spec,
+                                progress, f"{task.name} after {job.setting}")
     metrics = _dev_metrics(model, task, tokenizer, eval_cfg, spec["data_dir"])
     langs = eval_languages(task, eval_cfg.languages)
     for i, lang in enumerate(langs):

@@ -59,8 +59,13 @@ def planned_updates(sizes: list[int], cfg: TrainConfig) -> int:
 
 
 def train(model: torch.nn.Module, tasks: list[TrainTask], cfg: TrainConfig, seed: int, pad_id: int,
-          on_step: Callable[[int, int, float], None] | None = None) -> dict[str, Any]:
-    """Train ``model`` (a MultiHeadModel) in place; returns what the budget actually used."""
+          on_step: Callable[[int, int, float], None] | None = None,
+          dev_score: Callable[[], float] | None = None) -> dict[str, Any]:
+    """Train ``model`` (a MultiHeadModel) in place; returns what the budget actually used.
+
+    With ``dev_score`` (English dev only), the model is scored after every epoch's worth of updates and at
+    the end, and the best-scoring weights are kept.
+    """
     sizes = [len(t.features) for t in tasks]
     probs = task_probabilities(sizes, cfg.sampler)
     updates = planned_updates(sizes, cfg)
@@ -71,6 +76,9 @@ def train(model: torch.nn.Module, tasks: list[TrainTask], cfg: TrainConfig, seed
     rng = np.random.default_rng(seed)
     streams = [_endless(t, cfg.batch_size, np.random.default_rng([seed, i]), pad_id) for i, t in enumerate(tasks)]
     seen = dict.fromkeys((t.name for t in tasks), 0)
+    per_epoch = max(1, planned_updates(sizes, cfg.model_copy(update={"epochs": 1.0, "max_steps": None})))
+    dev_curve: list[tuple[int, float]] = []
+    best_state = None
     tokens, losses = 0, []
     model.train()
     start = time.perf_counter()
@@ -89,9 +97,19 @@ def train(model: torch.nn.Module, tasks: list[TrainTask], cfg: TrainConfig, seed
         seen[tasks[k].name] += len(batch["input_ids"])
         tokens += int(batch["attention_mask"].sum())
         losses.append(float(loss.detach()))
-        if on_step and (step + 1) % cfg.grad_accum == 0:
-            on_step((step + 1) // cfg.grad_accum, updates, losses[-1])
+        done = (step + 1) // cfg.grad_accum
+        if (step + 1) % cfg.grad_accum:
+            continue
+        if on_step:
+            on_step(done, updates, losses[-1])
+        if dev_score and (done % per_epoch == 0 or done == updates):
+            dev_curve.append((done, dev_score()))
+            model.train()
+            if dev_curve[-1][1] >= max(s for _, s in dev_curve):
+                best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     seconds = time.perf_counter() - start
+    if best_state is not None:
+        model.load_state_dict(best_state)
     examples = sum(seen.values())
     return {
         "updates": updates,
@@ -102,4 +120,5 @@ def train(model: torch.nn.Module, tasks: list[TrainTask], cfg: TrainConfig, seed
         "train_seconds": round(seconds, 3),
         "examples_per_second": round(examples / seconds, 2) if seconds else None,
         "final_loss": float(np.mean(losses[-20:])) if losses else None,
+        **({"dev_curve": dev_curve, "selected_update": max(dev_curve, key=lambda c: c[1])[0]} if dev_curve else {}),
     }
