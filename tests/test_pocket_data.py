@@ -13,7 +13,7 @@ import yaml
 
 from xstilts.cache import sha256_file
 from xstilts.data import pocket
-from xstilts.data.jsonl import read_jsonl
+from xstilts.data.files import read_jsonl
 from xstilts.data.pocket import POCKET_TASKS, build_pocket, pocket_root, read_meta
 from xstilts.errors import UserError
 

@@ -10,18 +10,10 @@ import json
 from pathlib import Path
 from typing import Sequence
 
+from xstilts.data.files import read_text
 from xstilts.errors import UserError
 
 _NO_GOLD = "xtreme's download_data.sh strips test labels; use files that keep them"
-
-
-def _text(path: Path) -> str:
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(f"{path}: missing data file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"{path}: cannot read: {e}") from None
 
 
 def _check_label(path: Path, line: int, label: str, labels: Sequence[str] | None, what: str = "label") -> None:
@@ -40,7 +32,7 @@ def read_tsv_pairs(path: Path, split: str, language: str, *, columns: Sequence[s
     columns as the header (GLUE's ``MNLI/*.tsv``, read with ``quoting=csv.QUOTE_NONE``). Ids are
     ``<split>-<language>-<row>``, counting rows from 0 as xtreme does.
     """
-    rows = csv.reader(io.StringIO(_text(path), newline=""), delimiter="\t", quoting=quoting, strict=True)
+    rows = csv.reader(io.StringIO(read_text(path), newline=""), delimiter="\t", quoting=quoting, strict=True)
     names, index = list(columns), [0, 1, 2]
     examples: list[dict] = []
     try:
@@ -85,7 +77,7 @@ def read_conll(path: Path, split: str, language: str, *, tags: Sequence[str] | N
             tokens.clear()
             labels.clear()
 
-    for n, line in enumerate(_text(path).split("\n"), 1):
+    for n, line in enumerate(read_text(path).split("\n"), 1):
         line = line.rstrip("\r")
         if not line.strip():
             flush()
@@ -120,7 +112,7 @@ def read_squad_json(path: Path, split: str, language: str, *, id_prefix: str | N
     """Questions ``{"id", "question", "context", "answers": {"text", "answer_start"}}`` from a SQuAD v1.1 JSON
     file (SQuAD, XQuAD, MLQA, TyDiQA-GoldP). With ``id_prefix``, only the questions whose id starts with it
     (one language of TyDiQA-GoldP's combined train file). Ids must be unique; answers must not be empty."""
-    text = _text(path)
+    text = read_text(path)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:

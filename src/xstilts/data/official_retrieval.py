@@ -49,6 +49,7 @@ from pathlib import Path
 from xstilts.cache import sha256_file
 from xstilts.data.hub import HubSource
 from xstilts.data.local import LocalFiles
+from xstilts.data.files import read_text
 from xstilts.errors import UserError
 from xstilts.evaluate.suites import XTREME, XTREME_R
 
@@ -174,18 +175,9 @@ def _first(root: Path, *paths: str) -> str:
 # ---------------------------------------------------------------- reading
 
 
-def _text(path: Path) -> str:
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(f"{path}: missing data file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"{path}: cannot read: {e}") from None
-
-
 def _lines(path: Path) -> list[str]:
     """Lines as ``open()`` iterates them (universal newlines), without line ends."""
-    lines = _text(path).split("\n")
+    lines = read_text(path).split("\n")
     return lines[:-1] if lines[-1] == "" else lines
 
 
@@ -319,7 +311,7 @@ def bucc_files(root: Path, langs: tuple[str, ...] = BUCC_LANGS) -> OfficialFiles
 
 def _read_json(path: Path):
     try:
-        return json.loads(_text(path))
+        return json.loads(read_text(path))
     except json.JSONDecodeError as e:
         raise UserError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from None
 

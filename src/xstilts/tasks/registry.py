@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Callable, Protocol
 
 from xstilts.cache import sha256_file
-from xstilts.data.jsonl import read_jsonl
+from xstilts.data.files import read_jsonl
 from xstilts.errors import UserError
 
 
