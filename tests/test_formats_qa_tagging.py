@@ -246,7 +246,7 @@ def _train(model_path: str, task: TaskDef, examples: list[dict], max_length: int
     backbone, tok = load_backbone(model_path)
     fmt = trainable_format(task.format)
     model = MultiHeadModel(backbone, {task.name: fmt.make_head(task, backbone.config.hidden_size)},
-                           {task.name: fmt}, "mean")
+                           {task.name: fmt}, {task.name: task.name}, "mean")
     feats = fmt.featurize(task, examples, tok, max_length)
     losses = []
     cfg = TrainConfig(lr=5e-3, batch_size=8, max_steps=20, warmup_ratio=0.0)

@@ -94,3 +94,46 @@ def test_select_on_dev_keeps_the_best_epoch(tiny_model, tiny_tasks, tmp_path):
     assert result["train"]["selected_update"] == best[0]
     dev = next(m["value"] for m in result["metrics"] if m["split"] == "dev")
     assert dev == pytest.approx(best[1])  # the kept weights are the ones that scored best
+
+
+def test_tasks_share_a_head_by_name(tiny_model, tiny_tasks, monkeypatch):
+    """Two datasets naming one head train a single head; a head shared across formats is refused."""
+    import dataclasses
+
+    from xstilts.config import EvalConfig, TrainConfig
+    from xstilts.errors import UserError
+    from xstilts.experiments.execute import _train_model
+    from xstilts.models.backbone import load_backbone
+    from xstilts.tasks import registry
+
+    topic = registry.get_task("t-topic")
+    twin = dataclasses.replace(topic, name="t-topic-twin", head="topics")
+    monkeypatch.setitem(registry._TASKS, "t-topic-twin", twin)
+    tasks = [dataclasses.replace(topic, head="topics"), twin]
+    spec = {"seed": 1, "head_pooling": "mean", "data_dir": None}
+    cfg = TrainConfig(batch_size=8, max_steps=4, loss_weights={"t-topic-twin": 0.5})
+    backbone, tok = load_backbone(tiny_model)
+    model, stats = _train_model(backbone, tok, tasks, cfg, EvalConfig(), spec, lambda *a: None, "x")
+    assert list(model.heads) == ["topics"] and model.head_of == {"t-topic": "topics", "t-topic-twin": "topics"}
+    assert stats["updates"] == 4 and stats["stopped_by"] == "budget"
+    odd = dataclasses.replace(registry.get_task("t-sametopic"), head="topics")
+    with pytest.raises(UserError, match="share head 'topics'"):
+        _train_model(backbone, tok, [tasks[0], odd], cfg, EvalConfig(), spec, lambda *a: None, "x")
+
+
+def test_early_stopping_and_wall_clock_budget_are_recorded(tiny_model, tiny_tasks):
+    from xstilts.config import EvalConfig, TrainConfig
+    from xstilts.experiments.execute import _train_model
+    from xstilts.models.backbone import load_backbone
+    from xstilts.tasks.registry import get_task
+
+    spec = {"seed": 1, "head_pooling": "mean", "data_dir": None}
+    backbone, tok = load_backbone(tiny_model)
+    cfg = TrainConfig(batch_size=8, lr=0.0 + 1e-12, epochs=20, select_on_dev=True, early_stopping_patience=2)
+    _, stats = _train_model(backbone, tok, [get_task("t-topic")], cfg, EvalConfig(), spec, lambda *a: None, "x")
+    # a learning rate of ~0 never improves dev: the first score stays best and two more end training
+    assert stats["stopped_by"] == "early_stopping" and len(stats["dev_curve"]) == 3
+    assert stats["updates"] == 3 * 8 < stats["planned_updates"] and stats["selected_update"] == 8
+    cfg = TrainConfig(batch_size=8, epochs=50, max_seconds=0.5)
+    _, stats = _train_model(backbone, tok, [get_task("t-topic")], cfg, EvalConfig(), spec, lambda *a: None, "x")
+    assert stats["stopped_by"] == "max_seconds" and stats["updates"] < stats["planned_updates"]

@@ -95,3 +95,29 @@ def test_report_table_averages_and_gains():
     assert table.loc["avg (all)", "a"] == pytest.approx(61 + 40 / 3)
     assert table.loc["avg (zero-shot)", "none"] == pytest.approx(56)
     assert table.loc["gain vs none (zero-shot)", "a"] == pytest.approx(10)
+
+
+@pytest.mark.parametrize("sampler,kwargs,expected", [
+    ("uniform", {}, [1 / 3, 1 / 3, 1 / 3]),
+    ("proportional", {}, [100 / 1600, 500 / 1600, 1000 / 1600]),
+    ("temperature", {"temperature": 2.0}, np.sqrt([100, 500, 1000]) / np.sqrt([100, 500, 1000]).sum()),
+    ("capped", {"cap": 400}, [100 / 900, 400 / 900, 400 / 900]),
+])
+def test_samplers_draw_their_stated_distribution(sampler, kwargs, expected):
+    """Over 10,000 draws (as the training loop draws), each task's frequency is within 2 points of p_i."""
+    probs = task_probabilities([100, 500, 1000], sampler, **kwargs)
+    assert probs == pytest.approx(expected)
+    rng = np.random.default_rng(0)
+    draws = [int(rng.choice(3, p=probs)) for _ in range(10_000)]
+    freq = np.bincount(draws, minlength=3) / 10_000
+    assert np.abs(freq - probs).max() < 0.02
+
+
+def test_budgets_in_updates():
+    from xstilts.config import TrainConfig
+    from xstilts.train.loop import planned_updates
+
+    assert planned_updates([100, 60], TrainConfig(batch_size=8, epochs=2)) == 40
+    assert planned_updates([100, 60], TrainConfig(batch_size=8, grad_accum=2, epochs=2)) == 20
+    assert planned_updates([100, 60], TrainConfig(batch_size=8, max_examples=100)) == 13
+    assert planned_updates([100, 60], TrainConfig(batch_size=8, max_steps=7, epochs=9)) == 7

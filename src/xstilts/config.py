@@ -24,14 +24,29 @@ class TrainConfig(_Strict):
     batch_size: int = Field(32, ge=1)
     grad_accum: int = Field(1, ge=1)
     epochs: float = Field(1.0, gt=0)
-    max_steps: int | None = Field(None, ge=1, description="overrides epochs when set")
+    max_steps: int | None = Field(None, ge=1, description="optimizer updates; overrides epochs when set")
+    max_examples: int | None = Field(None, ge=1, description="examples seen in all; overrides epochs when set")
+    max_seconds: float | None = Field(None, gt=0, description="wall-clock cap on training (not reproducible)")
     max_train_examples: int | None = Field(None, ge=1, description="seeded subsample of each task's train split")
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
     weight_decay: float = Field(0.01, ge=0)
     max_grad_norm: float = Field(1.0, gt=0)
     max_length: int = Field(128, ge=8)
-    sampler: Literal["proportional", "uniform"] = "proportional"
+    sampler: Literal["proportional", "uniform", "temperature", "capped"] = "proportional"
+    temperature: float = Field(2.0, gt=0, description="temperature sampler: p ~ n^(1/T)")
+    sampler_cap: int | None = Field(None, ge=1, description="capped sampler: p ~ min(n, cap)")
+    loss_weights: dict[str, float] = Field(default_factory=dict, description="task -> loss multiplier (default 1)")
     select_on_dev: bool = Field(False, description="keep the epoch whose English dev score is best")
+    select_by: str = Field("macro", description="dev score to select on: macro (mean over tasks) or a task name")
+    early_stopping_patience: int | None = Field(None, ge=1, description="stop after N dev scores without a gain")
+
+    @model_validator(mode="after")
+    def _sampler_settings(self) -> "TrainConfig":
+        if self.sampler == "capped" and self.sampler_cap is None:
+            raise ValueError("sampler 'capped' needs sampler_cap")
+        if self.early_stopping_patience and not self.select_on_dev:
+            raise ValueError("early_stopping_patience needs select_on_dev: true")
+        return self
 
 
 class EvalConfig(_Strict):

@@ -19,6 +19,7 @@ from xstilts.config import EvalConfig, TrainConfig
 from xstilts.evaluate.predict import predict_logits
 from xstilts.experiments.plan import Job, eval_languages
 from xstilts.formats import trainable_format
+from xstilts.errors import UserError
 from xstilts.evaluate import retrieval
 from xstilts.evaluate.metrics import primary_metric
 from xstilts.evaluate.official_files import write_official
@@ -95,17 +96,29 @@ def _train_model(backbone, tokenizer, tasks: list[TaskDef], cfg: TrainConfig, ev
     seed = spec["seed"]
     set_seed(seed)
     formats = {t.name: trainable_format(t.format) for t in tasks}
-    heads = {t.name: formats[t.name].make_head(t, backbone.config.hidden_size) for t in tasks}
-    model = MultiHeadModel(backbone, heads, formats, spec["head_pooling"])
+    heads: dict[str, Any] = {}
+    for t in tasks:
+        first = next(o for o in tasks if o.head_name == t.head_name)
+        if (first.format, first.labels) != (t.format, t.labels):
+            raise UserError(f"tasks {first.name} and {t.name} share head {t.head_name!r} but differ in format or labels")
+        heads.setdefault(t.head_name, formats[t.name].make_head(t, backbone.config.hidden_size))
+    model = MultiHeadModel(backbone, heads, formats, {t.name: t.head_name for t in tasks}, spec["head_pooling"])
     train_tasks = []
     for t in tasks:
         examples = t.training_source(spec["data_dir"]).load("train", t.train_language)
         examples = seeded_subset(examples, cfg.max_train_examples, seed)
         train_tasks.append(TrainTask(t.name, formats[t.name].featurize(t, examples, tokenizer, cfg.max_length)))
-    def dev_score() -> float:  # macro average over the tasks of their headline English dev metric
-        rows = [r for t in tasks for r in _dev_metrics(model, t, tokenizer, eval_cfg, spec["data_dir"])]
-        return float(np.mean([r["value"] for r in rows if r["metric"] == primary_metric({x["metric"] for x in rows
-                                                                                          if x["task"] == r["task"]})]))
+    if cfg.select_by != "macro" and cfg.select_by not in {t.name for t in tasks}:
+        raise UserError(f"select_by: {cfg.select_by!r} is neither 'macro' nor one of the tasks {[t.name for t in tasks]}")
+    chosen = tasks if cfg.select_by == "macro" else [t for t in tasks if t.name == cfg.select_by]
+
+    def dev_score() -> float:  # the headline English dev metric, averaged over the chosen tasks
+        scores = []
+        for t in chosen:
+            rows = _dev_metrics(model, t, tokenizer, eval_cfg, spec["data_dir"])
+            headline = primary_metric({r["metric"] for r in rows})
+            scores += [r["value"] for r in rows if r["metric"] == headline]
+        return float(np.mean(scores))
 
     stats = train(model, train_tasks, cfg, seed, tokenizer.pad_token_id,
                   on_step=lambda step, total, loss: progress(f"{label} loss {loss:.3f}", step, total),

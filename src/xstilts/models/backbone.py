@@ -32,17 +32,20 @@ def _is_bert_like(path: str) -> bool:
 
 
 class MultiHeadModel(nn.Module):
-    """One backbone, one head per task name; ``forward(task, batch)`` returns that task's logits."""
+    """One backbone and named heads; ``head_of`` maps each task to its head (tasks may share one).
+    ``forward(task, batch)`` returns that task's logits."""
 
-    def __init__(self, backbone: nn.Module, heads: dict[str, nn.Module], formats: dict[str, Any], pooling: str):
+    def __init__(self, backbone: nn.Module, heads: dict[str, nn.Module], formats: dict[str, Any],
+                 head_of: dict[str, str], pooling: str):
         super().__init__()
         self.backbone = backbone
         self.heads = nn.ModuleDict(heads)
         self.formats = formats
+        self.head_of = head_of
         self.pooling = pooling
 
     def forward(self, task: str, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.formats[task].logits(self.backbone, self.heads[task], batch, self.pooling)
+        return self.formats[task].logits(self.backbone, self.heads[self.head_of[task]], batch, self.pooling)
 
 
 def save_backbone(backbone: nn.Module, tokenizer: Any, directory: Path) -> None:

@@ -102,6 +102,11 @@ class TaskDef:
     train_task: str | None = None  # English train/dev come from this task (XNLI trains on MNLI)
     local: Callable[[Path], Source] | None = field(default=None, compare=False)  # reader of the official layout
     protocol: dict = field(default_factory=dict, compare=False)  # {"train": {...}, "eval": {...}} paper defaults
+    head: str | None = None  # tasks naming the same head train one shared head (same format and labels)
+
+    @property
+    def head_name(self) -> str:
+        return self.head or self.name
 
     def training_source(self, data_dir: str | Path | None = None) -> Source:
         """Where the English train and dev splits come from."""

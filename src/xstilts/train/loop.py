@@ -52,33 +52,40 @@ def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
 
 
 def planned_updates(sizes: list[int], cfg: TrainConfig) -> int:
-    """Optimizer updates for the budget: max_steps, or epochs over all tasks' examples."""
+    """Optimizer updates for the budget: max_steps, max_examples, or epochs over all tasks' examples."""
+    per_update = cfg.batch_size * cfg.grad_accum
     if cfg.max_steps:
         return cfg.max_steps
-    return max(1, math.ceil(cfg.epochs * sum(sizes) / (cfg.batch_size * cfg.grad_accum)))
+    if cfg.max_examples:
+        return max(1, math.ceil(cfg.max_examples / per_update))
+    return max(1, math.ceil(cfg.epochs * sum(sizes) / per_update))
 
 
 def train(model: torch.nn.Module, tasks: list[TrainTask], cfg: TrainConfig, seed: int, pad_id: int,
           on_step: Callable[[int, int, float], None] | None = None,
           dev_score: Callable[[], float] | None = None) -> dict[str, Any]:
-    """Train ``model`` (a MultiHeadModel) in place; returns what the budget actually used.
+    """Train ``model`` (a MultiHeadModel) in place; returns the budget it actually used.
 
     With ``dev_score`` (English dev only), the model is scored after every epoch's worth of updates and at
-    the end, and the best-scoring weights are kept.
+    the end; the best-scoring weights are kept, and training stops early after ``early_stopping_patience``
+    scores without a gain. ``max_seconds`` stops training at a wall-clock cap.
     """
     sizes = [len(t.features) for t in tasks]
-    probs = task_probabilities(sizes, cfg.sampler)
+    probs = task_probabilities(sizes, cfg.sampler, cfg.temperature, cfg.sampler_cap)
+    weights = [cfg.loss_weights.get(t.name, 1.0) for t in tasks]
     updates = planned_updates(sizes, cfg)
     accelerator = Accelerator(gradient_accumulation_steps=cfg.grad_accum)
-    optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, fused=True)  # ~10x faster step on CPU
+    # fused AdamW: a ~10x faster optimizer step on CPU than the default loop
+    optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, fused=True)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * updates), updates)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    formats = accelerator.unwrap_model(model).formats
     rng = np.random.default_rng(seed)
     streams = [_endless(t, cfg.batch_size, np.random.default_rng([seed, i]), pad_id) for i, t in enumerate(tasks)]
     seen = dict.fromkeys((t.name for t in tasks), 0)
-    per_epoch = max(1, planned_updates(sizes, cfg.model_copy(update={"epochs": 1.0, "max_steps": None})))
+    per_epoch = max(1, math.ceil(sum(sizes) / (cfg.batch_size * cfg.grad_accum)))
     dev_curve: list[tuple[int, float]] = []
-    best_state = None
+    best_state, stopped_by, done = None, "budget", 0
     tokens, losses = 0, []
     model.train()
     start = time.perf_counter()
@@ -86,9 +93,8 @@ def train(model: torch.nn.Module, tasks: list[TrainTask], cfg: TrainConfig, seed
         k = int(rng.choice(len(tasks), p=probs))
         batch = {n: v.to(accelerator.device) for n, v in next(streams[k]).items()}
         with accelerator.accumulate(model):
-            logits = model(tasks[k].name, batch)
-            loss = accelerator.unwrap_model(model).formats[tasks[k].name].loss(logits, batch)
-            accelerator.backward(loss)
+            loss = formats[tasks[k].name].loss(model(tasks[k].name, batch), batch)
+            accelerator.backward(loss * weights[k])
             if accelerator.sync_gradients:
                 accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
             optimizer.step()
@@ -97,22 +103,32 @@ def train(model: torch.nn.Module, tasks: list[TrainTask], cfg: TrainConfig, seed
         seen[tasks[k].name] += len(batch["input_ids"])
         tokens += int(batch["attention_mask"].sum())
         losses.append(float(loss.detach()))
-        done = (step + 1) // cfg.grad_accum
         if (step + 1) % cfg.grad_accum:
             continue
+        done = (step + 1) // cfg.grad_accum
         if on_step:
             on_step(done, updates, losses[-1])
-        if dev_score and (done % per_epoch == 0 or done == updates):
+        out_of_time = cfg.max_seconds is not None and time.perf_counter() - start >= cfg.max_seconds
+        if dev_score and (done % per_epoch == 0 or done == updates or out_of_time):
             dev_curve.append((done, dev_score()))
             model.train()
-            if dev_curve[-1][1] >= max(s for _, s in dev_curve):
-                best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            best = max(range(len(dev_curve)), key=lambda i: dev_curve[i][1])
+            if best == len(dev_curve) - 1:
+                best_state = {name: v.detach().cpu().clone() for name, v in model.state_dict().items()}
+            elif cfg.early_stopping_patience and len(dev_curve) - 1 - best >= cfg.early_stopping_patience:
+                stopped_by = "early_stopping"
+                break
+        if out_of_time:
+            stopped_by = "max_seconds"
+            break
     seconds = time.perf_counter() - start
     if best_state is not None:
         model.load_state_dict(best_state)
     examples = sum(seen.values())
     return {
-        "updates": updates,
+        "planned_updates": updates,
+        "updates": done,
+        "stopped_by": stopped_by,
         "examples_seen": seen,
         "epochs_seen": {t.name: seen[t.name] / max(1, len(t.features)) for t in tasks},
         "tokens_seen": tokens,
