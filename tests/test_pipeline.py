@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from rich.console import Console
 
@@ -137,3 +138,44 @@ def test_early_stopping_and_wall_clock_budget_are_recorded(tiny_model, tiny_task
     cfg = TrainConfig(batch_size=8, epochs=50, max_seconds=0.5)
     _, stats = _train_model(backbone, tok, [get_task("t-topic")], cfg, EvalConfig(), spec, lambda *a: None, "x")
     assert stats["stopped_by"] == "max_seconds" and stats["updates"] < stats["planned_updates"]
+
+
+def test_select_top_k_by_english_dev(tiny_model, tiny_tasks, tmp_path, monkeypatch):
+    """select top_k 2 of 3 candidates: 3 intermediate jobs, and only the 2 best (alone and together) reach targets."""
+    import dataclasses
+
+    from xstilts.tasks import registry
+
+    twin = dataclasses.replace(registry.get_task("t-sametopic"), name="t-twin")
+    monkeypatch.setitem(registry._TASKS, "t-twin", twin)
+    budget = {"batch_size": 8, "lr": 1e-3, "max_length": 32, "max_steps": 3}
+    cfg = ExperimentConfig.model_validate({
+        "model": tiny_model, "seeds": [1],
+        "intermediate": {"settings": ["none", "t-answer", "t-sametopic", "t-twin"], "train": budget,
+                         "select": {"top_k": 2, "by": "english_dev"}},
+        "targets": [{"task": "t-topic", "train": budget}]})
+    assert [j.kind for j in plan(cfg)] == ["intermediate"] * 3 + ["target"]  # before selection: the baseline only
+    run_experiment(cfg, "", tmp_path, Console(quiet=True))
+    results = load_results(tmp_path)
+    dev = {r["intermediate"]: r["metrics"][0]["value"] for r in results if r["kind"] == "intermediate"}
+    candidates = {s: v for s, v in dev.items() if "+" not in s}
+    assert len(candidates) == 3
+    best = sorted(candidates, key=lambda s: (-candidates[s], s))[:2]
+    assert set(dev) == {*candidates, "+".join(best)}  # plus the union of the two best
+    targets = {r["intermediate"] for r in results if r["kind"] == "target"}
+    assert targets == {"none", *best, "+".join(best)}
+    import pandas as pd
+
+    from xstilts.analysis.report import build_report, selection_table
+    table, rho = selection_table(pd.DataFrame(metric_rows(results)), ["t-topic"])
+    assert list(table.index[:2]) == best and table.loc[best[0], "rank"] == 1
+
+    def zero_shot(setting):
+        return np.mean([m["value"] for r in results if r["kind"] == "target" and r["intermediate"] == setting
+                        for m in r["metrics"] if m["split"] == "test" and m["language"] != "en"])
+
+    assert table.loc[best[0], "gain t-topic"] == pytest.approx(zero_shot(best[0]) - zero_shot("none"))
+    assert np.isnan(table.loc[[s for s in candidates if s not in best][0], "gain t-topic"])  # never sent to targets
+    assert rho == {"t-topic": None}  # 2 tasks with gains: too few for a correlation
+    report = build_report(metric_rows(results), cfg.intermediate.settings, "selection")
+    assert "English dev rank and zero-shot gain" in report and "t-topic gain: n/a" in report

@@ -61,11 +61,28 @@ class EvalConfig(_Strict):
     pooling: Literal["mean", "cls"] = "mean"
 
 
+class SelectConfig(_Strict):
+    """Train every candidate, rank them by English dev score, and send the top k to the targets."""
+
+    top_k: int = Field(ge=1)
+    by: Literal["english_dev"] = "english_dev"
+
+
 class IntermediateConfig(_Strict):
     """Intermediate-task settings: 'none' (baseline) and task names joined by '+' for multi-task."""
 
     settings: list[str] = Field(default_factory=lambda: [NONE_SETTING])
     train: TrainConfig = TrainConfig()
+    select: SelectConfig | None = None
+
+    @model_validator(mode="after")
+    def _select_candidates(self) -> "IntermediateConfig":
+        candidates = [s for s in self.settings if s != NONE_SETTING]
+        if self.select and any("+" in s for s in candidates):
+            raise ValueError("with select, settings list single candidate tasks (the top k are combined for you)")
+        if self.select and self.select.top_k > len(candidates):
+            raise ValueError(f"select.top_k {self.select.top_k} exceeds the {len(candidates)} candidates")
+        return self
 
     @field_validator("settings")
     @classmethod

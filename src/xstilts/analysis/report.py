@@ -26,7 +26,7 @@ def target_table(rows: pd.DataFrame, target: str, settings: list[str]) -> pd.Dat
     metric = primary_metric(set(sub.metric))
     sub = sub[sub.metric == metric]
     table = sub.pivot_table(index="language", columns="intermediate", values="value", aggfunc="mean")
-    table = table[[s for s in settings if s in table.columns]]
+    table = table[[s for s in settings if s in table.columns] + sorted(set(table.columns) - set(settings))]
     langs = sorted(table.index, key=lambda lang: (lang != "en", lang))
     table = table.loc[langs]
     zero_shot = table.drop(index="en", errors="ignore")
@@ -36,17 +36,46 @@ def target_table(rows: pd.DataFrame, target: str, settings: list[str]) -> pd.Dat
     return pd.concat([table, summary])
 
 
+def _english_dev(df: pd.DataFrame) -> pd.DataFrame:
+    """Headline English dev score of each intermediate task per setting (mean over seeds)."""
+    inter = df[(df.kind == "intermediate") & (df.split == "dev")]
+    keep = inter.groupby("task").metric.transform(lambda m: m == primary_metric(set(m)))
+    return inter[keep].pivot_table(index="intermediate", columns="task", values="value", aggfunc="mean")
+
+
+def selection_table(df: pd.DataFrame, targets: list[str]) -> tuple[pd.DataFrame, dict[str, float | None]]:
+    """Single intermediate tasks ranked by English dev score, with the zero-shot gain each gave per target,
+    and per target the Spearman correlation of dev score and gain (None below 3 tasks)."""
+    from scipy.stats import spearmanr
+
+    dev = _english_dev(df)
+    singles = pd.Series({s: dev.loc[s, s] for s in dev.index if "+" not in s and s in dev.columns}, dtype=float)
+    table = pd.DataFrame({"english dev": singles, "rank": singles.rank(ascending=False, method="min")})
+    rho = {}
+    for target in targets:
+        gains = target_table(df, target, [NONE_SETTING]).loc["gain vs none (zero-shot)"]
+        table[f"gain {target}"] = gains.reindex(table.index)
+        both = table[["english dev", f"gain {target}"]].dropna()
+        rho[target] = float(spearmanr(both.iloc[:, 0], both.iloc[:, 1]).statistic) if len(both) >= 3 else None
+    return table.sort_values("rank"), rho
+
+
 def build_report(rows: list[dict], settings: list[str], title: str) -> str:
     """The markdown report of an experiment's metric rows."""
     df = pd.DataFrame(rows)
     parts = [f"# {title}", "", "Scores in percent (mean over seeds). Zero-shot = every language but English.", ""]
-    for target in sorted(t for t in df.target.unique() if t):
+    targets = sorted(t for t in df.target.unique() if t)
+    for target in targets:
         sub = df[(df.target == target) & (df.split == "test")]
-        seeds = sorted(str(s) for s in df[df.target == target].seed.dropna().unique())
+        seeds = sorted({str(int(s)) for s in df[df.target == target].seed.dropna()})
         parts += [f"## {target} ({primary_metric(set(sub.metric))}, {sub.language.nunique()} languages, seeds: "
                   f"{', '.join(seeds) or 'n/a'})", "", _markdown(target_table(df, target, settings), "language"), ""]
-    inter = df[df.kind == "intermediate"]
-    if len(inter):
-        dev = inter.pivot_table(index="intermediate", columns="task", values="value", aggfunc="mean")
-        parts += ["## Intermediate tasks: English dev", "", _markdown(dev, "setting"), ""]
+    if (df.kind == "intermediate").any():
+        table, rho = selection_table(df, [t for t in targets if NONE_SETTING in set(df[df.target == t].intermediate)])
+        parts += ["## Intermediate tasks: English dev rank and zero-shot gain", "",
+                  "Rank 1 = best English dev score; gain = zero-shot average minus the baseline's.", "",
+                  _markdown(table, "task"), ""]
+        parts += [f"Spearman correlation of English dev score and {t} gain: "
+                  + ("n/a (fewer than 3 tasks)" if r is None else f"{r:.2f}") for t, r in rho.items()]
+        parts += ["", "English dev of every intermediate job:", "", _markdown(_english_dev(df), "setting"), ""]
     return "\n".join(parts)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from pydantic import BaseModel
 
 from xstilts.config import NONE_SETTING, ExperimentConfig
 from xstilts.errors import UserError
+from xstilts.evaluate.metrics import primary_metric
 from xstilts.formats import RETRIEVAL
 from xstilts.models.registry import model_fingerprint
 from xstilts.tasks.registry import TaskDef, get_task
@@ -71,24 +72,52 @@ def _with_protocol(given: BaseModel, task: TaskDef, part: str) -> dict:
     return type(given)(**merged).model_dump()
 
 
-def plan(cfg: ExperimentConfig) -> list[Job]:
-    """Every job of the experiment, deduplicated, each after the jobs it needs."""
+def english_dev(results: list[dict]) -> float | None:
+    """Mean over seeds of an intermediate task's headline English dev metric (None until every seed is done)."""
+    if not results or any(r is None for r in results):
+        return None
+    return float(sum(next(m["value"] for m in r["metrics"] if m["metric"] == primary_metric(
+        {x["metric"] for x in r["metrics"]})) for r in results) / len(results))
+
+
+def ranking(cfg: ExperimentConfig, jobs: dict[str, Job], done: Callable[[str], dict | None]) -> list[tuple[str, float]]:
+    """Candidate intermediate tasks by falling English dev score; empty until all candidates have finished."""
+    scores = {}
+    for setting in cfg.intermediate.settings:
+        if setting != NONE_SETTING:
+            runs = [done(j.id) for j in jobs.values() if j.kind == "intermediate" and j.setting == setting]
+            scores[setting] = english_dev(runs)
+    if any(s is None for s in scores.values()):
+        return []
+    return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def plan(cfg: ExperimentConfig, done: Callable[[str], dict | None] = lambda job_id: None) -> list[Job]:
+    """Every job of the experiment, deduplicated, each after the jobs it needs. ``done(job_id)`` gives a
+    finished job's result: with ``intermediate.select``, target jobs of the top-k candidates (alone and
+    together) appear once every candidate's result is there."""
     model = {"model": cfg.model, "weights": model_fingerprint(cfg.model), "head_pooling": cfg.head_pooling,
              "data_dir": cfg.data_dir}
     data_dir = cfg.data_dir
     jobs: dict[str, Job] = {}
+
+    def intermediate(setting: str, seed: int) -> Job:
+        names = setting.split("+")
+        data = {n: get_task(n, data_dir=data_dir).data_checksum(_train_splits(get_task(n)), data_dir) for n in names}
+        job = _make("intermediate", {**model, "intermediate": names, "data": data,
+                                     "train": cfg.intermediate.train.model_dump(), "seed": seed}, None)
+        return jobs.setdefault(job.id, job)
+
     for seed in cfg.seeds:
-        upstream: dict[str, Job | None] = {}
         for setting in cfg.intermediate.settings:
-            if setting == NONE_SETTING:
-                upstream[setting] = None
-                continue
-            names = setting.split("+")
-            data = {n: get_task(n, data_dir=data_dir).data_checksum(_train_splits(get_task(n)), data_dir)
-                    for n in names}
-            job = _make("intermediate", {**model, "intermediate": names, "data": data,
-                                         "train": cfg.intermediate.train.model_dump(), "seed": seed}, None)
-            upstream[setting] = jobs.setdefault(job.id, job)
+            if setting != NONE_SETTING:
+                intermediate(setting, seed)
+    settings = cfg.intermediate.settings
+    if cfg.intermediate.select:
+        top = [name for name, _ in ranking(cfg, jobs, done)[:cfg.intermediate.select.top_k]]
+        settings = [NONE_SETTING, *top, *(["+".join(top)] if len(top) > 1 else [])]
+    for seed in cfg.seeds:
+        upstream = {s: None if s == NONE_SETTING else intermediate(s, seed) for s in settings}
         for target in cfg.targets:
             task = get_task(target.task, data_dir=data_dir)
             for setting, up in upstream.items():

@@ -19,6 +19,12 @@ def is_done(out: Path, job_id: str) -> bool:
     return result_path(out, job_id).is_file()
 
 
+def read_result(out: Path, job_id: str) -> dict | None:
+    """A finished job's result, or None."""
+    path = result_path(out, job_id)
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
 def load_results(out: Path) -> list[dict]:
     """Every finished job's result in ``out``, oldest first."""
     out = Path(out)

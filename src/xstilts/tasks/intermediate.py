@@ -1,0 +1,103 @@
+"""The paper's English intermediate tasks (Phang et al. 2020) besides mnli and squad_v1 (tasks/xtreme.py):
+anli_plus, qqp, squad_v2, hellaswag, commonsenseqa, cosmosqa, ccg, sst2.
+
+Each has train and dev splits in English: the hub by default, with a data_dir the official files
+(layouts and record schemas: ``xstilts.data.official_intermediate``). anli_plus trains on ANLI R1-R3, SNLI
+and MNLI together and is scored on the three ANLI dev rounds; it and mnli (which xnli trains on) classify
+the same three NLI labels, so they may share one head (``NLI_HEAD``). CCGbank is licensed: ccg reads
+data_dir only, and its tag set is the one of its files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from xstilts.data import official_intermediate as files
+from xstilts.data.official_intermediate import ConcatSource, Part, TagsFromData
+from xstilts.data.official_retrieval import LocalOnly
+from xstilts.tasks.registry import TaskDef, get_task, register
+from xstilts.tasks.xtreme import EN, NLI_LABELS, PAIR, QA, _class, _hub, _local, _pair, _splits, squad_record
+
+NLI_HEAD = "nli"  # the head anli_plus and mnli (hence xnli) share
+MC = ("question", "choices")
+TRAIN_DEV = {"train": "train", "dev": "validation"}
+_none = lambda split, lang: None  # noqa: E731  (hub datasets with a single, unnamed config)
+
+
+def _anli_round(r: int):
+    """(hub part, local part factory) of ANLI round r."""
+    hub = _hub("anli_plus", "facebook/anli", "plain_text", _pair("premise", "hypothesis", NLI_LABELS, "uid"), EN,
+               NLI_LABELS, train=f"train_r{r}", dev=f"dev_r{r}")
+    local = _local("anli_plus", f"anli_v1.0/R{r}", files.read_anli, EN, NLI_LABELS, train="train.jsonl",
+                   dev="dev.jsonl")
+    return hub, local
+
+
+def _snli_from_hub(r: dict, lang: str) -> dict | None:
+    """A ``stanfordnlp/snli`` row; label -1 (no gold label) is dropped."""
+    if r["label"] == -1:
+        return None
+    return {"id": None, "text_a": r["premise"], "text_b": r["hypothesis"], "label": _class(NLI_LABELS, r["label"])}
+
+
+_ANLI = [_anli_round(r) for r in (1, 2, 3)]
+_SNLI_LOCAL = _local("anli_plus", "snli_1.0", files.read_snli, EN, NLI_LABELS, train="snli_1.0_train.jsonl")
+_ANLI_PLUS_HUB = ConcatSource((
+    *(Part(f"anli_r{r}", hub) for r, (hub, _) in enumerate(_ANLI, 1)),
+    Part("snli", _hub("anli_plus", "stanfordnlp/snli", "plain_text", _snli_from_hub, EN, NLI_LABELS, train="train"),
+         ("train",)),
+    Part("mnli", _hub("anli_plus", "nyu-mll/glue", "mnli", _pair("premise", "hypothesis", NLI_LABELS, "idx"), EN,
+                      NLI_LABELS, train="train"), ("train",))), NLI_LABELS)
+
+
+def _anli_plus_files(root: Path) -> ConcatSource:
+    """ANLI R1-R3 train and dev, SNLI train, and MNLI train read as the mnli task reads ``MNLI/``."""
+    return ConcatSource((
+        *(Part(f"anli_r{r}", local(root)) for r, (_, local) in enumerate(_ANLI, 1)),
+        Part("snli", _SNLI_LOCAL(root), ("train",)),
+        Part("mnli", get_task("mnli", data_dir=root).source, ("train",))), NLI_LABELS)
+
+
+def _ccg_files(root: Path) -> TagsFromData:
+    return TagsFromData(Path(root) / "ccg", _splits("ccg", EN, train="ccg.train", dev="ccg.dev"), files.read_ccg, EN)
+
+
+register(TaskDef(
+    "anli_plus", "classification", "intermediate", "accuracy", _ANLI_PLUS_HUB, fields=PAIR,
+    local=_anli_plus_files))
+register(TaskDef(
+    "qqp", "classification", "intermediate", "accuracy", fields=PAIR,
+    source=_hub("qqp", "nyu-mll/glue", "qqp", _pair("question1", "question2", files.QQP_LABELS, "idx"), EN,
+                files.QQP_LABELS, **TRAIN_DEV),
+    local=_local("qqp", "QQP", files.read_qqp, EN, files.QQP_LABELS, train="train.tsv", dev="dev.tsv")))
+register(TaskDef(
+    "sst2", "classification", "intermediate", "accuracy", fields=("text",),
+    source=_hub("sst2", "nyu-mll/glue", "sst2",
+                lambda r, lang: {"id": str(r["idx"]), "text": r["sentence"],
+                                 "label": _class(files.SST2_LABELS, r["label"])}, EN, files.SST2_LABELS, **TRAIN_DEV),
+    local=_local("sst2", "SST-2", files.read_sst2, EN, files.SST2_LABELS, train="train.tsv", dev="dev.tsv")))
+register(TaskDef(
+    "squad_v2", "span_qa", "intermediate", "squad_v2", fields=QA,
+    source=_hub("squad_v2", "rajpurkar/squad_v2", "squad_v2", squad_record, EN, **TRAIN_DEV),
+    local=_local("squad_v2", "squad", files.read_squad_v2, EN, train="train-v2.0.json", dev="dev-v2.0.json")))
+register(TaskDef(
+    "hellaswag", "multiple_choice", "intermediate", "accuracy", fields=MC,
+    source=_hub("hellaswag", "Rowan/hellaswag", _none, lambda r, lang: files.hellaswag_record(r, "hub row"), EN,
+                **TRAIN_DEV),
+    local=_local("hellaswag", "hellaswag", files.read_hellaswag, EN, train="hellaswag_train.jsonl",
+                 dev="hellaswag_val.jsonl")))
+register(TaskDef(
+    "commonsenseqa", "multiple_choice", "intermediate", "accuracy", fields=MC,
+    source=_hub("commonsenseqa", "tau/commonsense_qa", _none, files.commonsenseqa_from_hub, EN, **TRAIN_DEV),
+    local=_local("commonsenseqa", "commonsenseqa", files.read_commonsenseqa, EN, train="train_rand_split.jsonl",
+                 dev="dev_rand_split.jsonl")))
+register(TaskDef(
+    "cosmosqa", "multiple_choice", "intermediate", "accuracy", fields=MC,
+    source=_hub("cosmosqa", "allenai/cosmos_qa", _none,
+                lambda r, lang: files.cosmosqa_record(r, f"hub row id={r.get('id')}"), EN, **TRAIN_DEV),
+    local=_local("cosmosqa", "cosmosqa", files.read_cosmosqa, EN, train="train.csv", dev="valid.csv")))
+register(TaskDef(  # scored by tag accuracy, as jiant's CCG task
+    "ccg", "tagging", "intermediate", "accuracy", fields=("tokens",),
+    source=LocalOnly("ccg", EN, "CCGbank (LDC2005T13) is licensed and not on the hub; jiant's "
+                                "scripts/ccg/ccg_proc.py writes ccg/ccg.train and ccg/ccg.dev from it"),
+    local=_ccg_files))
