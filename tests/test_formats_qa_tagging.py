@@ -287,3 +287,16 @@ def test_tagging_trains_end_to_end(subword_model):
     assert [len(p) for p in preds] == [len(ex["tokens"]) for ex in examples]
     assert all(o.shape[1] == len(TAGS) for o in outputs)
     assert TAG.score(preds, examples, task, "en")["f1"] > 50.0
+
+
+def test_tagging_accuracy_metric_scores_tokens():
+    """CCG supertagging is scored by per-token accuracy, not chunk F1."""
+    import dataclasses
+
+    from xstilts.formats.tagging import Tagging
+
+    task = TaskDef("ccg-like", "tagging", "intermediate", "accuracy", source=None, fields=("tokens",))
+    examples = [{"tags": ["NP", "S\\NP", "."]}, {"tags": ["N/N", "N"]}]
+    assert Tagging().score([["NP", "NP", "."], ["N/N", "N"]], examples, task, "en") == {"accuracy": 80.0}
+    chunked = dataclasses.replace(task, metric="seqeval")
+    assert "f1" in Tagging().score([["NP", "NP", "."], ["N/N", "N"]], examples, chunked, "en")

@@ -63,7 +63,8 @@ def test_definitions():
                                                                                     labels)
         assert task.train_language == "en" and task.train_task is None and task.local is not None
         assert task.languages == ("en",) == get_task(name, data_dir=FIX).languages
-    assert it.NLI_HEAD == "nli" and get_task("mnli").labels == get_task("anli_plus").labels
+    assert get_task("mnli").head == get_task("anli_plus").head == "nli"
+    assert get_task("mnli").labels == get_task("anli_plus").labels
 
 
 # ---- local files
@@ -114,8 +115,8 @@ def test_anli_plus_concatenates_rounds_snli_mnli():
                         "text_b": "The bridge opened before 1970.", "label": "entailment"}
     assert [ex["label"] for ex in train[:3]] == ["entailment", "neutral", "contradiction"]
     snli = [ex for ex in train if ex["id"].startswith("snli-")]  # the "-" row (no gold label) is skipped
-    assert [(ex["id"], ex["label"]) for ex in snli] == [("snli-1000001.jpg#0r1e", "entailment"),
-                                                        ("snli-1000001.jpg#0r1c", "contradiction")]
+    assert [(ex["id"], ex["label"]) for ex in snli] == [("snli-train-en-0", "entailment"),
+                                                        ("snli-train-en-1", "contradiction")]
     assert train[-2] == {"id": "mnli-train-en-0", "text_a": "The inn has ten rooms.", "text_b": "The inn is full.",
                          "label": "neutral"}  # MNLI/ read as the mnli task reads it
     dev = load("anli_plus", "dev")  # ANLI's three dev rounds only
@@ -152,8 +153,9 @@ def test_qqp_sst2():
 def test_squad_v2_unanswerable_questions_have_no_answers():
     train = load("squad_v2", "train")
     assert train[0]["answers"] == {"text": ["France"], "answer_start": [102]}
-    assert train[1] == {"id": "5ad39d53604f3c001a3fe8d3", "question": "When did the French give their name to Normandy?",
-                        "context": train[0]["context"], "answers": {"text": [], "answer_start": []}}
+    assert train[1] == {"id": "5ad39d53604f3c001a3fe8d3", "context": train[0]["context"],
+                        "question": "When did the French give their name to Normandy?",
+                        "answers": {"text": [], "answer_start": []}}  # is_impossible: plausible_answers not gold
     dev = load("squad_v2", "dev")
     assert [len(ex["answers"]["text"]) for ex in dev] == [3, 0, 1]
 
@@ -219,7 +221,9 @@ def test_glue_tsv_errors(tmp_path):
     g = _copy(tmp_path, "SST-2/train.tsv", "sentence\tlabel\ngood \t1\nbad \tnegative\n")
     assert one_line_error(oi.read_sst2, g, "train", "en").startswith(f"{g}:3: label 'negative' is not one of 0, 1")
     g.write_text("text\tlabel\ngood \t1\n")
-    assert one_line_error(oi.read_sst2, g, "train", "en") == f"{g}:1: header lacks column(s) sentence"
+    assert one_line_error(oi.read_sst2, g, "train", "en") == f"{g}:1: expected the header 'sentence<TAB>label'"
+    g.write_text("sentence\tlabel\ngood\t1\textra\n")
+    assert one_line_error(oi.read_sst2, g, "train", "en").startswith(f"{g}:2: 3 tab-separated columns, expected 2")
 
 
 def test_squad_v2_errors(tmp_path):

@@ -33,7 +33,8 @@ def _jsonl(path: Path, rows: list[dict]) -> None:
 
 def _task(folder: Path, spec: dict | str, name: str = "task.yaml") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / name).write_text(spec if isinstance(spec, str) else yaml.safe_dump(spec, sort_keys=False, default_flow_style=None))
+    text = spec if isinstance(spec, str) else yaml.safe_dump(spec, sort_keys=False, default_flow_style=None)
+    (folder / name).write_text(text)
     return folder / name
 
 
@@ -139,13 +140,18 @@ def _one_line(err: pytest.ExceptionInfo) -> str:
     ({"labels": None}, "task.yaml:1: labels: required for classification"),
     ({"labels": []}, "task.yaml:3: labels: must not be empty"),
     ({"labels": ["a", "b", "a"]}, "task.yaml:3: labels: 'a' is listed twice"),
-    ({"fields": {"text": "u", "label": "i", "tokens": "t"}}, "task.yaml:4: fields.tokens: not a field of classification (fields: text, text_a, text_b, label, id)"),
+    ({"fields": {"text": "u", "label": "i", "tokens": "t"}},
+     "task.yaml:4: fields.tokens: not a field of classification (fields: text, text_a, text_b, label, id)"),
     ({"fields": {"text_a": "u"}}, "task.yaml:4: fields.text_a: text_a and text_b go together"),
-    ({"data": {"train": "train.jsonl", "val": "dev.jsonl"}}, "task.yaml:5: data.val: Input should be 'train', 'dev' or 'test' (got 'val')"),
-    ({"data": {"train": "train.jsonl"}}, "task.yaml:5: data: missing the dev split (an intermediate task needs train and dev)"),
-    ({"kind": "target"}, "task.yaml:5: data: missing the test split (a target task needs train, dev and test)"),
-    ({"data": {"train": "train.txt", "dev": "dev.jsonl"}}, "task.yaml:5: data.train: unsupported file type '.txt' (use .jsonl, .csv or .tsv)"),
-    ({"data": {"train": "train-{split}.jsonl", "dev": "dev.jsonl"}}, "task.yaml:5: data.train: unknown placeholder {split}; only {lang} is allowed"),
+    ({"data": {"train": "train.jsonl", "val": "dev.jsonl"}},
+     "task.yaml:5: data.val: Input should be 'train', 'dev' or 'test' (got 'val')"),
+    ({"data": {"train": "train.jsonl"}},
+     "task.yaml:5: data: missing the dev split (intermediate tasks need train, dev)"),
+    ({"kind": "target"}, "task.yaml:5: data: missing the test split (target tasks need train, dev, test)"),
+    ({"data": {"train": "train.txt", "dev": "dev.jsonl"}},
+     "task.yaml:5: data.train: unsupported file type '.txt' (use .jsonl, .csv or .tsv)"),
+    ({"data": {"train": "train-{split}.jsonl", "dev": "dev.jsonl"}},
+     "task.yaml:5: data.train: unknown placeholder {split}; only {lang} is allowed"),
     ({"data": {"train": "nope.jsonl", "dev": "dev.jsonl"}}, "task.yaml:5: data.train: missing data file "),
     ({"kind": "target", "languages": ["en", "de"], "data": {**INTENT["data"], "test": "dev.jsonl"}},
      "task.yaml:5: data.test: needs a {lang} placeholder: there are 2 languages"),
@@ -299,4 +305,5 @@ def test_user_task_as_intermediate_in_a_tiny_run(tiny_model, tiny_tasks, own_reg
     rows = metric_rows(load_results(tmp_path / "run"))
     dev = [r for r in rows if r["kind"] == "intermediate" and r["task"] == "my-topic"]
     assert [(r["split"], r["language"], r["metric"], r["n"]) for r in dev] == [("dev", "en", "accuracy", 2)]
-    assert {r["intermediate"] for r in rows if r["target"] == "t-topic" and r["split"] == "test"} == {"none", "my-topic"}
+    tests = [r for r in rows if r["target"] == "t-topic" and r["split"] == "test"]
+    assert {r["intermediate"] for r in tests} == {"none", "my-topic"}

@@ -61,6 +61,16 @@ def data_build(suite: str = typer.Argument(..., help="pocket"),
         print(f"{name}\t{len(meta['languages'])} languages\t{n} examples\t{path}")
 
 
+TASKS_DIR = typer.Option(None, "--tasks-dir", help="folder of user task YAML definitions")
+
+
+def _register(tasks_dir: Optional[Path]) -> None:
+    if tasks_dir is not None:
+        from xstilts.tasks.user import register_tasks_dir
+
+        register_tasks_dir(tasks_dir)
+
+
 class Suite(str, Enum):
     xtreme = "xtreme"
     xtreme_r = "xtreme-r"
@@ -70,10 +80,13 @@ class Suite(str, Enum):
 @tasks_app.command("list")
 def tasks_list(suite: Optional[Suite] = typer.Option(None, help="only this suite's tasks, with its languages"),
                kind: Optional[str] = typer.Option(None, help="target | intermediate"),
+               tasks_dir: Optional[Path] = TASKS_DIR,
                format: Listing = typer.Option(Listing.table, "--format")) -> None:
     """List the known tasks with format, kind, metric, languages and sources."""
     from xstilts.evaluate.suites import SUITES
     from xstilts.tasks.registry import get_task, task_names
+
+    _register(tasks_dir)
 
     tasks = [get_task(n) for n in task_names()]
     if suite is Suite.pocket:
@@ -97,10 +110,13 @@ def tasks_list(suite: Optional[Suite] = typer.Option(None, help="only this suite
 
 @app.command()
 def run(config: Path = typer.Argument(..., help="experiment YAML"),
-        out: Optional[Path] = typer.Option(None, help="output directory (default runs/<name>)")) -> None:
+        out: Optional[Path] = typer.Option(None, help="output directory (default runs/<name>)"),
+        tasks_dir: Optional[Path] = TASKS_DIR) -> None:
     """Run an experiment: intermediate training, target fine-tuning, zero-shot evaluation, report."""
     from xstilts.config import load_config
     from xstilts.experiments.runner import run_experiment
+
+    _register(tasks_dir)
 
     cfg = load_config(config)
     out = out or Path("runs") / cfg.name

@@ -130,6 +130,7 @@ class ExperimentConfig(_Strict):
     model: str = Field(description="HF model directory, hub id, or an xstilts reference like me5-small@L6")
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     head_pooling: Literal["cls", "mean"] = "cls"
+    tasks_dir: str | None = Field(None, description="folder of user task YAML files, relative to this config")
     data_dir: str | None = Field(None, description="read benchmark tasks from official-layout files here, not the hub")
     intermediate: IntermediateConfig = IntermediateConfig()
     targets: list[TargetConfig] = Field(min_length=1)
@@ -191,16 +192,28 @@ def load_config(path: str | Path) -> ExperimentConfig:
         raise UserError(f"{path}{where}: invalid YAML ({getattr(e, 'problem', e)})") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a mapping of experiment fields at the top level")
+    if isinstance(data.get("tasks_dir"), str):  # user tasks must be known before the task names are checked
+        from xstilts.tasks.user import register_tasks_dir
+
+        register_tasks_dir(path.parent / data["tasks_dir"])
     try:
         return ExperimentConfig.model_validate(data)
     except ValidationError as e:
-        err = e.errors()[0]
-        loc = tuple(x for x in err["loc"] if not (isinstance(x, str) and x.startswith("function-")))
-        line = _line_of(root, loc)
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown field"
-        got = err.get("input")
-        shown = f" (got {got!r})" if err["type"] not in ("missing", "extra_forbidden") and not isinstance(got, (dict, list)) else ""
-        where = f"{path}:{line}" if line else str(path)
-        raise UserError(f"{where}: {_fmt_loc(loc)}: {msg}{shown}") from None
+        raise validation_error(path, root, e) from None
+
+
+def field_error(path: Path, root: yaml.Node | None, loc: tuple[Any, ...], msg: str) -> UserError:
+    """``path:line: field.path: msg``, the line looked up in the composed YAML."""
+    line = _line_of(root, loc)
+    return UserError(f"{path}{f':{line}' if line else ''}: {_fmt_loc(loc)}: {msg}")
+
+
+def validation_error(path: Path, root: yaml.Node | None, e: ValidationError) -> UserError:
+    """The first pydantic error of a YAML file as one line naming its field and line."""
+    err = e.errors()[0]
+    loc = tuple(x for x in err["loc"] if not (isinstance(x, str) and x.startswith("function-")))
+    msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
+    got = err.get("input")
+    if err["type"] not in ("missing", "extra_forbidden") and not isinstance(got, (dict, list)):
+        msg += f" (got {got!r})"
+    return field_error(path, root, loc, msg)

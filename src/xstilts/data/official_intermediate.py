@@ -4,7 +4,7 @@ Paths are relative to ``data_dir``. Record schemas per ``load(split, "en")``:
 
 anli_plus (classification, ``{"id", "text_a", "text_b", "label"}``): ANLI v1.0's
     ``anli_v1.0/R{1,2,3}/{train,dev}.jsonl`` (uid, context, hypothesis, label "e"/"n"/"c"), SNLI's
-    ``snli_1.0/snli_1.0_train.jsonl`` (pairID, sentence1, sentence2, gold_label; "-" rows, which have no
+    ``snli_1.0/snli_1.0_train.jsonl`` (sentence1, sentence2, gold_label; "-" rows, which have no
     gold label, are skipped) and GLUE's ``MNLI/train.tsv`` (the mnli task's reader).
 squad_v2 (span_qa): ``squad/{train,dev}-v2.0.json``; an ``is_impossible`` question has empty answer lists.
 hellaswag, commonsenseqa, cosmosqa (multiple_choice, ``{"id", "question", "choices", "label": index}``):
@@ -14,7 +14,8 @@ hellaswag, commonsenseqa, cosmosqa (multiple_choice, ``{"id", "question", "choic
     ``cosmosqa/{train,valid}.csv`` (question ``context + " " + question`` as jiant, choices answer0..3).
 ccg (tagging, ``{"id", "tokens", "tags"}``): jiant's ``ccg/ccg.{train,dev}`` as its
     ``scripts/ccg/ccg_proc.py`` writes them from CCGbank: one sentence a line, ``tokens<TAB>tags``, each
-    space-separated; the tag set is read off the files (``TagsFromData``).
+    space-separated. The tag set is the sorted tags of both files (``TagsFromData``): CCGbank's dev sections
+    hold categories its train sections lack, and the tagging format refuses gold tags outside the set.
 sst2, qqp (classification): GLUE's ``SST-2/{train,dev}.tsv`` (sentence, label 0/1) and
     ``QQP/{train,dev}.tsv`` (id, qid1, qid2, question1, question2, is_duplicate) of ``QQP-clean.zip``.
 """
@@ -32,7 +33,7 @@ from typing import Callable
 
 from xstilts.data.files import read_text
 from xstilts.data.local import LocalFiles
-from xstilts.data.official import read_tsv_pairs
+from xstilts.data.official import _check_label, read_tsv_pairs
 from xstilts.data.official_retrieval import _get, _jsonl
 from xstilts.errors import UserError
 from xstilts.tasks.registry import Source
@@ -122,12 +123,13 @@ def _unique(examples: list[dict], where: list[str]) -> list[dict]:
 
 def jsonl_reader(convert: Callable[[dict, str], dict | None]) -> Callable[[Path, str, str], list[dict]]:
     """A reader of a JSON-lines file: ``convert(object, "<file>:<line>")`` per line (None skips it); ids must
-    be unique."""
+    be unique, and an example whose id is None is numbered ``<split>-<language>-<i>``."""
 
     def read(path: Path, split: str, language: str) -> list[dict]:
         out, where = [], []
         for n, row in _jsonl(path):
             if (ex := convert(row, f"{path}:{n}")) is not None:
+                ex["id"] = ex["id"] if ex["id"] is not None else f"{split}-{language}-{len(out)}"
                 out.append(ex)
                 where.append(f"{path}:{n}")
         return _unique(out, where)
@@ -167,8 +169,8 @@ def snli_record(row: dict, where: str) -> dict | None:
         return None
     if label not in NLI_LABELS:
         raise UserError(f"{where}: gold_label {label!r} is not one of {', '.join(NLI_LABELS)} or '-'")
-    return {"id": _get(row, "pairID", where), "text_a": _get(row, "sentence1", where),
-            "text_b": _get(row, "sentence2", where), "label": label}
+    return {"id": None, "text_a": _get(row, "sentence1", where), "text_b": _get(row, "sentence2", where),
+            "label": label}  # numbered: pairID is not known to be unique
 
 
 read_anli, read_snli = jsonl_reader(anli_record), jsonl_reader(snli_record)
@@ -189,10 +191,20 @@ def read_qqp(path: Path, split: str, language: str) -> list[dict]:
 
 
 def read_sst2(path: Path, split: str, language: str) -> list[dict]:
-    """GLUE ``SST-2/<split>.tsv``: header ``sentence<TAB>label``, label 0 or 1."""
-    rows = read_tsv_pairs(path, split, language, columns=("sentence", "sentence", "label"), header=True,
-                          labels=("0", "1"), quoting=csv.QUOTE_NONE)  # one text column, read as both texts
-    return [{"id": ex["id"], "text": ex["text_a"], "label": SST2_LABELS[int(ex["label"])]} for ex in rows]
+    """GLUE ``SST-2/<split>.tsv``: header ``sentence<TAB>label``, label 0 or 1, no quoting (as GLUE and the hub
+    read it). Ids ``<split>-<language>-<row>``."""
+    lines = read_text(path).split("\n")
+    if lines[0].rstrip("\r").split("\t") != ["sentence", "label"]:
+        raise UserError(f"{path}:1: expected the header 'sentence<TAB>label'")
+    out = []
+    for n, line in enumerate(lines[1:], 2):
+        if not (line := line.rstrip("\r")):
+            continue
+        if len(row := line.split("\t")) != 2:
+            raise UserError(f"{path}:{n}: {len(row)} tab-separated columns, expected 2 (sentence, label)")
+        _check_label(path, n, row[1], ("0", "1"))
+        out.append({"id": f"{split}-{language}-{len(out)}", "text": row[0], "label": SST2_LABELS[int(row[1])]})
+    return out
 
 
 # ---------------------------------------------------------------- SQuAD 2.0

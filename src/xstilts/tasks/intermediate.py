@@ -4,7 +4,7 @@ anli_plus, qqp, squad_v2, hellaswag, commonsenseqa, cosmosqa, ccg, sst2.
 Each has train and dev splits in English: the hub by default, with a data_dir the official files
 (layouts and record schemas: ``xstilts.data.official_intermediate``). anli_plus trains on ANLI R1-R3, SNLI
 and MNLI together and is scored on the three ANLI dev rounds; it and mnli (which xnli trains on) classify
-the same three NLI labels, so they may share one head (``NLI_HEAD``). CCGbank is licensed: ccg reads
+the same three NLI labels and share one head (``NLI_HEAD``). CCGbank is licensed: ccg reads
 data_dir only, and its tag set is the one of its files.
 """
 
@@ -16,12 +16,15 @@ from xstilts.data import official_intermediate as files
 from xstilts.data.official_intermediate import ConcatSource, Part, TagsFromData
 from xstilts.data.official_retrieval import LocalOnly
 from xstilts.tasks.registry import TaskDef, get_task, register
-from xstilts.tasks.xtreme import EN, NLI_LABELS, PAIR, QA, _class, _hub, _local, _pair, _splits, squad_record
+from xstilts.tasks.xtreme import EN, NLI_HEAD, NLI_LABELS, PAIR, QA, _class, _hub, _local, _pair, _splits, squad_record
 
-NLI_HEAD = "nli"  # the head anli_plus and mnli (hence xnli) share
 MC = ("question", "choices")
 TRAIN_DEV = {"train": "train", "dev": "validation"}
-_none = lambda split, lang: None  # noqa: E731  (hub datasets with a single, unnamed config)
+
+
+def _none(split: str, lang: str) -> None:
+    """The config of a hub dataset with a single, unnamed one."""
+    return None
 
 
 def _anli_round(r: int):
@@ -63,7 +66,7 @@ def _ccg_files(root: Path) -> TagsFromData:
 
 
 register(TaskDef(
-    "anli_plus", "classification", "intermediate", "accuracy", _ANLI_PLUS_HUB, fields=PAIR,
+    "anli_plus", "classification", "intermediate", "accuracy", _ANLI_PLUS_HUB, fields=PAIR, head=NLI_HEAD,
     local=_anli_plus_files))
 register(TaskDef(
     "qqp", "classification", "intermediate", "accuracy", fields=PAIR,

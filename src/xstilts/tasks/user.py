@@ -47,7 +47,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from xstilts.cache import sha256_file
-from xstilts.config import NONE_SETTING, _fmt_loc, _line_of
+from xstilts.config import NONE_SETTING, field_error
 from xstilts.data.files import read_text
 from xstilts.errors import UserError
 from xstilts.tasks import registry
@@ -92,10 +92,10 @@ class _Bad(Exception):
 def _yaml_error(path: Path, loc: tuple, msg: str) -> UserError:
     """``path:line: field: msg``, the line looked up in the YAML file."""
     try:
-        line = _line_of(yaml.compose(path.read_text(encoding="utf-8")), loc)
+        root = yaml.compose(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError):
-        line = None
-    return UserError(f"{path}{f':{line}' if line else ''}: {_fmt_loc(loc)}: {msg}")
+        root = None
+    return field_error(path, root, loc, msg)
 
 
 def _columns(spec: TaskFile) -> dict[str, str | list[str]]:
@@ -141,17 +141,16 @@ def _check(spec: TaskFile, path: Path) -> TaskFile:
     if dup := next((x for i, x in enumerate(spec.languages) if x in spec.languages[:i]), None):
         raise _Bad(("languages",), f"{dup!r} is listed twice")
     columns = _columns(spec)
-    for split in ("train", "dev", "test") if spec.kind == "target" else ("train", "dev"):
-        if split not in spec.data:
-            raise _Bad(("data",), f"missing the {split} split (a{' target' if spec.kind == 'target' else 'n intermediate'} "
-                                  f"task needs {'train, dev and test' if spec.kind == 'target' else 'train and dev'})")
+    needed = ("train", "dev", "test") if spec.kind == "target" else ("train", "dev")
+    if missing := next((s for s in needed if s not in spec.data), None):
+        raise _Bad(("data",), f"missing the {missing} split ({spec.kind} tasks need {', '.join(needed)})")
     for split, rel in spec.data.items():
         try:
             names = {f for _, f, _, _ in string.Formatter().parse(rel) if f is not None}
         except ValueError as e:
             raise _Bad(("data", split), f"bad placeholder in {rel!r}: {e}") from None
-        if names - {"lang"}:
-            raise _Bad(("data", split), f"unknown placeholder {{{sorted(names - {'lang'})[0]}}}; only {{lang}} is allowed")
+        if other := sorted(names - {"lang"}):
+            raise _Bad(("data", split), f"unknown placeholder {{{other[0]}}}; only {{lang}} is allowed")
         if split == "test" and len(spec.languages) > 1 and "lang" not in names:
             raise _Bad(("data", split), f"needs a {{lang}} placeholder: there are {len(spec.languages)} languages")
         if Path(rel).suffix not in SUFFIXES:

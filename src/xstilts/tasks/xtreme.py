@@ -22,6 +22,7 @@ from xstilts.tasks import protocol
 from xstilts.tasks.registry import TaskDef, register
 
 NLI_LABELS = ("entailment", "neutral", "contradiction")  # the hub's class ids 0, 1, 2
+NLI_HEAD = "nli"  # mnli and anli_plus train one shared 3-way NLI head
 PAWSX_LABELS = ("0", "1")  # 1: paraphrase
 UPOS_TAGS = ("ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON", "PROPN", "PUNCT",
              "SCONJ", "SYM", "VERB", "X")  # google/xtreme udpos class ids
@@ -135,7 +136,7 @@ register(TaskDef(
     local=_local("xnli", "xnli", partial(_pairs, labels=NLI_LABELS), _L["xnli"], NLI_LABELS,
                  dev="dev-{lang}.tsv", test="test-{lang}.tsv")))
 register(TaskDef(
-    "mnli", "classification", "intermediate", "accuracy", fields=PAIR,
+    "mnli", "classification", "intermediate", "accuracy", fields=PAIR, head=NLI_HEAD,
     source=_hub("mnli", "nyu-mll/glue", "mnli", _pair("premise", "hypothesis", NLI_LABELS, "idx"), EN, NLI_LABELS,
                 train="train", dev="validation_matched"),
     local=_local("mnli", "MNLI", partial(read_tsv_pairs, columns=("sentence1", "sentence2", "gold_label"),
