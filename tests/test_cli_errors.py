@@ -55,7 +55,25 @@ def test_shipped_configs_validate_and_plan():
     root = Path(__file__).resolve().parents[1] / "configs"
     for path in sorted(root.rglob("*.yaml")):
         load_config(path)
-    jobs = plan(load_config(root / "paper" / "xtreme-xlmr-large.yaml"))
-    kinds = [j.kind for j in jobs]
-    assert kinds.count("intermediate") == 5 * 3
-    assert kinds.count("target") == 7 * 6 * 3 and kinds.count("retrieval") == 5 * 3 + 1
+    cfg = load_config(root / "paper" / "xtreme-xlmr-large.yaml")
+    kinds = [j.kind for j in plan(cfg)]
+    settings, seeds = len(cfg.intermediate.settings), len(cfg.seeds)  # 'none' included
+    assert kinds.count("intermediate") == (settings - 1) * seeds
+    assert kinds.count("target") == 7 * settings * seeds  # all but tatoeba fine-tune
+    assert kinds.count("retrieval") == (settings - 1) * seeds + 1  # one baseline serves every seed
+
+
+def test_tasks_list_suites_through_the_command(tmp_path):
+    """9 XTREME tasks over 40 language codes, 10 XTREME-R tasks over 50; the paper's intermediate tasks."""
+    import json as _json
+
+    for suite, tasks, langs in (("xtreme", 9, 40), ("xtreme-r", 10, 50)):
+        out = _run("tasks", "list", "--suite", suite, "--format", "json", cwd=tmp_path)
+        assert out.returncode == 0, out.stderr
+        entries = _json.loads(out.stdout)
+        assert len(entries) == tasks and len({lang for e in entries for lang in e["languages"]}) == langs
+        assert all({"name", "format", "languages", "metric", "kind"} <= set(e) for e in entries)
+    out = _run("tasks", "list", "--kind", "intermediate", "--format", "json", cwd=tmp_path)
+    names = {e["name"] for e in _json.loads(out.stdout)}
+    assert {"anli_plus", "mnli", "qqp", "squad_v1", "squad_v2", "hellaswag", "commonsenseqa", "cosmosqa", "ccg",
+            "sst2"} <= names

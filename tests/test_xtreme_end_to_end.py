@@ -23,7 +23,7 @@ TINY = {"batch_size": 4, "lr": 1e-3, "max_length": 64, "max_steps": 3}
 def data_dir(tmp_path_factory) -> Path:
     """Both fixture trees as one download folder, as the official scripts leave it."""
     root = tmp_path_factory.mktemp("download")
-    for tree in ("official", "official_retrieval"):
+    for tree in ("official_intermediate", "official_retrieval", "official"):  # official MNLI/squad win
         shutil.copytree(FIXTURES / tree, root, dirs_exist_ok=True)
     return root
 
@@ -85,3 +85,20 @@ def test_predictions_file_formats(run):
     text = (run / "jobs" / udpos["job_id"] / "predictions" / "udpos" / "test-de.tsv").read_text()
     assert "\n\n" in text and set(text.split()) <= set(
         "ADJ ADP ADV AUX CCONJ DET INTJ NOUN NUM PART PRON PROPN PUNCT SCONJ SYM VERB X".split())
+
+
+def test_multitask_intermediate_hands_its_backbone_to_a_target(tiny_model, data_dir, tmp_path):
+    """mnli + squad_v1 + hellaswag (three formats) train one backbone, which xnli then fine-tunes and evaluates."""
+    cfg = ExperimentConfig.model_validate({
+        "model": tiny_model, "seeds": [1], "data_dir": str(data_dir),
+        "intermediate": {"settings": ["mnli+squad_v1+hellaswag"], "train": {**TINY, "max_steps": 6}},
+        "targets": [{"task": "xnli", "train": TINY, "eval": {"languages": ["de"], "max_length": 64}}]})
+    run_experiment(cfg, "", tmp_path, Console(quiet=True))
+    results = load_results(tmp_path)
+    inter = next(r for r in results if r["kind"] == "intermediate")
+    assert set(inter["train"]["sampling_probabilities"]) == {"mnli", "squad_v1", "hellaswag"}
+    assert {(m["task"], m["split"], m["language"]) for m in inter["metrics"]} >= {
+        ("mnli", "dev", "en"), ("squad_v1", "dev", "en"), ("hellaswag", "dev", "en")}
+    target = next(r for r in results if r["kind"] == "target" and r["intermediate"] == "mnli+squad_v1+hellaswag")
+    assert target["upstream"] == inter["job_id"]
+    assert any(m["split"] == "test" and m["language"] == "de" and m["metric"] == "accuracy" for m in target["metrics"])

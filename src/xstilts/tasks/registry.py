@@ -147,9 +147,14 @@ def task_names() -> list[str]:
 
 def get_task(name: str, quiet: bool = False, data_dir: str | Path | None = None) -> TaskDef | None:
     """The definition of ``name`` (reading official-layout files under ``data_dir`` when given and the
-    task has such a reader); None (quiet) or UserError when unknown."""
+    task has such a reader); None (quiet) or UserError when unknown. ``task@lang`` is a translation of task
+    (``xstilts.tasks.translated``)."""
     _load_builtin()
     task = _TASKS.get(name)
+    if task is None and "@" in name:
+        from xstilts.tasks.translated import variant
+
+        task = variant(name)
     if task is None and not quiet:
         raise UserError(f"unknown task {name!r} (known: {', '.join(sorted(_TASKS))})")
     if task is not None and data_dir is not None and task.local is not None:
