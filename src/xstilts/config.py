@@ -176,13 +176,12 @@ def _fmt_loc(loc: tuple[Any, ...]) -> str:
     return out or "(top level)"
 
 
-def load_config(path: str | Path) -> ExperimentConfig:
-    """Read and validate an experiment YAML; any problem is a one-line UserError."""
-    path = Path(path)
+def read_yaml_mapping(path: Path, what: str) -> tuple[dict, yaml.Node]:
+    """(data, composed node tree) of a YAML file holding a mapping of ``what`` fields; one-line UserErrors."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
-        raise UserError(f"{path}: cannot read config ({e.strerror})") from None
+        raise UserError(f"{path}: cannot read {what} ({e.strerror})") from None
     try:
         data = yaml.safe_load(text)
         root = yaml.compose(text)
@@ -191,7 +190,14 @@ def load_config(path: str | Path) -> ExperimentConfig:
         where = f":{mark.line + 1}" if mark else ""
         raise UserError(f"{path}{where}: invalid YAML ({getattr(e, 'problem', e)})") from None
     if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a mapping of experiment fields at the top level")
+        raise UserError(f"{path}: expected a mapping of {what} fields at the top level")
+    return data, root
+
+
+def load_config(path: str | Path) -> ExperimentConfig:
+    """Read and validate an experiment YAML; any problem is a one-line UserError."""
+    path = Path(path)
+    data, root = read_yaml_mapping(path, "experiment")
     if isinstance(data.get("tasks_dir"), str):  # user tasks must be known before the task names are checked
         from xstilts.tasks.user import register_tasks_dir
 
@@ -211,7 +217,7 @@ def field_error(path: Path, root: yaml.Node | None, loc: tuple[Any, ...], msg: s
 def validation_error(path: Path, root: yaml.Node | None, e: ValidationError) -> UserError:
     """The first pydantic error of a YAML file as one line naming its field and line."""
     err = e.errors()[0]
-    loc = tuple(x for x in err["loc"] if not (isinstance(x, str) and x.startswith("function-")))
+    loc = tuple(x for x in err["loc"] if not (isinstance(x, str) and (x.startswith("function-") or x == "[key]")))
     msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
     got = err.get("input")
     if err["type"] not in ("missing", "extra_forbidden") and not isinstance(got, (dict, list)):

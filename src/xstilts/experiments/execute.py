@@ -102,6 +102,9 @@ def _train_model(backbone, tokenizer, tasks: list[TaskDef], cfg: TrainConfig, ev
         if (first.format, first.labels) != (t.format, t.labels):
             raise UserError(f"tasks {first.name} and {t.name} share head {t.head_name!r} but differ in format or labels")
         heads.setdefault(t.head_name, formats[t.name].make_head(t, backbone.config.hidden_size))
+    for head in heads.values():  # heads tied to the backbone (masked LM) size their parts from it
+        if hasattr(head, "attach"):
+            head.attach(backbone)
     model = MultiHeadModel(backbone, heads, formats, {t.name: t.head_name for t in tasks}, spec["head_pooling"])
     train_tasks = []
     for t in tasks:

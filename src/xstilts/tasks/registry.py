@@ -163,4 +163,4 @@ def get_task(name: str, quiet: bool = False, data_dir: str | Path | None = None)
 
 
 def _load_builtin() -> None:
-    from xstilts.tasks import intermediate, pocket, xtreme, xtreme_retrieval  # noqa: F401  (register on import)
+    from xstilts.tasks import intermediate, mlm, pocket, xtreme, xtreme_retrieval  # noqa: F401  (register on import)

@@ -47,7 +47,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from xstilts.cache import sha256_file
-from xstilts.config import NONE_SETTING, field_error
+from xstilts.config import NONE_SETTING, field_error, read_yaml_mapping, validation_error
 from xstilts.data.files import read_text
 from xstilts.errors import UserError
 from xstilts.tasks import registry
@@ -335,29 +335,13 @@ def _example(spec: TaskFile, row: dict, at: str) -> dict:
 def load_task_file(path: str | Path) -> TaskDef:
     """The task of one definition file; any problem in it is a one-line UserError (data rows are read later)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise UserError(f"{path}: cannot read task definition ({e.strerror})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        raise UserError(f"{path}{f':{mark.line + 1}' if mark else ''}: invalid YAML ({getattr(e, 'problem', e)})") \
-            from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a mapping of task fields at the top level")
+    data, root = read_yaml_mapping(path, "task")
     try:
         spec = _check(TaskFile.model_validate(data), path)
     except ValidationError as e:
-        err = e.errors()[0]
-        msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
-        got = err.get("input")
-        if err["type"] not in ("missing", "extra_forbidden") and not isinstance(got, (dict, list)):
-            msg += f" (got {got!r})"
-        raise _yaml_error(path, tuple(x for x in err["loc"] if x != "[key]"), msg) from None
+        raise validation_error(path, root, e) from None
     except _Bad as e:
-        raise _yaml_error(path, e.loc, e.msg) from None
+        raise field_error(path, root, e.loc, e.msg) from None
     fields = tuple(f for f in spec.fields if f.startswith("text")) if spec.format == "classification" \
         else INPUTS[spec.format]
     return TaskDef(spec.name, spec.format, spec.kind, spec.metric, UserSource(spec, path), fields=fields)
