@@ -19,6 +19,7 @@ import re
 from collections import defaultdict
 from importlib import metadata, util
 from pathlib import Path
+from typing import Iterator
 
 import yaml
 
@@ -213,35 +214,66 @@ def _english_words(text: str) -> int:
     return len(_WORD.findall(_PLACEHOLDER.sub(" ", text)))
 
 
-def _catalog_pairs(path: Path) -> list[tuple[str, str]]:
-    """(translation, English) for translated, non-fuzzy, singular entries of a .po file."""
+def _catalog_entries(path: Path) -> list[tuple[str, str, bool]]:
+    """(English, translation, is_plural) for translated, non-fuzzy entries of a .po file; a plural entry
+    gives one row per msgstr[n]."""
     import polib
 
     try:
         po = polib.pofile(str(path))
     except (OSError, UnicodeDecodeError, ValueError) as e:
         raise UserError(f"{path}: cannot parse catalog: {e}") from None
-    return [(e.msgstr, e.msgid) for e in po.translated_entries() if not e.msgid_plural]
+    out = []
+    for e in po.translated_entries():
+        if e.msgid_plural:
+            out += [(e.msgid, e.msgstr_plural[k], True) for k in sorted(e.msgstr_plural)]
+        else:
+            out.append((e.msgid, e.msgstr, False))
+    return out
+
+
+def _locale_catalogs(root: Path) -> dict[str, list[Path]]:
+    """Non-English Django locale -> its .po files, sorted."""
+    by_locale: dict[str, list[Path]] = defaultdict(list)
+    for path in sorted(root.glob("**/locale/*/LC_MESSAGES/*.po")):
+        locale = path.parent.parent.name
+        if not (locale == "en" or locale.startswith("en_")):
+            by_locale[locale].append(path)
+    return dict(sorted(by_locale.items()))
+
+
+def _locale_rows(paths: list[Path]) -> list[tuple[str, str, bool]]:
+    """(English, translation, kept) for one locale's entries (raw strings); kept: a retrieval pair, i.e. singular,
+    both sides non-empty and different, >= 3 English words, neither side seen before in the locale."""
+    rows, sources, targets = [], set(), set()
+    for path in paths:
+        for target, source, plural in _catalog_entries(path):
+            s, t = _clean(source), _clean(target)
+            kept = bool(not plural and s and t and s != t and s not in sources and t not in targets
+                        and _english_words(t) >= 3)
+            if kept:
+                sources.add(s)
+                targets.add(t)
+            rows.append((target, source, kept))
+    return rows
+
+
+def catalog_entries(root: Path) -> Iterator[tuple[str, str, str, bool]]:
+    """(language, msgid, msgstr, used_by_retrieval) for every translated, non-fuzzy entry of every non-English
+    Django catalog under ``root`` (plural entries once per msgstr[n]); used_by_retrieval: the pair is in
+    pocket-retrieval's test split of that language. Language is pocket-retrieval's code (``pt-BR``)."""
+    for locale, paths in _locale_catalogs(root).items():
+        rows = _locale_rows(paths)
+        in_test = sum(kept for *_, kept in rows) >= MIN_TEST
+        for msgid, msgstr, kept in rows:
+            yield locale.replace("_", "-"), msgid, msgstr, kept and in_test
 
 
 def _retrieval(root: Path) -> tuple[dict, None]:
     """One test language per locale with >= 100 pairs of >= 3 English words, deduplicated both ways."""
-    by_locale: dict[str, list[Path]] = defaultdict(list)
-    for path in sorted(root.glob("**/locale/*/LC_MESSAGES/*.po")):
-        by_locale[path.parent.parent.name].append(path)
     splits = {}
-    for locale, paths in sorted(by_locale.items()):
-        if locale == "en" or locale.startswith("en_"):
-            continue
-        records, sources, targets = [], set(), set()
-        for path in paths:
-            for source, target in _catalog_pairs(path):
-                source, target = _clean(source), _clean(target)
-                if (source and target and source != target and source not in sources and target not in targets
-                        and _english_words(target) >= 3):
-                    sources.add(source)
-                    targets.add(target)
-                    records.append({"source": source, "target": target})
+    for locale, paths in _locale_catalogs(root).items():
+        records = [{"source": _clean(s), "target": _clean(t)} for t, s, kept in _locale_rows(paths) if kept]
         if len(records) >= MIN_TEST:
             splits["test", locale.replace("_", "-")] = records
     return splits, None

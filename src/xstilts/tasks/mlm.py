@@ -1,10 +1,14 @@
 """Masked-LM intermediate tasks: the built-in offline ``mlm-pocket`` corpus, and corpora of one's own.
 
-``mlm-pocket`` is the non-English text of the pocket suite: the chatterbot utterances of every non-English
-pocket-topic test language and the non-English sides of pocket-retrieval. Note that these are the very
-sentences the pocket target tasks are tested on (unlabelled, but the same inputs). A corpus of your own:
-``register_mlm_task("mlm-wiki", {"de": "de.txt", "sw": "sw.txt"})`` (one sentence per line); user task
-YAML files will take such corpora once the config accepts new task types.
+``mlm-pocket`` is the non-English text the pocket builders leave out, so it is disjoint from every pocket
+test set: the translations (msgstr) of the Django catalog entries that pocket-retrieval does not use (fewer
+than 3 English words, duplicates, plural forms, locales below its 100-pair threshold; English locales and
+translations identical to their English are skipped), plus the chatterbot-corpus utterances of the
+languages that are not pocket-topic test languages (below its 100-utterance threshold). Any line equal,
+after whitespace normalisation, to a text of a pocket test split (topic test texts, retrieval test sources
+and targets) is then dropped. A corpus of your own: ``register_mlm_task("mlm-wiki", {"de": "de.txt",
+"sw": "sw.txt"})`` (one sentence per line); user task YAML files will take such corpora once the config
+accepts new task types.
 """
 
 from __future__ import annotations
@@ -19,32 +23,63 @@ from xstilts.data.files import read_jsonl
 from xstilts.data.raw_text import RawTextSource
 from xstilts.tasks.registry import TaskDef, register
 
-POCKET_FIELDS = {"pocket-topic": "text", "pocket-retrieval": "source"}  # dataset -> its non-English text field
+RECIPE = 2  # bump when the corpus recipe changes, so cached corpora are rebuilt
+TEST_FIELDS = {"pocket-topic": ("text",), "pocket-retrieval": ("source", "target")}  # texts to keep out
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.split())
+
+
+def pocket_test_texts(dirs: dict[str, Path], metas: dict[str, dict]) -> set[str]:
+    """Every text of every pocket test split, whitespace-normalised."""
+    out = set()
+    for name, fields in TEST_FIELDS.items():
+        for key in metas[name]["sizes"]:
+            if key.startswith("test-"):
+                out.update(_norm(ex[f]) for ex in read_jsonl(dirs[name] / f"{key}.jsonl") for f in fields)
+    return out
+
+
+def _leftover_text(topic_languages: set[str]) -> dict[str, dict[str, None]]:
+    """Language -> ordered set of the non-English text the pocket builders leave out."""
+    from xstilts.data import pocket
+
+    lines: dict[str, dict[str, None]] = defaultdict(dict)
+    django, _ = pocket._package(*pocket.DJANGO)
+    for lang, msgid, msgstr, used in pocket.catalog_entries(django):
+        text = pocket._clean(msgstr)
+        if not used and text and text != pocket._clean(msgid):
+            lines[lang][text] = None
+    chatter, _ = pocket._package(*pocket.CHATTER)
+    for lang, categories in pocket._conversations(chatter).items():
+        if lang != "en" and lang not in topic_languages:
+            lines[lang].update((u, None) for convs in categories.values() for conv in convs for u in conv if u)
+    return lines
 
 
 def pocket_corpus() -> dict[str, Path]:
     """Language -> ``<cache>/data/mlm-pocket/<lang>.txt`` (unique lines in file order), rewritten atomically
-    whenever the pocket datasets it comes from change."""
-    from xstilts.data.pocket import build_pocket, read_meta
+    whenever the pocket datasets or the packages it comes from change."""
+    from xstilts.data.pocket import POCKET_TASKS, build_pocket, read_meta
 
     dirs = build_pocket()
-    metas = {name: read_meta(dirs[name]) for name in POCKET_FIELDS}
-    stamp = {name: meta["sha256"] for name, meta in metas.items()}
+    metas = {name: read_meta(dirs[name]) for name in POCKET_TASKS}
+    stamp = {"recipe": RECIPE, **{name: [meta["sha256"], meta.get("source")] for name, meta in metas.items()}}
     root = cache_dir() / "data" / "mlm-pocket"
     try:
         current = json.loads((root / "meta.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         current = {}
     if current.get("pocket") != stamp:
-        lines: dict[str, dict[str, None]] = defaultdict(dict)  # ordered sets
-        for name, field in POCKET_FIELDS.items():
-            for lang in metas[name]["languages"]:
-                if lang != "en" and f"test-{lang}" in metas[name]["sizes"]:
-                    lines[lang].update((ex[field], None) for ex in read_jsonl(dirs[name] / f"test-{lang}.jsonl"))
+        banned = pocket_test_texts(dirs, metas)
+        lines = _leftover_text(set(metas["pocket-topic"]["languages"]))
+        kept = {lang: [t for t in texts if t not in banned] for lang, texts in sorted(lines.items())}
+        kept = {lang: texts for lang, texts in kept.items() if texts}
         with atomic_dir(root) as tmp:
-            for lang, texts in sorted(lines.items()):
+            for lang, texts in kept.items():
                 (tmp / f"{lang}.txt").write_text("".join(t + "\n" for t in texts), encoding="utf-8", newline="\n")
-            current = {"pocket": stamp, "languages": sorted(lines)}
+            current = {"pocket": stamp, "languages": sorted(kept), "lines": {k: len(v) for k, v in kept.items()}}
             atomic_write_json(tmp / "meta.json", current)
     return {lang: root / f"{lang}.txt" for lang in current["languages"]}
 
