@@ -141,19 +141,17 @@ def test_best_threshold_edge_cases():
     assert m.best_threshold({("a", "9"): 2.0}, [("a", "1")]) == (0.0, 0.0)
 
 
-def test_margin_scores_and_mining():
+def test_margin_mining():
     x = np.array([[1.0, 0.0], [0.6, 0.8]])
     y = np.array([[1.0, 0.0], [0.0, 1.0]])
     # cosines: [[1, 0], [0.6, 0.8]]. k=2: x's neighbour means 0.5 and 0.7, y's 0.8 and 0.4
     # margin = cos / ((mean_x + mean_y) / 2): [[1/0.65, 0/0.45], [0.6/0.75, 0.8/0.55]]
-    expected = np.array([[1 / 0.65, 0.0], [0.8, 0.8 / 0.55]])
-    np.testing.assert_allclose(m.margin_scores(x, y, k=2), expected)
-    # k=1: means are the row/column maxima [1, 0.8] and [1, 0.8]: [[1, 0], [0.6/0.9, 1]]
-    np.testing.assert_allclose(m.margin_scores(x, y, k=1), [[1.0, 0.0], [0.6 / 0.9, 1.0]])
     # each side's best is the diagonal, both pairs kept with their margins
     mined = m.mine_candidates(x, y, k=2)
     assert mined.keys() == {(0, 0), (1, 1)}
     assert mined[(0, 0)] == pytest.approx(1 / 0.65) and mined[(1, 1)] == pytest.approx(0.8 / 0.55)
+    # k=1: means are the row/column maxima [1, 0.8] and [1, 0.8]: diagonal margins 1/1 and 0.8/0.8
+    assert m.mine_candidates(x, y, k=1) == pytest.approx({(0, 0): 1.0, (1, 1): 1.0})
 
 
 def test_suites_shape():

@@ -229,24 +229,6 @@ def best_threshold(scored_candidates: Mapping[tuple[str, str], float],
     return threshold, bucc_f1(extract_pairs(scored_candidates, threshold), gold)["f1"]
 
 
-def _knn_mean(sim: np.ndarray, k: int) -> np.ndarray:
-    k = min(k, sim.shape[1])
-    return np.partition(sim, sim.shape[1] - k, axis=1)[:, -k:].mean(axis=1)
-
-
-def _ratio_margin(sim: np.ndarray, k: int) -> np.ndarray:
-    return sim / ((_knn_mean(sim, k)[:, None] + _knn_mean(sim.T, k)[None, :]) / 2)
-
-
-def margin_scores(x: np.ndarray, y: np.ndarray, k: int = 4) -> np.ndarray:
-    """Ratio margin (Artetxe & Schwenk 2019) of every pair, shape (len(x), len(y)).
-
-    cos(x, y) / (sum of x's k-NN cosines in y / 2k + sum of y's k-NN cosines in x / 2k); k is capped
-    at the other side's size. Dense numpy: memory grows with len(x) * len(y).
-    """
-    return _ratio_margin(_unit(x) @ _unit(y).T, k)
-
-
 def knn(queries: np.ndarray, index_rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Cosine similarities and indices of each query's ``k`` nearest rows (faiss, exact inner product)."""
     import faiss
@@ -258,7 +240,8 @@ def knn(queries: np.ndarray, index_rows: np.ndarray, k: int) -> tuple[np.ndarray
 
 
 def mine_candidates(x: np.ndarray, y: np.ndarray, k: int = 4) -> dict[tuple[int, int], float]:
-    """xtreme's ``mine_bitext`` (ratio margin, 'max' retrieval, threshold 0): index pairs with their score.
+    """xtreme's ``mine_bitext`` (ratio margin of Artetxe & Schwenk 2019: cos(x, y) over the mean of x's and y's
+    mean k-NN cosines; 'max' retrieval, threshold 0): index pairs with their score.
 
     Each x takes its best-margin y among its k cosine neighbours, and each y its best x; all these
     candidates are visited by falling score (stable on ties) and kept when neither side is taken yet.
