@@ -77,3 +77,20 @@ def test_readme_user_task_example_runs_as_written(tmp_path):
     dev = [r for r in rows if r["kind"] == "intermediate"]
     assert {(r["task"], r["split"], r["language"]) for r in dev} == {("support-intent", "dev", "en")}
     assert {r["intermediate"] for r in rows if r["target"] == "pocket-topic"} == {"none", "support-intent"}
+
+
+def test_plan_status_and_parquet_after_a_run(quick_run, tmp_path):
+    """``plan`` marks every job of the finished run done with no pending hours; ``status`` agrees; parquet
+    export holds the same rows as csv."""
+    import pandas as pd
+
+    planned = json.loads(_xstilts("plan", "configs/quick.yaml", "--out", str(quick_run), "--format", "json").stdout)
+    assert len(planned["jobs"]) == 11 and {j["status"] for j in planned["jobs"]} == {"done"}
+    assert {j["kind"] for j in planned["jobs"]} == {"intermediate", "target", "retrieval"}
+    assert planned["estimate"]["pending_hours"] == 0 and planned["estimate"]["total_flops"] > 0
+    assert _xstilts("status", str(quick_run)).stdout.startswith("11 jobs: 11 done, 0 running, 0 failed, 0 pending")
+    path = tmp_path / "rows.parquet"
+    _xstilts("results", str(quick_run), "--format", "parquet", "--output", str(path))
+    table = pd.read_parquet(path)
+    rows = list(csv.DictReader(io.StringIO(_xstilts("results", str(quick_run), "--format", "csv").stdout)))
+    assert len(table) == len(rows) and list(table.columns) == list(rows[0])

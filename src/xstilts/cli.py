@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 from enum import Enum
@@ -28,6 +27,7 @@ console = Console(stderr=True)
 class Table(str, Enum):
     csv = "csv"
     json = "json"
+    parquet = "parquet"
 
 
 class Listing(str, Enum):
@@ -156,17 +156,54 @@ def score(suite: Suite = typer.Option(..., help="xtreme | xtreme-r"),
 
 @app.command()
 def results(out: Path = typer.Argument(..., help="experiment output directory"),
-            format: Table = typer.Option(Table.csv, "--format")) -> None:
-    """Export every metric: one row per (job, language, metric)."""
-    from xstilts.experiments.store import ROW_COLUMNS, load_results, metric_rows
+            format: Table = typer.Option(Table.csv, "--format"),
+            output: Optional[Path] = typer.Option(None, help="write here instead of stdout (needed for parquet)")) -> None:
+    """Export every metric (from the SQLite index, refreshed from the result files): one row per
+    (job, language, metric)."""
+    from xstilts.experiments.index import export
 
-    rows = metric_rows(load_results(out))
-    if format is Table.json:
-        print(json.dumps(rows, indent=1, ensure_ascii=False))
+    if format is Table.parquet and output is None:
+        raise UserError("results: --format parquet needs --output FILE")
+    data = export(out, format.value, output)
+    if output is None:
+        sys.stdout.write(data)
+
+
+@app.command()
+def status(out: Path = typer.Argument(..., help="experiment output directory")) -> None:
+    """Done, running, failed and pending jobs of an experiment."""
+    from xstilts.experiments.index import format_status, status as job_status
+
+    print(format_status(job_status(out)))
+
+
+@app.command()
+def plan(config: Path = typer.Argument(..., help="experiment YAML"),
+         out: Optional[Path] = typer.Option(None, help="output directory, to mark finished jobs"),
+         accelerator: str = typer.Option("a100", help="a100 | h100 | h200 | l4 | v100 | a100-fp32 | cpu (measured)"),
+         utilisation: float = typer.Option(0.4, help="share of the accelerator's peak FLOP/s reached"),
+         tasks_dir: Optional[Path] = TASKS_DIR,
+         format: Listing = typer.Option(Listing.table, "--format")) -> None:
+    """The jobs an experiment needs, which are done, and their estimated accelerator-hours; runs nothing."""
+    from xstilts.config import load_config
+    from xstilts.experiments.cost import estimate, format_estimate
+    from xstilts.experiments.plan import plan as plan_jobs
+    from xstilts.experiments.store import is_done, read_result
+
+    _register(tasks_dir)
+    cfg = load_config(config)
+    out = out or Path("runs") / cfg.name
+    jobs = plan_jobs(cfg, lambda job_id: read_result(out, job_id))
+    done = {j.id for j in jobs if is_done(out, j.id)}
+    est = estimate(jobs, accelerator=accelerator, utilisation=utilisation, is_done=done.__contains__)
+    entries = [{"id": j.id, "kind": j.kind, "status": "done" if j.id in done else "pending", "setting": j.setting,
+                "target": j.spec.get("target"), "seed": j.spec["seed"], "upstream": j.upstream} for j in jobs]
+    if format is Listing.json:
+        print(json.dumps({"jobs": entries, "estimate": est}, indent=1))
         return
-    writer = csv.DictWriter(sys.stdout, fieldnames=ROW_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
+    for e in entries:
+        print(f"{e['id']}  {e['kind']:<12} {e['status']:<8} {e['setting']:<30} {e['target'] or ''}")
+    print(format_estimate(est))
 
 
 def main() -> None:

@@ -1,0 +1,296 @@
+"""Rough compute cost of an experiment's jobs: FLOPs and accelerator-hours, before running anything.
+
+FLOPs follow the usual dense-transformer rule: 6·N per trained token (forward + backward) and 2·N per
+inferred token, N = the model's parameter count. Dataset sizes and tokens per example come from the
+*estimate* tables below (official dataset sizes, typical lengths), never from downloading data; tasks not in
+the tables are counted from their local files when that is cheap.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from xstilts.errors import UserError
+
+# --- ESTIMATES: official dataset sizes (examples) -------------------------------------------------------------
+# English training sets (train split) of intermediate tasks and of targets' training sources.
+TRAIN_SIZES: dict[str, int] = {
+    "mnli": 392_702, "squad_v1": 87_599, "squad_v2": 130_319, "qqp": 363_846,
+    "anli_plus": 162_865 + 392_702 + 549_367,  # ANLI R1-R3 + MNLI + SNLI
+    "hellaswag": 39_905, "commonsenseqa": 9_741, "cosmosqa": 25_262,
+    "ccg": 39_604,  # CCGbank sections 02-21, sentences
+    "sst2": 67_349, "pawsx": 49_401,
+    "udpos": 12_543,  # approximate: UD English-EWT train sentences (XTREME's English POS train set)
+    "panx": 20_000, "tydiqa": 3_696, "siqa": 33_410, "copa": 400,
+}
+# English dev sets used for checkpoint selection (approximate where the repository's split differs).
+DEV_SIZES: dict[str, int] = {
+    "mnli": 9_815, "squad_v1": 10_570, "squad_v2": 11_873, "qqp": 40_430, "anli_plus": 3_200 + 9_815 + 9_842,
+    "hellaswag": 10_042, "commonsenseqa": 1_221, "cosmosqa": 2_985, "ccg": 1_913, "sst2": 872, "pawsx": 2_000,
+    "udpos": 2_002, "panx": 10_000, "tydiqa": 440, "siqa": 1_954, "copa": 100,
+}
+# Test examples per language (a dict: per language, with "*" the default for other languages).
+TEST_SIZES: dict[str, dict[str, int]] = {
+    "xnli": {"*": 5_010}, "pawsx": {"*": 2_000}, "xquad": {"*": 1_190},
+    "mlqa": {"en": 11_590, "es": 5_253, "de": 4_517, "ar": 5_335, "hi": 4_918, "vi": 5_495, "zh": 5_137,
+             "*": 5_000},
+    "tydiqa": {"en": 440, "ar": 921, "bn": 113, "fi": 782, "id": 565, "ko": 276, "ru": 812, "sw": 499,
+               "te": 669, "*": 1_000},  # gold-passage dev sets, approximate
+    "udpos": {"*": 1_000},  # varies a lot by treebank; rough
+    "panx": {"*": 10_000},  # 10k for most languages, fewer for some: an upper-end estimate
+    "tatoeba": {"*": 1_000}, "bucc2018": {"*": 10_000},  # bucc: per side, rough
+    "xcopa": {"*": 500},
+}
+# Typical tokens per example (one sequence) by task format, capped at the job's max_length; tasks override.
+TOKENS_BY_FORMAT: dict[str, int] = {
+    "classification": 60, "span_qa": 180, "tagging": 40, "multiple_choice": 60, "retrieval": 20, "bucc": 30,
+    "answer_retrieval": 60, "mlm": 128,
+}
+TOKENS_BY_TASK: dict[str, int] = {"sst2": 25, "qqp": 35, "ccg": 35, "copa": 20, "xcopa": 20, "hellaswag": 70}
+# Sequences per example: choices of multiple-choice tasks, the two sides of a retrieval pair.
+SEQS_BY_TASK: dict[str, int] = {"hellaswag": 4, "commonsenseqa": 5, "cosmosqa": 4, "siqa": 3, "copa": 2, "xcopa": 2}
+SEQS_BY_FORMAT: dict[str, int] = {"multiple_choice": 4, "retrieval": 2, "bucc": 2, "answer_retrieval": 2}
+DEFAULT_SIZE = 10_000
+
+# --- Model parameter counts (hub ids that are not local) -------------------------------------------------------
+# N is the count WITHOUT the input embeddings (a lookup, not a matmul: Kaplan et al. 2020). Multilingual vocabularies
+# make the difference large: 96M of me5-small's 118M and 256M of XLM-R large's 560M are embeddings.
+MODEL_PARAMS: list[tuple[str, int]] = [  # (regex on the lower-cased ref, non-embedding parameters); first wins
+    (r"xlm-roberta-base$", 86_000_000), (r"xlm-roberta-large$", 303_000_000),
+    (r"bert-base-multilingual-(un)?cased$", 86_000_000),
+    (r"me5-small$|multilingual-e5-small$", 21_700_000),
+    (r"llama-2-7b", 6_480_000_000), (r"llama-2-13b", 12_700_000_000), (r"llama-2-70b", 68_700_000_000),
+    (r"llama-3(\.\d)?-8b", 7_500_000_000), (r"llama-3(\.\d)?-70b", 69_500_000_000),
+]
+ME5_LAYER = 1_780_000  # one transformer block of me5-small (hidden 384, FFN 1536)
+
+# --- Accelerators: peak dense TFLOP/s (bf16/fp16 tensor cores unless noted) -------------------------------------
+ACCELERATORS: dict[str, float] = {"a100": 312.0, "h100": 989.0, "h200": 989.0, "l4": 121.0, "v100": 125.0,
+                                  "a100-fp32": 19.5}
+DEFAULT_UTILISATION = 0.4
+
+
+def cpu_tflops(size: int = 1024, repeats: int = 5) -> float:
+    """Measured fp32 TFLOP/s of this CPU: the best of a few ``size``³ torch matmuls."""
+    import torch
+
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b  # warm-up
+    best = math.inf
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * size ** 3 / max(best, 1e-9) / 1e12
+
+
+def peak_tflops(accelerator: str) -> float:
+    name = accelerator.lower()
+    if name == "cpu":
+        return cpu_tflops()
+    if name not in ACCELERATORS:
+        raise UserError(f"unknown accelerator {accelerator!r} (known: cpu, {', '.join(ACCELERATORS)})")
+    return ACCELERATORS[name]
+
+
+def model_params(ref: str) -> int | None:
+    """Non-embedding parameter count of a model reference: a local HF directory (counted on the meta device),
+    an ``me5-small@L<n>`` reference, or a known hub id; None when unknown."""
+    m = re.match(r"^me5-small@L(\d+)$", ref)
+    if m:
+        return int(m.group(1)) * ME5_LAYER
+    path = Path(ref).expanduser()
+    if (path / "config.json").is_file():
+        try:
+            import torch
+            from transformers import AutoConfig, AutoModel
+
+            cfg = AutoConfig.from_pretrained(path)
+            with torch.device("meta"):
+                model = AutoModel.from_config(cfg)
+            embeddings = model.get_input_embeddings().weight.numel()
+            return int(sum(p.numel() for p in model.parameters()) - embeddings)
+        except Exception:  # noqa: BLE001 - fall back to the table
+            pass
+    name = ref.lower().rstrip("/")
+    for pattern, n in MODEL_PARAMS:
+        if re.search(pattern, name):
+            return n
+    return None
+
+
+# --- Sizes -------------------------------------------------------------------------------------------------------
+
+def _counted(source: Any, split: str, lang: str) -> int | None:
+    """Examples of a local source's split, from its metadata or by loading it; None when not available."""
+    try:
+        sizes = getattr(source, "meta", {}).get("sizes", {})
+        if f"{split}-{lang}" in sizes:
+            n = sizes[f"{split}-{lang}"]
+            return int(n if isinstance(n, (int, float)) else len(n))
+        return len(source.load(split, lang))
+    except Exception:  # noqa: BLE001 - hub data offline, missing file, ...
+        return None
+
+
+_LOCAL_SOURCES = {"PocketSource", "PocketTextSource", "JsonlDirSource"}
+
+
+class _Sizes:
+    """Split sizes per (task, split, language): the estimate tables first, else counted locally."""
+
+    def __init__(self, data_dir: str | None, notes: set[str]):
+        self.data_dir, self.notes, self._cache = data_dir, notes, {}
+
+    def task(self, name: str):
+        from xstilts.tasks.registry import get_task
+
+        return get_task(name, data_dir=self.data_dir)
+
+    def size(self, name: str, split: str, lang: str) -> int:
+        key = (name, split, lang)
+        if key not in self._cache:
+            table = {"train": TRAIN_SIZES, "dev": DEV_SIZES}.get(split)
+            if table is not None and name in table and lang == "en":
+                n = table[name]
+            elif split == "test" and name in TEST_SIZES:
+                n = TEST_SIZES[name].get(lang, TEST_SIZES[name]["*"])
+            elif split == "dev" and name in TEST_SIZES:  # e.g. bucc's dev for the threshold: as big as test
+                n = TEST_SIZES[name].get(lang, TEST_SIZES[name]["*"])
+            else:
+                task = self.task(name)
+                source = task.training_source(self.data_dir) if split in ("train", "dev") else task.source
+                local = self.data_dir is not None or type(source).__name__ in _LOCAL_SOURCES
+                n = _counted(source, split, lang) if local else None  # never touch the hub
+                if n is None:
+                    n = DEFAULT_SIZE if split != "dev" else DEFAULT_SIZE // 10
+                    self.notes.add(f"{name} {split}-{lang}: size unknown, assumed {n}")
+                else:
+                    self.notes.add(f"{name} {split}-{lang}: {n} examples counted from local data")
+            self._cache[key] = n
+        return self._cache[key]
+
+    def tokens(self, name: str, max_length: int) -> int:
+        """Tokens per example: sequences per example × typical tokens per sequence (capped at max_length)."""
+        fmt = self.task(name).format
+        per_seq = TOKENS_BY_TASK.get(name, TOKENS_BY_FORMAT.get(fmt, 60))
+        return SEQS_BY_TASK.get(name, SEQS_BY_FORMAT.get(fmt, 1)) * min(per_seq, max_length)
+
+
+def _train_source_name(task) -> str:
+    return task.train_task or task.name
+
+
+def _examples_seen(train: dict, train_size: int) -> float:
+    if train.get("max_examples"):
+        return float(train["max_examples"])
+    if train.get("max_steps"):
+        return float(train["max_steps"] * train.get("batch_size", 32) * train.get("grad_accum", 1))
+    return float(train.get("epochs", 1.0)) * train_size
+
+
+def _dev_passes(train: dict) -> int:
+    return max(1, math.ceil(train.get("epochs", 1.0))) if train.get("select_on_dev") else 1
+
+
+def job_tokens(job, sizes: _Sizes) -> tuple[float, float]:
+    """(trained tokens, inferred tokens) of one job."""
+    from xstilts.experiments.plan import eval_languages
+
+    spec = job.spec
+    train_tok = infer_tok = 0.0
+    if job.kind == "intermediate":
+        train = spec["train"]
+        names = spec["intermediate"]
+    else:
+        train = spec.get("train")
+        names = []
+    if job.kind == "target":
+        names = [_train_source_name(sizes.task(spec["target"]))]
+    if train is not None and names:
+        length, cap = train.get("max_length", 128), train.get("max_train_examples")
+        counts = {n: min(sizes.size(n, "train", "en"), cap or math.inf) for n in names}
+        total = sum(counts.values())
+        seen = _examples_seen(train, total)
+        mean_tok = sum(counts[n] * sizes.tokens(n, length) for n in names) / max(total, 1)
+        train_tok = seen * mean_tok
+        dev_tok = sum(sizes.size(n, "dev", "en") * sizes.tokens(n, length) for n in names)
+        infer_tok += _dev_passes(train) * dev_tok
+    if job.kind in ("target", "retrieval"):
+        task = sizes.task(spec["target"])
+        ev = spec.get("eval", {})
+        length, per_lang = ev.get("max_length", 128), ev.get("max_examples_per_language")
+        splits = ["test", "dev"] if task.format == "bucc" else ["test"]
+        for lang in eval_languages(task, ev.get("languages")):
+            for split in splits:
+                n = min(sizes.size(task.name, split, lang), per_lang or math.inf)
+                infer_tok += n * sizes.tokens(task.name, length)
+    return train_tok, infer_tok
+
+
+def estimate(jobs: Iterable, model_params: int | None = None, accelerator: str = "a100",
+             utilisation: float = DEFAULT_UTILISATION, is_done: Callable[[str], bool] | None = None,
+             model: str | None = None) -> dict:
+    """FLOPs and hours of ``jobs`` on ``accelerator`` at ``utilisation`` of its peak. ``model_params`` (else
+    looked up from the jobs' model reference, or ``model``) is N; ``is_done(job_id)`` marks finished jobs."""
+    jobs = list(jobs)
+    if not 0 < utilisation <= 1:
+        raise UserError(f"utilisation must be in (0, 1], got {utilisation}")
+    notes: set[str] = set()
+    assumptions = [
+        "FLOPs = 6·N·trained tokens + 2·N·inferred tokens (dense transformer rule; attention FLOPs ignored)",
+        "dataset sizes and tokens per example are estimates from tables in xstilts.experiments.cost "
+        "(official sizes; typical lengths capped at max_length), not counted from the data",
+        "dev and test splits are inference only; English dev runs once per epoch with select_on_dev, else once",
+    ]
+    n_params = model_params
+    if n_params is None:
+        ref = model or next((j.spec.get("model") for j in jobs if j.spec.get("model")), None)
+        n_params = model_params_of(ref) if ref else None
+        if n_params is None:
+            raise UserError(f"parameter count of model {ref!r} unknown: pass model_params")
+        assumptions.append(f"N = {n_params:,} parameters for {ref}")
+    peak = peak_tflops(accelerator)
+    if accelerator.lower() == "cpu":
+        assumptions.append(f"cpu peak measured now by a 1024³ fp32 matmul probe: {peak:.3f} TFLOP/s")
+    rate = peak * 1e12 * utilisation  # FLOP/s
+    data_dir = next((j.spec.get("data_dir") for j in jobs if j.spec.get("data_dir")), None)
+    sizes = _Sizes(data_dir, notes)
+    rows, total, pending = [], 0.0, 0.0
+    for job in jobs:
+        train_tok, infer_tok = job_tokens(job, sizes)
+        flops = 6 * n_params * train_tok + 2 * n_params * infer_tok
+        hours = flops / rate / 3600
+        rows.append({"id": job.id, "kind": job.kind, "flops": flops, "hours": hours})
+        total += flops
+        if is_done is None or not is_done(job.id):
+            pending += hours
+    return {"accelerator": accelerator, "peak_tflops": peak, "utilisation": utilisation, "model_params": n_params,
+            "jobs": rows, "total_flops": total, "total_hours": total / rate / 3600, "pending_hours": pending,
+            "assumptions": assumptions + sorted(notes)}
+
+
+model_params_of = model_params  # ``estimate`` shadows the name with its argument
+
+
+def format_estimate(est: dict) -> str:
+    """A short human-readable table: per kind, then totals."""
+    kinds: dict[str, list[float]] = {}
+    for row in est["jobs"]:
+        k = kinds.setdefault(row["kind"], [0, 0.0, 0.0])
+        k[0] += 1
+        k[1] += row["flops"]
+        k[2] += row["hours"]
+    acc = est["accelerator"]
+    lines = [f"model {est['model_params'] / 1e6:,.0f}M params; {acc} at {est['peak_tflops']:.1f} TFLOP/s peak "
+             f"x {est['utilisation']:.0%} utilisation", f"{'kind':<14}{'jobs':>6}{'FLOPs':>12}{acc + '-h':>12}"]
+    for kind, (n, flops, hours) in kinds.items():
+        lines.append(f"{kind:<14}{n:>6}{flops:>12.3g}{hours:>12.1f}")
+    lines.append(f"{'total':<14}{len(est['jobs']):>6}{est['total_flops']:>12.3g}{est['total_hours']:>12.1f}")
+    lines.append(f"pending: {est['pending_hours']:.1f} {acc}-hours")
+    lines += [f"  * {a}" for a in est["assumptions"]]
+    return "\n".join(lines)

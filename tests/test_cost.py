@@ -1,0 +1,75 @@
+"""Compute-cost estimate: hand-computed FLOPs, the CPU probe, and the paper config."""
+
+import math
+from pathlib import Path
+
+import pytest
+
+from xstilts.config import load_config
+from xstilts.experiments.cost import cpu_tflops, estimate, format_estimate, model_params
+from xstilts.experiments.plan import Job, plan
+
+N = 1000
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _train(**kw):
+    base = {"epochs": 1.0, "batch_size": 32, "grad_accum": 1, "max_length": 128, "max_steps": None,
+            "max_examples": None, "max_train_examples": None, "select_on_dev": False}
+    return {**base, **kw}
+
+
+def _jobs():
+    inter = Job("intermediate", {"model": "m", "data_dir": None, "intermediate": ["mnli"],
+                                 "train": _train(max_train_examples=1000)}, "i1")
+    target = Job("target", {"model": "m", "data_dir": None, "intermediate": ["mnli"], "target": "xnli",
+                            "train": _train(max_steps=10, batch_size=4, grad_accum=2, epochs=2, select_on_dev=True),
+                            "eval": {"max_length": 32, "languages": ["en", "de"], "max_examples_per_language": 100}},
+                 "t1", "i1")
+    retrieval = Job("retrieval", {"model": "m", "data_dir": None, "intermediate": [], "target": "tatoeba",
+                                  "eval": {"max_length": 512, "languages": ["de"]}}, "r1")
+    return [inter, target, retrieval]
+
+
+def test_hand_computed_flops():
+    est = estimate(_jobs(), N, "a100", 0.5, is_done=lambda job_id: job_id == "i1")
+    flops = {row["id"]: row["flops"] for row in est["jobs"]}
+    # intermediate: 1000 capped MNLI examples x 60 tokens trained, MNLI dev (9815 x 60) inferred once
+    assert flops["i1"] == pytest.approx(6 * N * 1000 * 60 + 2 * N * 9815 * 60)
+    # target: 10 steps x 4 x 2 = 80 MNLI examples trained; dev twice (2 epochs, select_on_dev); 2 langs x 100 x 32
+    assert flops["t1"] == pytest.approx(6 * N * 80 * 60 + 2 * N * (2 * 9815 * 60 + 2 * 100 * 32))
+    # retrieval: Tatoeba de, 1000 pairs x 2 sides x 20 tokens, inference only
+    assert flops["r1"] == pytest.approx(2 * N * 1000 * 2 * 20)
+    rate = 312e12 * 0.5 * 3600
+    assert est["total_flops"] == pytest.approx(sum(flops.values()))
+    assert est["total_hours"] == pytest.approx(est["total_flops"] / rate)
+    assert est["pending_hours"] == pytest.approx((flops["t1"] + flops["r1"]) / rate)
+    assert est["model_params"] == N and est["assumptions"]
+    assert "total" in format_estimate(est)
+
+
+def test_model_params_exclude_input_embeddings(tiny_model):
+    assert model_params("FacebookAI/xlm-roberta-large") == 303_000_000
+    assert model_params("me5-small@L6") == 6 * 1_780_000
+    assert model_params("meta-llama/Meta-Llama-3-8B") == 7_500_000_000
+    assert model_params("no-such/model") is None
+    # a local directory is counted on the meta device: 2 BERT layers of hidden 32, FFN 64, plus position and
+    # type embeddings, LayerNorms and AutoModel's pooler, without the word embeddings
+    layer = 4 * (32 * 32 + 32) + 2 * 2 * 32 + (32 * 64 + 64) + (64 * 32 + 32)
+    assert model_params(tiny_model) == 2 * layer + 64 * 32 + 2 * 32 + 2 * 32 + (32 * 32 + 32)
+
+
+def test_cpu_probe_positive():
+    tflops = cpu_tflops(size=256, repeats=2)
+    assert tflops > 0 and math.isfinite(tflops)
+    assert estimate(_jobs()[2:], N, "cpu", 0.4)["peak_tflops"] > 0
+
+
+def test_paper_config_a100_hours():
+    jobs = plan(load_config(ROOT / "configs/paper/xtreme-xlmr-large.yaml"))
+    est = estimate(jobs, None, "a100", 0.4)
+    print(format_estimate(est))
+    assert est["model_params"] == 303_000_000
+    assert math.isfinite(est["total_hours"]) and est["total_hours"] > 0
+    assert all(row["flops"] > 0 for row in est["jobs"])
+    assert estimate(jobs, None, "h100", 0.4)["total_hours"] < est["total_hours"]

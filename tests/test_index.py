@@ -1,0 +1,177 @@
+"""The SQLite results index: build, staleness, job status, export."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import socket
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from xstilts.errors import UserError
+from xstilts.experiments import index, store
+
+
+def _result(job_id: str, *, target: str | None = "xnli", setting: str = "none", seed: int = 1,
+            finished: str = "2026-01-01T00:00:00+00:00", values=(0.5, 0.25)) -> dict:
+    kind = "intermediate" if target is None else "target"
+    metrics = [{"task": target or setting, "split": "test", "language": lang, "metric": "accuracy",
+                "value": v, "n": 10} for lang, v in zip(("en", "de"), values)]
+    return {"job_id": job_id, "kind": kind, "model": "tiny", "intermediate": setting, "target": target,
+            "seed": seed, "upstream": None, "metrics": metrics, "train": {"steps": 3}, "seconds": 1.5,
+            "spec": {"intermediate": [] if setting == "none" else setting.split("+"), "target": target,
+                     "seed": seed}, "versions": {}, "finished": finished}
+
+
+def _write(out: Path, result: dict) -> Path:
+    path = out / "jobs" / result["job_id"] / "result.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def out(tmp_path: Path) -> Path:
+    _write(tmp_path, _result("a", finished="2026-01-01T00:00:03+00:00"))
+    _write(tmp_path, _result("b", target=None, setting="squad", finished="2026-01-01T00:00:01+00:00"))
+    _write(tmp_path, _result("c", setting="squad", seed=2, finished="2026-01-01T00:00:02+00:00", values=(1, 0.0)))
+    return tmp_path
+
+
+def _rowids(con: sqlite3.Connection, job_id: str) -> list[int]:
+    return [r[0] for r in con.execute("SELECT rowid FROM metrics WHERE job_id = ? ORDER BY rowid", (job_id,))]
+
+
+def test_builds_a_wal_sqlite_index(out):
+    con = index.refresh(out)
+    try:
+        assert (out / "index.sqlite").is_file()
+        assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert {r[0] for r in con.execute("SELECT job_id FROM jobs")} == {"a", "b", "c"}
+        assert con.execute("SELECT COUNT(*) FROM metrics").fetchone()[0] == 6
+        indexes = {r[1] for r in con.execute("PRAGMA index_list(metrics)")}
+        assert indexes
+    finally:
+        con.close()
+    # a fresh connection to the real file sees the same rows
+    raw = sqlite3.connect(out / "index.sqlite")
+    assert raw.execute("SELECT target, seed FROM jobs WHERE job_id = 'b'").fetchone() == (None, 1)
+    raw.close()
+
+
+def test_refresh_reads_only_new_changed_and_deleted_files(out):
+    index.refresh(out).close()
+    con = index.refresh(out)
+    before_a, before_b = _rowids(con, "a"), _rowids(con, "b")
+    con.close()
+
+    path_c = _write(out, _result("c", setting="squad", seed=2, values=(0.75, 0.125, 0.3)[:2]))
+    os.utime(path_c, ns=(1, 1))  # a different mtime even on coarse-clock filesystems
+    (out / "jobs" / "b" / "result.json").unlink()
+    _write(out, _result("d"))
+    con = index.refresh(out)
+    try:
+        assert {r[0] for r in con.execute("SELECT job_id FROM jobs")} == {"a", "c", "d"}
+        assert _rowids(con, "b") == []
+        assert _rowids(con, "a") == before_a  # untouched rows kept
+        assert before_b  # (b had rows before)
+        values = [r[0] for r in con.execute("SELECT value FROM metrics WHERE job_id = 'c' ORDER BY rowid")]
+        assert values == [0.75, 0.125]
+        assert con.execute("SELECT result_mtime_ns FROM jobs WHERE job_id = 'c'").fetchone()[0] == 1
+    finally:
+        con.close()
+
+
+def test_corrupt_result_is_a_one_line_error_with_file_and_line(out):
+    index.refresh(out).close()
+    bad = out / "jobs" / "a" / "result.json"
+    bad.write_text('{\n "job_id": "a",\n "kind": oops\n}\n', encoding="utf-8")
+    with pytest.raises(UserError) as e:
+        index.refresh(out)
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith(f"{bad}:3:")
+    # the failed refresh changed nothing
+    raw = sqlite3.connect(out / "index.sqlite")
+    assert raw.execute("SELECT COUNT(*) FROM jobs").fetchone()[0] == 3
+    raw.close()
+
+    bad.write_text(json.dumps({"job_id": "a"}), encoding="utf-8")
+    with pytest.raises(UserError, match=r"result\.json:1: .*missing field 'kind'"):
+        index.refresh(out)
+
+
+def test_unreadable_index_is_rebuilt(out):
+    (out / "index.sqlite").write_bytes(b"not a database at all" * 100)
+    con = index.refresh(out)
+    assert con.execute("SELECT COUNT(*) FROM jobs").fetchone()[0] == 3
+    con.close()
+
+
+def _plan(out: Path, ids: list[str]) -> None:
+    plan = [{"id": i, "kind": "target", "upstream": None,
+             "spec": {"intermediate": ["squad"] if i == "c" else [], "target": "xnli", "seed": 1}} for i in ids]
+    (out / "plan.json").write_text(json.dumps(plan), encoding="utf-8")
+
+
+def test_status_states(out):
+    _plan(out, ["a", "c", "run", "dead", "fail", "todo"])
+    host = socket.gethostname()
+    for job_id in ("run", "dead", "fail"):
+        (out / "jobs" / job_id).mkdir(parents=True)
+    (out / "jobs" / "run" / "RUNNING").write_text(f"{host} {os.getpid()}\n")
+    (out / "jobs" / "dead" / "RUNNING").write_text(f"{host} 999999999\n")  # no such pid
+    (out / "jobs" / "fail" / "FAILED").write_text("RuntimeError: CUDA out of memory\n")
+    st = index.status(out)
+    assert {k: st[k] for k in ("done", "running", "failed", "pending")} == \
+        {"done": 2, "running": 1, "failed": 1, "pending": 2}
+    states = {j["id"]: j["state"] for j in st["jobs"]}
+    assert states == {"a": "done", "c": "done", "run": "running", "dead": "pending", "fail": "failed",
+                      "todo": "pending"}
+    by_id = {j["id"]: j for j in st["jobs"]}
+    assert by_id["c"]["setting"] == "squad" and by_id["a"]["setting"] == "none"
+    assert by_id["fail"]["error"] == "RuntimeError: CUDA out of memory"
+    text = index.format_status(st)
+    assert text.splitlines()[0] == "6 jobs: 2 done, 1 running, 1 failed, 2 pending"
+    assert "CUDA out of memory" in text and len(text.splitlines()) == 7
+
+
+def test_status_without_plan_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="plan.json"):
+        index.status(tmp_path)
+
+
+def test_export_matches_store_rows(out):
+    expected = store.metric_rows(store.load_results(out))
+    assert index.rows(out) == expected
+    assert json.loads(index.export(out, "json")) == expected
+    text = index.export(out, "csv")
+    parsed = list(csv.DictReader(io.StringIO(text)))
+    assert list(parsed[0]) == store.ROW_COLUMNS
+    assert parsed == [{k: "" if v is None else str(v) for k, v in r.items()} for r in expected]
+    dest = out / "rows.csv"
+    index.export(out, "csv", dest)
+    assert dest.read_text(encoding="utf-8") == text
+
+
+def test_export_parquet(out, tmp_path):
+    pytest.importorskip("pyarrow")
+    import pandas as pd
+
+    dest = tmp_path / "rows.parquet"
+    index.export(out, "parquet", dest)
+    frame = pd.read_parquet(dest)
+    assert list(frame.columns) == store.ROW_COLUMNS
+    assert frame.to_dict("records") == store.metric_rows(store.load_results(out))
+
+
+def test_export_parquet_without_pyarrow(out, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # import pyarrow -> ImportError
+    with pytest.raises(UserError, match="pip install pyarrow") as e:
+        index.export(out, "parquet")
+    assert "\n" not in str(e.value)
