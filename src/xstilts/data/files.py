@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Iterator
 
 from xstilts.errors import UserError
 
@@ -18,20 +19,21 @@ def read_text(path: Path) -> str:
         raise UserError(f"{path}: cannot read: {e}") from None
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    """The objects of a JSON-lines file; a record without an "id" gets ``<file stem>:<line>``."""
-    path = Path(path)
-    lines = read_text(path).split("\n")
-    records = []
-    for n, line in enumerate(lines, 1):
+def jsonl_rows(path: Path, text: str | None = None) -> Iterator[tuple[int, dict]]:
+    """(line number, object) of a JSON-lines file (or of its ``text``), blank lines skipped."""
+    for n, line in enumerate((read_text(path) if text is None else text).split("\n"), 1):
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            row = json.loads(line)
         except ValueError as e:
             raise UserError(f"{path}:{n}: invalid JSON: {e.msg}") from None
-        if not isinstance(record, dict):
+        if not isinstance(row, dict):
             raise UserError(f"{path}:{n}: expected a JSON object per line")
-        record.setdefault("id", f"{path.stem}:{n}")
-        records.append(record)
-    return records
+        yield n, row
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """The objects of a JSON-lines file; a record without an "id" gets ``<file stem>:<line>``."""
+    path = Path(path)
+    return [{"id": f"{path.stem}:{n}", **row} for n, row in jsonl_rows(path)]

@@ -48,7 +48,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from xstilts.cache import sha256_file
 from xstilts.config import NONE_SETTING, field_error, read_yaml_mapping, validation_error
-from xstilts.data.files import read_text
+from xstilts.data.files import jsonl_rows, read_text
 from xstilts.errors import UserError
 from xstilts.tasks import registry
 from xstilts.tasks.registry import TaskDef
@@ -170,16 +170,7 @@ def _rows(file: Path, columns: list[str]) -> Iterator[tuple[int, dict]]:
     """(line, record) of a JSONL, CSV or TSV file; CSV/TSV must have every column in their header."""
     text = read_text(file).removeprefix("\ufeff")
     if file.suffix == ".jsonl":
-        for n, line in enumerate(text.split("\n"), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError as e:
-                raise UserError(f"{file}:{n}: invalid JSON: {e.msg}") from None
-            if not isinstance(row, dict):
-                raise UserError(f"{file}:{n}: expected a JSON object per line")
-            yield n, row
+        yield from jsonl_rows(file, text)
         return
     reader = csv.reader(io.StringIO(text, newline=""), dialect="excel-tab" if file.suffix == ".tsv" else "excel")
     try:
