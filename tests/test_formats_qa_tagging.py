@@ -6,6 +6,7 @@ import random
 
 import numpy as np
 import pytest
+from conftest import WORDS
 
 from xstilts.cache import cache_dir
 from xstilts.config import TrainConfig
@@ -16,8 +17,6 @@ from xstilts.formats.base import IGNORE_INDEX, collate
 from xstilts.models.backbone import MultiHeadModel, load_backbone
 from xstilts.tasks.registry import JsonlDirSource, TaskDef
 from xstilts.train.loop import TrainTask, train
-
-from conftest import WORDS
 
 QA = trainable_format("span_qa")
 TAG = trainable_format("tagging")

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-import xstilts.tasks.intermediate as it  # registers the tasks
 from xstilts.data import official_intermediate as oi
 from xstilts.data.official_intermediate import ConcatSource, Part
 from xstilts.errors import UserError

@@ -7,9 +7,9 @@ import random
 import numpy as np
 import pytest
 import torch
+from conftest import WORDS
 from rich.console import Console
 
-from conftest import WORDS
 from xstilts.config import ExperimentConfig
 from xstilts.data.raw_text import RawTextSource
 from xstilts.errors import UserError

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from xstilts.analysis.report import target_table
+from xstilts.evaluate.metrics import tatoeba_accuracy
 from xstilts.experiments.execute import fixed_subset, seeded_subset
 from xstilts.formats.base import collate
-from xstilts.evaluate.metrics import tatoeba_accuracy
 from xstilts.formats.retrieval import embed
 from xstilts.models.backbone import load_backbone
 from xstilts.models.pooling import encode, pool

@@ -172,7 +172,8 @@ def results(out: Path = typer.Argument(..., help="experiment output directory"),
 @app.command()
 def status(out: Path = typer.Argument(..., help="experiment output directory")) -> None:
     """Done, running, failed and pending jobs of an experiment."""
-    from xstilts.experiments.index import format_status, status as job_status
+    from xstilts.experiments.index import format_status
+    from xstilts.experiments.index import status as job_status
 
     print(format_status(job_status(out)))
 

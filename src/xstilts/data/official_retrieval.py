@@ -47,9 +47,9 @@ from functools import lru_cache
 from pathlib import Path
 
 from xstilts.cache import sha256_file
+from xstilts.data.files import read_text
 from xstilts.data.hub import HubSource
 from xstilts.data.local import LocalFiles
-from xstilts.data.files import read_text
 from xstilts.errors import UserError
 from xstilts.evaluate.suites import XTREME, XTREME_R
 

@@ -16,13 +16,13 @@ from accelerate.utils import set_seed
 import xstilts
 from xstilts.cache import atomic_dir, atomic_write_json
 from xstilts.config import EvalConfig, TrainConfig
-from xstilts.evaluate.predict import predict_logits
-from xstilts.experiments.plan import Job, eval_languages
-from xstilts.formats import trainable_format
 from xstilts.errors import UserError
 from xstilts.evaluate import retrieval
 from xstilts.evaluate.metrics import primary_metric
 from xstilts.evaluate.official_files import write_official
+from xstilts.evaluate.predict import predict_logits
+from xstilts.experiments.plan import Job, eval_languages
+from xstilts.formats import trainable_format
 from xstilts.formats.retrieval import default_layer, embed
 from xstilts.models.backbone import MultiHeadModel, load_backbone, save_backbone
 from xstilts.tasks.registry import TaskDef, get_task
