@@ -130,10 +130,10 @@ def run(config: Path = typer.Argument(..., help="experiment YAML"),
 def _write_report(out: Path, settings: list[str], title: str) -> Path:
     from xstilts.analysis.report import build_report
     from xstilts.cache import atomic_write_text
-    from xstilts.experiments.store import load_results, metric_rows
+    from xstilts.experiments.index import rows
 
     path = out / "report.md"
-    atomic_write_text(path, build_report(metric_rows(load_results(out)), settings, title))
+    atomic_write_text(path, build_report(rows(out), settings, title))
     return path
 
 
