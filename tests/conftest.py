@@ -102,3 +102,26 @@ def tiny_tasks(tiny_data, monkeypatch) -> list[str]:
     for d in defs:
         monkeypatch.setitem(registry._TASKS, d.name, d)
     return [d.name for d in defs]
+
+
+@pytest.fixture(scope="session")
+def tiny_task_files(tiny_data, tmp_path_factory) -> Path:
+    """The tiny tasks as user task YAML files (u-topic, u-answer, u-sametopic): a folder a separate
+    ``xstilts`` process can register through ``tasks_dir``."""
+    import yaml
+
+    folder = tmp_path_factory.mktemp("tiny-task-files")
+    specs = [
+        {"name": "u-topic", "format": "classification", "kind": "target", "labels": sorted(TOPICS),
+         "languages": list(LANGS), "dir": "t-topic", "test": True},
+        {"name": "u-answer", "format": "multiple_choice", "dir": "t-answer"},
+        {"name": "u-sametopic", "format": "classification", "labels": ["different", "same"],
+         "fields": {"text_a": "text_a", "text_b": "text_b"}, "dir": "t-sametopic"},
+    ]
+    for spec in specs:
+        data = tiny_data[spec.pop("dir")]
+        splits = {"train": str(data / "train-en.jsonl"), "dev": str(data / "dev-en.jsonl")}
+        if spec.pop("test", False):
+            splits["test"] = str(data / "test-{lang}.jsonl")
+        (folder / f"{spec['name']}.yaml").write_text(yaml.safe_dump({**spec, "data": splits}), encoding="utf-8")
+    return folder

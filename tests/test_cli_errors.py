@@ -55,7 +55,7 @@ def test_shipped_configs_validate_and_plan():
     root = Path(__file__).resolve().parents[1] / "configs"
     for path in sorted(root.rglob("*.yaml")):
         load_config(path)
-    cfg = load_config(root / "paper" / "xtreme-xlmr-large.yaml")
+    cfg = load_config(root / "paper" / "xstilts-xlmr-large.yaml")
     kinds = [j.kind for j in plan(cfg)]
     settings, seeds = len(cfg.intermediate.settings), len(cfg.seeds)  # 'none' included
     assert kinds.count("intermediate") == (settings - 1) * seeds

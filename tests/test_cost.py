@@ -66,7 +66,7 @@ def test_cpu_probe_positive():
 
 
 def test_paper_config_a100_hours():
-    jobs = plan(load_config(ROOT / "configs/paper/xtreme-xlmr-large.yaml"))
+    jobs = plan(load_config(ROOT / "configs/paper/xstilts-xlmr-large.yaml"))
     est = estimate(jobs, None, "a100", 0.4)
     print(format_estimate(est))
     assert est["model_params"] == 303_000_000

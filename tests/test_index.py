@@ -8,12 +8,14 @@ import json
 import os
 import socket
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
 
 from xstilts.errors import UserError
 from xstilts.experiments import index, store
+from xstilts.experiments.queue import Queue
 
 
 def _result(job_id: str, *, target: str | None = "xnli", setting: str = "none", seed: int = 1,
@@ -122,8 +124,9 @@ def test_status_states(out):
     host = socket.gethostname()
     for job_id in ("run", "dead", "fail"):
         (out / "jobs" / job_id).mkdir(parents=True)
-    (out / "jobs" / "run" / "RUNNING").write_text(f"{host} {os.getpid()}\n")
-    (out / "jobs" / "dead" / "RUNNING").write_text(f"{host} 999999999\n")  # no such pid
+    assert Queue(out).claim("run")  # held by this live process
+    with sqlite3.connect(out / "queue.sqlite") as con:  # held by a dead one
+        con.execute("INSERT INTO leases VALUES ('dead', 'x', ?, 999999999, ?)", (host, time.time() + 60))
     (out / "jobs" / "fail" / "FAILED").write_text("RuntimeError: CUDA out of memory\n")
     st = index.status(out)
     assert {k: st[k] for k in ("done", "running", "failed", "pending")} == \

@@ -11,7 +11,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from xstilts.errors import UserError
+from xstilts.errors import JobsFailed, UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Intermediate-task training and zero-shot cross-lingual transfer studies.")
@@ -108,19 +108,36 @@ def tasks_list(suite: Optional[Suite] = typer.Option(None, help="only this suite
               f"{len(e['languages']):>3} languages  {', '.join(e['sources'])}")
 
 
+class Runner(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
 @app.command()
 def run(config: Path = typer.Argument(..., help="experiment YAML"),
         out: Optional[Path] = typer.Option(None, help="output directory (default runs/<name>)"),
+        workers: int = typer.Option(1, min=1, help="local worker processes (torch threads are split among them)"),
+        runner: Runner = typer.Option(Runner.local, help="local, or ray (jobs as Ray tasks)"),
+        address: Optional[str] = typer.Option(None, help="Ray cluster address (ray runner; default: start one here)"),
+        checkpoint_every: float = typer.Option(300.0, min=0, help="seconds between resumable training "
+                                                                  "checkpoints (0: after every update)"),
         tasks_dir: Optional[Path] = TASKS_DIR) -> None:
-    """Run an experiment: intermediate training, target fine-tuning, zero-shot evaluation, report."""
+    """Run an experiment: intermediate training, target fine-tuning, zero-shot evaluation, report.
+
+    Finished jobs are skipped; a job interrupted during training continues from its last checkpoint.
+    Several runs (or machines) may share one output directory: each job runs once.
+    """
     from xstilts.config import load_config
+    from xstilts.experiments.execute import RunOptions
     from xstilts.experiments.runner import run_experiment
 
     _register(tasks_dir)
 
     cfg = load_config(config)
     out = out or Path("runs") / cfg.name
-    summary = run_experiment(cfg, config.read_text(encoding="utf-8"), out, console)
+    options = RunOptions(checkpoint_every=checkpoint_every, trackers=list(cfg.trackers))
+    summary = run_experiment(cfg, config.read_text(encoding="utf-8"), out, console, workers=workers,
+                             options=options, runner=runner.value, address=address)
     report = _write_report(out, cfg.intermediate.settings, cfg.name)
     console.print(f"{summary['ran']} jobs run, {summary['skipped']} already done, {summary['seconds']} s")
     print(report.read_text(encoding="utf-8"))
@@ -198,17 +215,20 @@ def plan(config: Path = typer.Argument(..., help="experiment YAML"),
     done = {j.id for j in jobs if is_done(out, j.id)}
     est = estimate(jobs, accelerator=accelerator, utilisation=utilisation, is_done=done.__contains__)
     entries = [{"id": j.id, "kind": j.kind, "status": "done" if j.id in done else "pending", "setting": j.setting,
-                "target": j.spec.get("target"), "seed": j.spec["seed"], "upstream": j.upstream} for j in jobs]
+                "target": j.spec.get("target"), "seed": j.spec["seed"], "upstream": j.upstream, "grid": j.grid}
+               for j in jobs]
     if format is Listing.json:
         print(json.dumps({"jobs": entries, "estimate": est}, indent=1))
         return
-    for e in entries:
-        print(f"{e['id']}  {e['kind']:<12} {e['status']:<8} {e['setting']:<30} {e['target'] or ''}")
+    for e in entries:  # grid values the job depends on, as key=value
+        grid = " ".join(f"{k}={v}" for k, v in e["grid"].items() if v is not None)
+        line = f"{e['id']}  {e['kind']:<12} {e['status']:<8} {e['setting']:<30} {e['target'] or '-':<16} {grid}"
+        print(line.rstrip())
     print(format_estimate(est))
 
 
 def main() -> None:
-    """Entry point: user errors become one line on stderr and exit code 2."""
+    """Entry point: user errors become one line on stderr and exit code 2; failed jobs one line each, exit 1."""
     import transformers
 
     transformers.logging.set_verbosity_error()
@@ -218,3 +238,7 @@ def main() -> None:
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except JobsFailed as e:
+        for job_id, error in e.failed.items():
+            print(f"error: job {job_id} failed: {error}", file=sys.stderr)
+        sys.exit(1)

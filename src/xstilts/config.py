@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError,
+                      field_validator, model_validator)
 
 from xstilts.errors import UserError
 
@@ -68,10 +71,63 @@ class SelectConfig(_Strict):
     by: Literal["english_dev"] = "english_dev"
 
 
-class IntermediateConfig(_Strict):
-    """Intermediate-task settings: 'none' (baseline) and task names joined by '+' for multi-task."""
+def _check_intermediate(name: str, where: str = "") -> None:
+    from xstilts.formats import RETRIEVAL
+    from xstilts.tasks.registry import get_task
 
-    settings: list[str] = Field(default_factory=lambda: [NONE_SETTING])
+    if get_task(name, quiet=True) is None or get_task(name).format in RETRIEVAL:
+        raise ValueError(f"unknown intermediate task {name!r}{where}")
+
+
+class SubsetsOf(_Strict):
+    """An ``intermediate.settings`` entry standing for subsets of ``subsets_of`` of each size in ``sizes`` (size 0
+    is the baseline, size k >= 2 a multi-task setting, names in listed order); a size with more than
+    ``max_per_size`` subsets keeps a random sample of them, drawn with ``default_rng([seed, size])``."""
+
+    subsets_of: list[str] = Field(min_length=1)
+    sizes: list[int] = Field(min_length=1)
+    max_per_size: int | None = Field(None, ge=1)
+    seed: int = 0
+
+    @field_validator("subsets_of")
+    @classmethod
+    def _tasks(cls, tasks: list[str]) -> list[str]:
+        for name in tasks:
+            _check_intermediate(name)
+        if len(set(tasks)) != len(tasks):
+            raise ValueError("a task is listed twice")
+        return tasks
+
+    @model_validator(mode="after")
+    def _sizes(self) -> "SubsetsOf":
+        if bad := [k for k in self.sizes if not 0 <= k <= len(self.subsets_of)]:
+            raise ValueError(f"sizes {bad} are outside 0..{len(self.subsets_of)} (the number of tasks)")
+        if len(set(self.sizes)) != len(self.sizes):
+            raise ValueError("a size is listed twice")
+        return self
+
+    def settings(self) -> list[str]:
+        """The settings this entry stands for, by size, then in listed order."""
+        out = []
+        for k in self.sizes:
+            subsets = list(itertools.combinations(self.subsets_of, k))
+            if self.max_per_size and len(subsets) > self.max_per_size:
+                keep = np.random.default_rng([self.seed, k]).choice(len(subsets), self.max_per_size, replace=False)
+                subsets = [subsets[i] for i in sorted(keep)]
+            out += ["+".join(s) or NONE_SETTING for s in subsets]
+        return out
+
+
+# a task setting or a SubsetsOf mapping; the "tag:" loc parts pydantic adds are dropped from error paths
+Setting = Annotated[Annotated[str, Tag("tag:name")] | Annotated[SubsetsOf, Tag("tag:subsets")],
+                    Discriminator(lambda v: "tag:subsets" if isinstance(v, (dict, SubsetsOf)) else "tag:name")]
+
+
+class IntermediateConfig(_Strict):
+    """Intermediate-task settings: 'none' (baseline), task names joined by '+' for multi-task, and ``subsets_of``
+    mappings (:class:`SubsetsOf`), which validation expands: afterwards every setting is a string."""
+
+    settings: list[Setting] = Field(default_factory=lambda: [NONE_SETTING])
     train: TrainConfig = TrainConfig()
     select: SelectConfig | None = None
 
@@ -86,21 +142,22 @@ class IntermediateConfig(_Strict):
 
     @field_validator("settings")
     @classmethod
-    def _known_tasks(cls, settings: list[str]) -> list[str]:
-        from xstilts.formats import RETRIEVAL
-        from xstilts.tasks.registry import get_task
-
+    def _known_tasks(cls, settings: list[str | SubsetsOf]) -> list[str]:
         out: list[str] = []
-        for s in settings:
-            if s != NONE_SETTING:
-                names = s.split("+")
-                for n in names:
-                    if get_task(n, quiet=True) is None or get_task(n).format in RETRIEVAL:
-                        raise ValueError(f"unknown intermediate task {n!r} in setting {s!r}")
-                s = "+".join(sorted(set(names), key=names.index))
-            if s in out:
-                raise ValueError(f"setting {s!r} is listed twice")
-            out.append(s)
+        plain: set[str] = set()
+        for entry in settings:
+            for s in entry.settings() if isinstance(entry, SubsetsOf) else [entry]:
+                if s != NONE_SETTING:
+                    names = s.split("+")
+                    for n in names:
+                        _check_intermediate(n, f" in setting {s!r}")
+                    s = "+".join(sorted(set(names), key=names.index))
+                if isinstance(entry, str):  # subsets may repeat a listed setting, listed settings may not
+                    if s in plain:
+                        raise ValueError(f"setting {s!r} is listed twice")
+                    plain.add(s)
+                if s not in out:
+                    out.append(s)
         if NONE_SETTING not in out:
             out.insert(0, NONE_SETTING)  # the baseline is always part of a run
         return out
@@ -123,6 +180,25 @@ class TargetConfig(_Strict):
         return name
 
 
+class ResourcesConfig(_Strict):
+    """What one job asks of a Ray cluster (and the CPU threads it uses)."""
+
+    cpus: int = Field(1, ge=1)
+    gpus: float = Field(0, ge=0)
+
+
+def _tracker_installed(name: str) -> str:
+    import importlib.util
+
+    package = {"tensorboard": "tensorboard", "mlflow": "mlflow", "wandb": "wandb"}[name]
+    if importlib.util.find_spec(package) is None:
+        raise ValueError(f"tracker {name!r} needs the {package} package: pip install {package}")
+    return name
+
+
+Tracker = Annotated[Literal["tensorboard", "mlflow", "wandb"], AfterValidator(_tracker_installed)]
+
+
 class ExperimentConfig(_Strict):
     """A whole experiment: one YAML file."""
 
@@ -134,6 +210,12 @@ class ExperimentConfig(_Strict):
     data_dir: str | None = Field(None, description="read benchmark tasks from official-layout files here, not the hub")
     intermediate: IntermediateConfig = IntermediateConfig()
     targets: list[TargetConfig] = Field(min_length=1)
+    trackers: list[Tracker] = Field(default_factory=list, description="log per-step loss, learning rate, "
+                                    "throughput and dev scores to OUT/tracking/<job-id> through Accelerate")
+    resources: ResourcesConfig = ResourcesConfig()
+    grid: dict[str, Annotated[list[Any], Field(min_length=1)]] = Field(
+        default_factory=dict, description="field path -> values: the experiment runs on every point of the cross "
+                                          "product (see xstilts.experiments.grid)")
 
     @field_validator("model")
     @classmethod
@@ -169,7 +251,8 @@ def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
     return line
 
 
-def _fmt_loc(loc: tuple[Any, ...]) -> str:
+def fmt_loc(loc: tuple[Any, ...]) -> str:
+    """``a.b[0].c``: a field location as the error messages write it."""
     out = ""
     for k in loc:
         out += f"[{k}]" if isinstance(k, int) else (f".{k}" if out else str(k))
@@ -203,23 +286,36 @@ def load_config(path: str | Path) -> ExperimentConfig:
 
         register_tasks_dir(path.parent / data["tasks_dir"])
     try:
-        return ExperimentConfig.model_validate(data)
+        cfg = ExperimentConfig.model_validate(data)
     except ValidationError as e:
         raise validation_error(path, root, e) from None
+    from xstilts.experiments.grid import GridError, variants
+
+    try:
+        variants(cfg)  # every grid point must validate
+    except GridError as e:
+        raise field_error(path, root, e.loc, e.msg) from None
+    return cfg
 
 
 def field_error(path: Path, root: yaml.Node | None, loc: tuple[Any, ...], msg: str) -> UserError:
     """``path:line: field.path: msg``, the line looked up in the composed YAML."""
     line = _line_of(root, loc)
-    return UserError(f"{path}{f':{line}' if line else ''}: {_fmt_loc(loc)}: {msg}")
+    return UserError(f"{path}{f':{line}' if line else ''}: {fmt_loc(loc)}: {msg}")
 
 
-def validation_error(path: Path, root: yaml.Node | None, e: ValidationError) -> UserError:
-    """The first pydantic error of a YAML file as one line naming its field and line."""
+def first_error(e: ValidationError) -> tuple[tuple[Any, ...], str]:
+    """(field location, one-line message) of the first pydantic error."""
     err = e.errors()[0]
-    loc = tuple(x for x in err["loc"] if not (isinstance(x, str) and (x.startswith("function-") or x == "[key]")))
+    loc = tuple(x for x in err["loc"]
+                if not (isinstance(x, str) and (x.startswith(("function-", "tag:")) or x == "[key]")))
     msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
     got = err.get("input")
     if err["type"] not in ("missing", "extra_forbidden") and not isinstance(got, (dict, list)):
         msg += f" (got {got!r})"
-    return field_error(path, root, loc, msg)
+    return loc, msg
+
+
+def validation_error(path: Path, root: yaml.Node | None, e: ValidationError) -> UserError:
+    """The first pydantic error of a YAML file as one line naming its field and line."""
+    return field_error(path, root, *first_error(e))

@@ -236,7 +236,9 @@ def estimate(jobs: Iterable, model_params: int | None = None, accelerator: str =
              utilisation: float = DEFAULT_UTILISATION, is_done: Callable[[str], bool] | None = None,
              model: str | None = None) -> dict:
     """FLOPs and hours of ``jobs`` on ``accelerator`` at ``utilisation`` of its peak. ``model_params`` (else
-    looked up from the jobs' model reference, or ``model``) is N; ``is_done(job_id)`` marks finished jobs."""
+    looked up from ``model``, or from each job's model reference: a grid may vary it) is N; ``is_done(job_id)``
+    marks finished jobs. ``model_params`` in the result is N when one model (or ``model_params``) serves every
+    job, else None; ``models`` maps each looked-up reference to its N."""
     jobs = list(jobs)
     if not 0 < utilisation <= 1:
         raise UserError(f"utilisation must be in (0, 1], got {utilisation}")
@@ -247,31 +249,33 @@ def estimate(jobs: Iterable, model_params: int | None = None, accelerator: str =
         "(official sizes; typical lengths capped at max_length), not counted from the data",
         "dev and test splits are inference only; English dev runs once per epoch with select_on_dev, else once",
     ]
-    n_params = model_params
-    if n_params is None:
-        ref = model or next((j.spec.get("model") for j in jobs if j.spec.get("model")), None)
-        n_params = model_params_of(ref) if ref else None
-        if n_params is None:
+    models: dict[str, int] = {}  # reference -> N, unless model_params is given
+    for ref in [] if model_params is not None else dict.fromkeys(model or j.spec.get("model") for j in jobs):
+        n = model_params_of(ref) if ref else None
+        if n is None:
             raise UserError(f"parameter count of model {ref!r} unknown: pass model_params")
-        assumptions.append(f"N = {n_params:,} parameters for {ref}")
+        models[ref] = n
+        assumptions.append(f"N = {n:,} parameters for {ref}")
     peak = peak_tflops(accelerator)
     if accelerator.lower() == "cpu":
         assumptions.append(f"cpu peak measured now by a 1024³ fp32 matmul probe: {peak:.3f} TFLOP/s")
     rate = peak * 1e12 * utilisation  # FLOP/s
-    data_dir = next((j.spec.get("data_dir") for j in jobs if j.spec.get("data_dir")), None)
-    sizes = _Sizes(data_dir, notes)
+    sizes: dict[str | None, _Sizes] = {}  # per data_dir
     rows, total, pending = [], 0.0, 0.0
     for job in jobs:
-        train_tok, infer_tok = job_tokens(job, sizes)
+        data_dir = job.spec.get("data_dir")
+        train_tok, infer_tok = job_tokens(job, sizes.setdefault(data_dir, _Sizes(data_dir, notes)))
+        n_params = model_params if model_params is not None else models[model or job.spec.get("model")]
         flops = 6 * n_params * train_tok + 2 * n_params * infer_tok
         hours = flops / rate / 3600
         rows.append({"id": job.id, "kind": job.kind, "flops": flops, "hours": hours})
         total += flops
         if is_done is None or not is_done(job.id):
             pending += hours
-    return {"accelerator": accelerator, "peak_tflops": peak, "utilisation": utilisation, "model_params": n_params,
-            "jobs": rows, "total_flops": total, "total_hours": total / rate / 3600, "pending_hours": pending,
-            "assumptions": assumptions + sorted(notes)}
+    single = model_params if model_params is not None else next(iter(models.values())) if len(models) == 1 else None
+    return {"accelerator": accelerator, "peak_tflops": peak, "utilisation": utilisation, "model_params": single,
+            "models": models, "jobs": rows, "total_flops": total, "total_hours": total / rate / 3600,
+            "pending_hours": pending, "assumptions": assumptions + sorted(notes)}
 
 
 model_params_of = model_params  # ``estimate`` shadows the name with its argument
@@ -286,7 +290,9 @@ def format_estimate(est: dict) -> str:
         k[1] += row["flops"]
         k[2] += row["hours"]
     acc = est["accelerator"]
-    lines = [f"model {est['model_params'] / 1e6:,.0f}M params; {acc} at {est['peak_tflops']:.1f} TFLOP/s peak "
+    size = f"model {est['model_params'] / 1e6:,.0f}M params" if est["model_params"] else "models " + ", ".join(
+        f"{ref} {n / 1e6:,.0f}M" for ref, n in est["models"].items()) + " params"
+    lines = [f"{size}; {acc} at {est['peak_tflops']:.1f} TFLOP/s peak "
              f"x {est['utilisation']:.0%} utilisation", f"{'kind':<14}{'jobs':>6}{'FLOPs':>12}{acc + '-h':>12}"]
     for kind, (n, flops, hours) in kinds.items():
         lines.append(f"{kind:<14}{n:>6}{flops:>12.3g}{hours:>12.1f}")

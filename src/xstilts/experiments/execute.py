@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import platform
+import shutil
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -26,9 +28,24 @@ from xstilts.formats import trainable_format
 from xstilts.formats.retrieval import default_layer, embed
 from xstilts.models.backbone import MultiHeadModel, load_backbone, save_backbone
 from xstilts.tasks.registry import TaskDef, get_task
-from xstilts.train.loop import TrainTask, train
+from xstilts.train.loop import Checkpoints, Tracking, TrainTask, train
 
 Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How jobs run, without changing what they compute: training checkpoints and trackers."""
+
+    checkpoint_every: float = 300.0  # seconds between resumable training checkpoints; 0 = every update
+    trackers: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Context:
+    out: Path
+    progress: Progress
+    options: RunOptions
 
 
 def job_dir(out: Path, job_id: str) -> Path:
@@ -36,7 +53,13 @@ def job_dir(out: Path, job_id: str) -> Path:
 
 
 def checkpoint_dir(out: Path, job_id: str) -> Path:
+    """The trained backbone an intermediate job hands to its targets."""
     return job_dir(out, job_id) / "checkpoint"
+
+
+def train_state_dir(out: Path, job_id: str) -> Path:
+    """Resumable mid-training state of a job that has not finished."""
+    return job_dir(out, job_id) / "train_state"
 
 
 def fixed_subset(examples: list[dict], n: int | None, key: str = "id") -> list[dict]:
@@ -92,7 +115,8 @@ def _backbone_for(job: Job, out: Path):
 
 
 def _train_model(backbone, tokenizer, tasks: list[TaskDef], cfg: TrainConfig, eval_cfg: EvalConfig, spec: dict,
-                 progress: Progress, label: str) -> tuple[MultiHeadModel, dict]:
+                 progress: Progress, label: str, checkpoints: Checkpoints | None = None,
+                 tracking: Tracking | None = None) -> tuple[MultiHeadModel, dict]:
     seed = spec["seed"]
     set_seed(seed)
     formats = {t.name: trainable_format(t.format) for t in tasks}
@@ -125,31 +149,41 @@ def _train_model(backbone, tokenizer, tasks: list[TaskDef], cfg: TrainConfig, ev
 
     stats = train(model, train_tasks, cfg, seed, tokenizer.pad_token_id,
                   on_step=lambda step, total, loss: progress(f"{label} loss {loss:.3f}", step, total),
-                  dev_score=dev_score if cfg.select_on_dev else None)
+                  dev_score=dev_score if cfg.select_on_dev else None, checkpoints=checkpoints, tracking=tracking)
     return model, stats
 
 
-def _run_intermediate(job: Job, out: Path, progress: Progress) -> dict:
+def _train_job(backbone, tokenizer, tasks: list[TaskDef], cfg: TrainConfig, eval_cfg: EvalConfig, job: Job,
+               ctx: _Context, label: str) -> tuple[MultiHeadModel, dict]:
+    """:func:`_train_model` with the job's resumable checkpoints and its trackers (run ``OUT/tracking/<id>``)."""
+    options = ctx.options
+    tracking = Tracking(options.trackers, ctx.out / "tracking", job.id, {
+        k: v for k, v in job.spec.items() if k not in ("data", "weights")}) if options.trackers else None
+    return _train_model(backbone, tokenizer, tasks, cfg, eval_cfg, job.spec, ctx.progress, label,
+                        Checkpoints(train_state_dir(ctx.out, job.id), options.checkpoint_every), tracking)
+
+
+def _run_intermediate(job: Job, ctx: _Context) -> dict:
     spec = job.spec
     backbone, tokenizer = load_backbone(spec["model"])
     tasks = [get_task(n, data_dir=spec["data_dir"]) for n in spec["intermediate"]]
-    model, stats = _train_model(backbone, tokenizer, tasks, TrainConfig(**spec["train"]), EvalConfig(), spec,
-                                progress, f"intermediate {job.setting}")
+    model, stats = _train_job(backbone, tokenizer, tasks, TrainConfig(**spec["train"]), EvalConfig(), job, ctx,
+                              f"intermediate {job.setting}")
     metrics = []
     for t in tasks:
         metrics += _dev_metrics(model, t, tokenizer, EvalConfig(), spec["data_dir"])
-    with atomic_dir(checkpoint_dir(out, job.id)) as tmp:
+    with atomic_dir(checkpoint_dir(ctx.out, job.id)) as tmp:
         save_backbone(model.backbone, tokenizer, tmp)
     return {"metrics": metrics, "train": stats}
 
 
-def _run_target(job: Job, out: Path, progress: Progress) -> dict:
-    spec = job.spec
+def _run_target(job: Job, ctx: _Context) -> dict:
+    spec, out, progress = job.spec, ctx.out, ctx.progress
     task = get_task(spec["target"], data_dir=spec["data_dir"])
     eval_cfg = EvalConfig(**spec["eval"])
     backbone, tokenizer = _backbone_for(job, out)
-    model, stats = _train_model(backbone, tokenizer, [task], TrainConfig(**spec["train"]), eval_cfg, spec,
-                                progress, f"{task.name} after {job.setting}")
+    model, stats = _train_job(backbone, tokenizer, [task], TrainConfig(**spec["train"]), eval_cfg, job, ctx,
+                              f"{task.name} after {job.setting}")
     metrics = _dev_metrics(model, task, tokenizer, eval_cfg, spec["data_dir"])
     langs = eval_languages(task, eval_cfg.languages)
     for i, lang in enumerate(langs):
@@ -161,8 +195,8 @@ def _run_target(job: Job, out: Path, progress: Progress) -> dict:
     return {"metrics": metrics, "train": stats}
 
 
-def _run_retrieval(job: Job, out: Path, progress: Progress) -> dict:
-    spec = job.spec
+def _run_retrieval(job: Job, ctx: _Context) -> dict:
+    spec, out, progress = job.spec, ctx.out, ctx.progress
     task = get_task(spec["target"], data_dir=spec["data_dir"])
     cfg = EvalConfig(**spec["eval"])
     backbone, tokenizer = _backbone_for(job, out)
@@ -201,10 +235,11 @@ def _run_retrieval(job: Job, out: Path, progress: Progress) -> dict:
 _RUNNERS = {"intermediate": _run_intermediate, "target": _run_target, "retrieval": _run_retrieval}
 
 
-def run_job(job: Job, out: Path, progress: Progress = lambda *a: None) -> dict:
-    """Execute ``job`` and write ``OUT/jobs/<id>/result.json`` (the job's done-marker) atomically."""
+def run_job(job: Job, out: Path, progress: Progress = lambda *a: None, options: RunOptions = RunOptions()) -> dict:
+    """Execute ``job`` and write ``OUT/jobs/<id>/result.json`` (the job's done-marker) atomically; a job
+    interrupted during training continues from its last training checkpoint."""
     start = time.perf_counter()
-    body = _RUNNERS[job.kind](job, Path(out), progress)
+    body = _RUNNERS[job.kind](job, _Context(Path(out), progress, options))
     spec = job.spec
     result = {
         "job_id": job.id, "kind": job.kind, "model": spec["model"], "intermediate": job.setting,
@@ -213,4 +248,5 @@ def run_job(job: Job, out: Path, progress: Progress = lambda *a: None) -> dict:
         "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
     atomic_write_json(job_dir(out, job.id) / "result.json", result)
+    shutil.rmtree(train_state_dir(out, job.id), ignore_errors=True)
     return result

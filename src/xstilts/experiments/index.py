@@ -5,16 +5,9 @@ of them that :func:`refresh` brings up to date (new, changed or deleted result f
 deleted at any time. The database runs in WAL mode so readers (``status``, ``results``) don't block a
 refresh.
 
-Marker files the runner writes next to a job's ``result.json`` (``OUT/jobs/<id>/``):
-
-``RUNNING``
-    Written when the job starts, removed when it ends (finished or failed). Content: one line
-    ``"<hostname> <pid>"`` of the process running the job. A job counts as running only while that
-    process is alive; a marker left by a dead process on this host is ignored (the job is pending, or
-    failed if ``FAILED`` exists). A marker from another host can't be checked and counts as running.
-``FAILED``
-    Written when the job raised. Content: a one-line error message. The runner removes it when it
-    starts the job again. A job with a ``result.json`` is done whatever markers exist.
+A job is ``running`` while a live worker holds its lease (``OUT/queue.sqlite``, see experiments/queue),
+and ``failed`` while ``OUT/jobs/<id>/FAILED`` exists: the runner writes the job's one-line error there
+and removes it when the job starts again. A job with a ``result.json`` is done whatever else exists.
 """
 
 from __future__ import annotations
@@ -26,13 +19,14 @@ import os
 import socket
 import sqlite3
 from pathlib import Path
+from typing import Any, Iterable
 
 from xstilts.config import NONE_SETTING
 from xstilts.errors import UserError
+from xstilts.experiments.queue import Queue
 from xstilts.experiments.store import ROW_COLUMNS
 
 INDEX_NAME = "index.sqlite"
-RUNNING = "RUNNING"
 FAILED = "FAILED"
 STATES = ("done", "running", "failed", "pending")
 SCHEMA_VERSION = 1
@@ -140,34 +134,6 @@ def refresh(out: Path) -> sqlite3.Connection:
 
 # ---------------------------------------------------------------- status
 
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    except OSError:
-        return False
-    return True
-
-
-def _is_running(marker: Path) -> bool:
-    """Whether a ``RUNNING`` marker belongs to a live process (one from another host counts as live)."""
-    try:
-        parts = marker.read_text(encoding="utf-8", errors="replace").split()
-    except FileNotFoundError:
-        return False
-    if len(parts) != 2 or not parts[1].isdigit():
-        return False
-    host, pid = parts[0], int(parts[1])
-    if host != socket.gethostname():
-        return True
-    return _pid_alive(pid)
-
-
 def _read_plan(out: Path) -> list[dict]:
     path = Path(out) / "plan.json"
     if not path.is_file():
@@ -190,6 +156,7 @@ def status(out: Path) -> dict:
         done = {row[0] for row in con.execute("SELECT job_id FROM jobs")}
     finally:
         con.close()
+    running = Queue(out).running()
     counts = dict.fromkeys(STATES, 0)
     jobs = []
     for j in plan:
@@ -198,7 +165,7 @@ def status(out: Path) -> dict:
         error = None
         if j["id"] in done:
             state = "done"
-        elif _is_running(job_dir / RUNNING):
+        elif j["id"] in running:
             state = "running"
         elif (job_dir / FAILED).is_file():
             state = "failed"
@@ -228,11 +195,32 @@ def format_status(st: dict) -> str:
 
 # ---------------------------------------------------------------- export
 
+def _grid_values(out: Path) -> tuple[list[str], dict[str, dict]]:
+    """(grid keys in plan order, job id -> its ``grid``) from ``OUT/plan.json``; empty without a plan."""
+    plan = _read_plan(out) if (Path(out) / "plan.json").is_file() else []
+    grids = {j["id"]: j.get("grid") or {} for j in plan}
+    return list(dict.fromkeys(k for g in grids.values() for k in g if k not in ROW_COLUMNS)), grids
+
+
+def _scalar(v: Any) -> Any:
+    """A grid value as a table cell: a list or mapping as compact JSON text."""
+    return json.dumps(v, separators=(",", ":")) if isinstance(v, (list, dict)) else v
+
+
+def _mixed(values: Iterable) -> bool:
+    """Whether a column holds values of more than one kind (numbers count as one kind)."""
+    return len({"number" if isinstance(v, (int, float)) and not isinstance(v, bool) else type(v)
+                for v in values if v is not None}) > 1
+
+
 def rows(out: Path) -> list[dict]:
-    """The metric rows of every indexed job, as ``store.metric_rows(store.load_results(out))`` gives them."""
+    """The metric rows of every indexed job, as ``store.metric_rows(store.load_results(out))`` gives them, plus
+    one column per grid key of ``OUT/plan.json`` (after ``ROW_COLUMNS``, which hold ``model`` already; None
+    where the plan has no value for the job)."""
     out = Path(out)
     if not (out / "jobs").is_dir():
         raise UserError(f"{out}: no results here (expected {out / 'jobs'}/<job-id>/result.json)")
+    keys, grids = _grid_values(out)
     con = refresh(out)
     try:
         cur = con.execute(
@@ -244,6 +232,8 @@ def rows(out: Path) -> list[dict]:
         con.close()
     for r in result:
         r["target"] = r["target"] or ""
+        grid = grids.get(r["job_id"], {})
+        r.update({k: _scalar(grid.get(k)) for k in keys})
     return result
 
 
@@ -257,18 +247,22 @@ def export(out: Path, fmt: str, dest: Path | None = None) -> str | bytes | None:
         except ImportError:
             raise UserError("parquet export needs pyarrow: pip install pyarrow") from None
     data = rows(out)
+    columns = list(data[0]) if data else ROW_COLUMNS
     if fmt == "json":
         payload: str | bytes = json.dumps(data, indent=1, ensure_ascii=False) + "\n"
     elif fmt == "csv":
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=ROW_COLUMNS, lineterminator="\n")
+        writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
         writer.writerows(data)
         payload = buf.getvalue()
     else:
         import pandas as pd
 
-        frame = pd.DataFrame(data, columns=ROW_COLUMNS)
+        frame = pd.DataFrame(data, columns=columns)
+        for col in columns[len(ROW_COLUMNS):]:
+            if _mixed(frame[col]):  # parquet columns have one type
+                frame[col] = [None if v is None else str(v) for v in frame[col]]
         if dest is not None:
             frame.to_parquet(dest, engine="pyarrow", index=False)
             return None

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from pydantic import BaseModel
@@ -12,6 +13,7 @@ from pydantic import BaseModel
 from xstilts.config import NONE_SETTING, ExperimentConfig
 from xstilts.errors import UserError
 from xstilts.evaluate.metrics import primary_metric
+from xstilts.experiments.grid import variants
 from xstilts.formats import RETRIEVAL
 from xstilts.models.registry import model_fingerprint
 from xstilts.tasks.registry import TaskDef, get_task
@@ -19,12 +21,14 @@ from xstilts.tasks.registry import TaskDef, get_task
 
 @dataclass(frozen=True)
 class Job:
-    """One unit of work. ``spec`` holds everything that decides its output; ``id`` hashes it."""
+    """One unit of work. ``spec`` holds everything that decides its output; ``id`` hashes it. ``grid`` (not part
+    of the spec) holds each grid key's value where every grid point that needs the job agrees, else None."""
 
     kind: str  # intermediate | target | retrieval
     spec: dict[str, Any] = field(compare=False)
     id: str = ""
     upstream: str | None = None
+    grid: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def setting(self) -> str:
@@ -81,7 +85,8 @@ def english_dev(results: list[dict]) -> float | None:
 
 
 def ranking(cfg: ExperimentConfig, jobs: dict[str, Job], done: Callable[[str], dict | None]) -> list[tuple[str, float]]:
-    """Candidate intermediate tasks by falling English dev score; empty until all candidates have finished."""
+    """Candidate intermediate tasks by falling English dev score; empty until all candidates have finished.
+    ``cfg`` is one grid point's config and ``jobs`` that point's jobs."""
     scores = {}
     for setting in cfg.intermediate.settings:
         if setting != NONE_SETTING:
@@ -93,9 +98,27 @@ def ranking(cfg: ExperimentConfig, jobs: dict[str, Job], done: Callable[[str], d
 
 
 def plan(cfg: ExperimentConfig, done: Callable[[str], dict | None] = lambda job_id: None) -> list[Job]:
-    """Every job of the experiment, deduplicated, each after the jobs it needs. ``done(job_id)`` gives a
-    finished job's result: with ``intermediate.select``, target jobs of the top-k candidates (alone and
-    together) appear once every candidate's result is there."""
+    """Every job of the experiment, of every grid point, deduplicated (a job several points share appears once),
+    each after the jobs it needs. ``done(job_id)`` gives a finished job's result: with ``intermediate.select``,
+    target jobs of the top-k candidates (alone and together) appear once every candidate's result is there."""
+
+    @functools.cache  # data files are hashed once, not once per grid point
+    def checksum(name: str, splits: tuple, data_dir: str | None) -> str:
+        return get_task(name, data_dir=data_dir).data_checksum(list(splits), data_dir)
+
+    jobs: dict[str, Job] = {}
+    points: dict[str, list[dict]] = {}
+    for point, variant in variants(cfg):
+        for job in _plan_point(variant, done, checksum):
+            jobs.setdefault(job.id, job)
+            points.setdefault(job.id, []).append(point)
+    return [replace(job, grid={k: v if all(p[k] == v for p in points[job.id]) else None
+                               for k, v in points[job.id][0].items()}) for job in jobs.values()]
+
+
+def _plan_point(cfg: ExperimentConfig, done: Callable[[str], dict | None],
+                checksum: Callable[[str, tuple, str | None], str]) -> list[Job]:
+    """The jobs of a config without a grid."""
     model = {"model": cfg.model, "weights": model_fingerprint(cfg.model), "head_pooling": cfg.head_pooling,
              "data_dir": cfg.data_dir}
     data_dir = cfg.data_dir
@@ -103,7 +126,7 @@ def plan(cfg: ExperimentConfig, done: Callable[[str], dict | None] = lambda job_
 
     def intermediate(setting: str, seed: int) -> Job:
         names = setting.split("+")
-        data = {n: get_task(n, data_dir=data_dir).data_checksum(_train_splits(get_task(n)), data_dir) for n in names}
+        data = {n: checksum(n, tuple(_train_splits(get_task(n))), data_dir) for n in names}
         job = _make("intermediate", {**model, "intermediate": names, "data": data,
                                      "train": cfg.intermediate.train.model_dump(), "seed": seed}, None)
         return jobs.setdefault(job.id, job)
@@ -122,7 +145,7 @@ def plan(cfg: ExperimentConfig, done: Callable[[str], dict | None] = lambda job_
             task = get_task(target.task, data_dir=data_dir)
             for setting, up in upstream.items():
                 spec = {**model, "intermediate": up.spec["intermediate"] if up else [], "target": task.name,
-                        "data": task.data_checksum(_target_splits(task, target.eval.languages), data_dir),
+                        "data": checksum(task.name, tuple(_target_splits(task, target.eval.languages)), data_dir),
                         "eval": _with_protocol(target.eval, task, "eval")}
                 if _no_training(task):  # no training: the baseline is the same for every seed
                     job = _make("retrieval", {**spec, "seed": seed if up else None}, up and up.id)
@@ -131,4 +154,3 @@ def plan(cfg: ExperimentConfig, done: Callable[[str], dict | None] = lambda job_
                                 up and up.id)
                 jobs.setdefault(job.id, job)
     return list(jobs.values())
-

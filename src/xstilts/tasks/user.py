@@ -377,3 +377,9 @@ def register_tasks_dir(folder: str | Path, check_data: bool = True) -> list[Task
     for task in tasks:
         registry._TASKS[task.name] = task
     return tasks
+
+
+def registered_dirs() -> list[Path]:
+    """Folders of the user tasks registered in this process: what a worker process registers again."""
+    return list(dict.fromkeys(t.source.path.parent.resolve() for t in registry._TASKS.values()
+                              if isinstance(t.source, UserSource)))

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import torch
 from accelerate import Accelerator
 from transformers import get_linear_schedule_with_warmup
 
+from xstilts.cache import atomic_dir
 from xstilts.config import TrainConfig
 from xstilts.formats.base import collate, feature_length
 from xstilts.train.sampling import task_probabilities
@@ -36,11 +38,33 @@ def length_grouped_batches(lengths: list[int], batch_size: int, rng: np.random.G
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def _endless(task: TrainTask, batch_size: int, rng: np.random.Generator, pad_id: int) -> Iterator[dict]:
-    lengths = [feature_length(f) for f in task.features]
-    while True:
-        for idx in length_grouped_batches(lengths, batch_size, rng):
-            yield collate([task.features[i] for i in idx], pad_id)
+class BatchStream:
+    """A task's endless length-grouped batches, one epoch after another; checkpointable."""
+
+    def __init__(self, task: TrainTask, batch_size: int, rng: np.random.Generator, pad_id: int):
+        self.task, self.batch_size, self.rng, self.pad_id = task, batch_size, rng, pad_id
+        self.lengths = [feature_length(f) for f in task.features]
+        self._new_epoch()
+
+    def _new_epoch(self) -> None:
+        self.epoch_rng_state = self.rng.bit_generator.state
+        self.batches = length_grouped_batches(self.lengths, self.batch_size, self.rng)
+        self.position = 0
+
+    def __next__(self) -> dict:
+        if self.position == len(self.batches):
+            self._new_epoch()
+        idx = self.batches[self.position]
+        self.position += 1
+        return collate([self.task.features[i] for i in idx], self.pad_id)
+
+    def state_dict(self) -> dict:
+        return {"epoch_rng_state": self.epoch_rng_state, "position": self.position}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["epoch_rng_state"]
+        self._new_epoch()
+        self.position = state["position"]
 
 
 def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
@@ -61,36 +85,103 @@ def planned_updates(sizes: list[int], cfg: TrainConfig) -> int:
     return max(1, math.ceil(cfg.epochs * sum(sizes) / per_update))
 
 
+@dataclass
+class Checkpoints:
+    """Where a training run keeps its resumable state, and how often (seconds; 0 = after every update)."""
+
+    dir: Path
+    every: float = 300.0
+
+
+@dataclass
+class Tracking:
+    """Accelerate trackers (tensorboard, mlflow, wandb) for one run, logging under ``dir/run_name``."""
+
+    trackers: list[str]
+    dir: Path
+    run_name: str
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+class LoopState:
+    """Everything of a training run besides model, optimizer, scheduler and RNGs (which Accelerate saves)."""
+
+    def __init__(self, seed: int, streams: list[BatchStream], names: list[str]):
+        self.rng = np.random.default_rng(seed)  # which task each batch comes from
+        self.streams = streams
+        self.step = 0  # micro-batches done
+        self.seen = dict.fromkeys(names, 0)
+        self.tokens = 0
+        self.losses: list[float] = []
+        self.dev_curve: list[tuple[int, float]] = []
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.seconds = 0.0  # training time before the current process started
+
+    def state_dict(self) -> dict:
+        return {"rng": self.rng.bit_generator.state, "streams": [s.state_dict() for s in self.streams],
+                "step": self.step, "seen": self.seen, "tokens": self.tokens, "losses": self.losses,
+                "dev_curve": self.dev_curve, "best_state": self.best_state, "seconds": self.seconds}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["rng"]
+        for stream, s in zip(self.streams, state["streams"]):
+            stream.load_state_dict(s)
+        for key in ("step", "seen", "tokens", "losses", "dev_curve", "best_state", "seconds"):
+            setattr(self, key, state[key])
+
+
+def _flat(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested config as the flat scalar mapping trackers accept."""
+    out: dict[str, Any] = {}
+    for k, v in config.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v if isinstance(v, (int, float, str, bool)) else str(v)
+    return out
+
+
 def train(model: torch.nn.Module, tasks: list[TrainTask], cfg: TrainConfig, seed: int, pad_id: int,
           on_step: Callable[[int, int, float], None] | None = None,
-          dev_score: Callable[[], float] | None = None) -> dict[str, Any]:
+          dev_score: Callable[[], float] | None = None,
+          checkpoints: Checkpoints | None = None, tracking: Tracking | None = None) -> dict[str, Any]:
     """Train ``model`` (a MultiHeadModel) in place; returns the budget it actually used.
 
     With ``dev_score`` (English dev only), the model is scored after every epoch's worth of updates and at
     the end; the best-scoring weights are kept, and training stops early after ``early_stopping_patience``
-    scores without a gain. ``max_seconds`` stops training at a wall-clock cap.
+    scores without a gain. ``max_seconds`` stops training at a wall-clock cap. With ``checkpoints``, the
+    whole training state is saved there periodically and a run finding one continues from it, ending
+    exactly as an uninterrupted run would.
     """
     sizes = [len(t.features) for t in tasks]
     probs = task_probabilities(sizes, cfg.sampler, cfg.temperature, cfg.sampler_cap)
     weights = [cfg.loss_weights.get(t.name, 1.0) for t in tasks]
     updates = planned_updates(sizes, cfg)
-    accelerator = Accelerator(gradient_accumulation_steps=cfg.grad_accum)
+    accelerator = Accelerator(gradient_accumulation_steps=cfg.grad_accum,
+                              log_with=tracking.trackers if tracking else None,
+                              project_dir=tracking.dir if tracking else None)
     # fused AdamW: a ~10x faster optimizer step on CPU than the default loop
     optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, fused=True)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * updates), updates)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     formats = accelerator.unwrap_model(model).formats
-    rng = np.random.default_rng(seed)
-    streams = [_endless(t, cfg.batch_size, np.random.default_rng([seed, i]), pad_id) for i, t in enumerate(tasks)]
-    seen = dict.fromkeys((t.name for t in tasks), 0)
+    streams = [BatchStream(t, cfg.batch_size, np.random.default_rng([seed, i]), pad_id) for i, t in enumerate(tasks)]
+    state = LoopState(seed, streams, [t.name for t in tasks])
+    accelerator.register_for_checkpointing(state)
+    resumed_from = None
+    if checkpoints and checkpoints.dir.is_dir():
+        accelerator.load_state(str(checkpoints.dir))
+        resumed_from = state.step // cfg.grad_accum
+    if tracking:
+        accelerator.init_trackers(tracking.run_name, config=_flat(tracking.config))
     per_epoch = max(1, math.ceil(sum(sizes) / (cfg.batch_size * cfg.grad_accum)))
-    dev_curve: list[tuple[int, float]] = []
-    best_state, stopped_by, done = None, "budget", 0
-    tokens, losses = 0, []
+    stopped_by = "budget"
+    done = state.step // cfg.grad_accum
     model.train()
     start = time.perf_counter()
-    for step in range(updates * cfg.grad_accum):
-        k = int(rng.choice(len(tasks), p=probs))
+    saved = start
+    while state.step < updates * cfg.grad_accum:
+        k = int(state.rng.choice(len(tasks), p=probs))
         batch = {n: v.to(accelerator.device) for n, v in next(streams[k]).items()}
         with accelerator.accumulate(model):
             loss = formats[tasks[k].name].loss(model(tasks[k].name, batch), batch)
@@ -100,41 +191,57 @@ def train(model: torch.nn.Module, tasks: list[TrainTask], cfg: TrainConfig, seed
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad()
-        seen[tasks[k].name] += len(batch["input_ids"])
-        tokens += int(batch["attention_mask"].sum())
-        losses.append(float(loss.detach()))
-        if (step + 1) % cfg.grad_accum:
+        state.step += 1
+        state.seen[tasks[k].name] += len(batch["input_ids"])
+        state.tokens += int(batch["attention_mask"].sum())
+        state.losses.append(float(loss.detach()))
+        if state.step % cfg.grad_accum:
             continue
-        done = (step + 1) // cfg.grad_accum
+        done = state.step // cfg.grad_accum
+        elapsed = state.seconds + time.perf_counter() - start
         if on_step:
-            on_step(done, updates, losses[-1])
-        out_of_time = cfg.max_seconds is not None and time.perf_counter() - start >= cfg.max_seconds
+            on_step(done, updates, state.losses[-1])
+        if tracking:
+            accelerator.log({"train/loss": state.losses[-1], "train/lr": scheduler.get_last_lr()[0],
+                             "train/examples_per_second": sum(state.seen.values()) / elapsed}, step=done)
+        out_of_time = cfg.max_seconds is not None and elapsed >= cfg.max_seconds
         if dev_score and (done % per_epoch == 0 or done == updates or out_of_time):
-            dev_curve.append((done, dev_score()))
+            state.dev_curve.append((done, dev_score()))
+            if tracking:
+                accelerator.log({"dev/score": state.dev_curve[-1][1]}, step=done)
             model.train()
-            best = max(range(len(dev_curve)), key=lambda i: dev_curve[i][1])
-            if best == len(dev_curve) - 1:
-                best_state = {name: v.detach().cpu().clone() for name, v in model.state_dict().items()}
-            elif cfg.early_stopping_patience and len(dev_curve) - 1 - best >= cfg.early_stopping_patience:
+            best = max(range(len(state.dev_curve)), key=lambda i: state.dev_curve[i][1])
+            if best == len(state.dev_curve) - 1:
+                state.best_state = {name: v.detach().cpu().clone() for name, v in model.state_dict().items()}
+            elif cfg.early_stopping_patience and len(state.dev_curve) - 1 - best >= cfg.early_stopping_patience:
                 stopped_by = "early_stopping"
                 break
         if out_of_time:
             stopped_by = "max_seconds"
             break
-    seconds = time.perf_counter() - start
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    examples = sum(seen.values())
+        if checkpoints and done < updates and time.perf_counter() - saved >= checkpoints.every:
+            state.seconds = elapsed
+            with atomic_dir(checkpoints.dir) as tmp:
+                accelerator.save_state(str(tmp))
+            saved = time.perf_counter()
+    seconds = state.seconds + time.perf_counter() - start
+    if tracking:
+        accelerator.end_training()
+    if state.best_state is not None:
+        model.load_state_dict(state.best_state)
+    examples = sum(state.seen.values())
+    curve = state.dev_curve
     return {
         "planned_updates": updates,
         "updates": done,
         "stopped_by": stopped_by,
-        "examples_seen": seen,
-        "epochs_seen": {t.name: seen[t.name] / max(1, len(t.features)) for t in tasks},
-        "tokens_seen": tokens,
+        **({"resumed_from_update": resumed_from} if resumed_from is not None else {}),
+        "examples_seen": state.seen,
+        "epochs_seen": {t.name: state.seen[t.name] / max(1, len(t.features)) for t in tasks},
+        "tokens_seen": state.tokens,
         "sampling_probabilities": dict(zip((t.name for t in tasks), map(float, probs))),
         "train_seconds": round(seconds, 3),
         "examples_per_second": round(examples / seconds, 2) if seconds else None,
-        "final_loss": float(np.mean(losses[-20:])) if losses else None,
-        **({"dev_curve": dev_curve, "selected_update": max(dev_curve, key=lambda c: c[1])[0]} if dev_curve else {}),
+        "final_loss": float(np.mean(state.losses[-20:])) if state.losses else None,
+        **({"dev_curve": curve, "selected_update": max(curve, key=lambda c: c[1])[0]} if curve else {}),
     }

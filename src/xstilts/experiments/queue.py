@@ -1,0 +1,152 @@
+"""Job leases and the job log in ``OUT/queue.sqlite``: how concurrent workers share one experiment.
+
+A worker runs a job only while it holds the job's lease. A lease names its owner (``host:pid:nonce``) and
+expires ``ttl`` seconds after its last renewal; the owner renews it from a heartbeat thread. A lease whose
+owner is dead on this host, or that has expired, is taken over (logged as ``expired``). Every claim,
+finish and failure is a row of the ``log`` table, so ``starts(job_id)`` counts how often a job was started.
+
+Unlike the results index, this database keeps SQLite's rollback journal instead of WAL: WAL's shared
+memory only works among processes of one host, and leases must also hold between machines that share the
+output folder (on a filesystem with working POSIX locks).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import sqlite3
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+QUEUE_NAME = "queue.sqlite"
+EVENTS = ("start", "resume", "expired", "done", "failed")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS leases (
+    job_id TEXT PRIMARY KEY, owner TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL, expires REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS log (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, job_id TEXT NOT NULL, owner TEXT NOT NULL,
+    event TEXT NOT NULL, detail TEXT);
+CREATE INDEX IF NOT EXISTS log_job ON log(job_id);
+"""
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    except OSError:
+        return False
+    return True
+
+
+class Queue:
+    """This process's view of ``OUT/queue.sqlite``; one instance per worker."""
+
+    def __init__(self, out: Path, ttl: float = 60.0):
+        self.path = Path(out) / QUEUE_NAME
+        self.ttl = ttl
+        self.host = socket.gethostname()
+        self.owner = f"{self.host}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        con = sqlite3.connect(self.path, timeout=60)
+        try:
+            con.executescript(_SCHEMA)
+        finally:
+            con.close()
+
+    @contextlib.contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        """A short-lived connection; each ``with`` block is one immediate (write-locked) transaction."""
+        con = sqlite3.connect(self.path, isolation_level=None, timeout=60)
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+        finally:
+            con.close()
+
+    def _log(self, con: sqlite3.Connection, job_id: str, event: str, detail: str | None = None) -> None:
+        con.execute("INSERT INTO log (time, job_id, owner, event, detail) VALUES (?,?,?,?,?)",
+                    (time.time(), job_id, self.owner, event, detail))
+
+    def _live(self, host: str, pid: int, expires: float) -> bool:
+        return expires > time.time() and (host != self.host or pid_alive(pid))
+
+    def claim(self, job_id: str) -> bool:
+        """Take the job's lease unless a live worker holds it."""
+        with self._db() as con:
+            row = con.execute("SELECT owner, host, pid, expires FROM leases WHERE job_id = ?", (job_id,)).fetchone()
+            if row and row[0] != self.owner and self._live(*row[1:]):
+                return False
+            if row and row[0] != self.owner:
+                self._log(con, job_id, "expired", row[0])
+            con.execute("INSERT OR REPLACE INTO leases VALUES (?,?,?,?,?)",
+                        (job_id, self.owner, self.host, os.getpid(), time.time() + self.ttl))
+            return True
+
+    def started(self, job_id: str, resumed: bool) -> None:
+        """Log that the job's work begins (``resume`` when it continues from a training checkpoint)."""
+        with self._db() as con:
+            self._log(con, job_id, "resume" if resumed else "start")
+
+    def release(self, job_id: str, event: str | None, detail: str | None = None) -> None:
+        """Drop the lease, logging how the job ended (``done``, or ``failed`` with ``detail``) unless None."""
+        with self._db() as con:
+            con.execute("DELETE FROM leases WHERE job_id = ? AND owner = ?", (job_id, self.owner))
+            if event:
+                self._log(con, job_id, event, detail)
+
+    def renew(self) -> None:
+        with self._db() as con:
+            con.execute("UPDATE leases SET expires = ? WHERE owner = ?", (time.time() + self.ttl, self.owner))
+
+    @contextlib.contextmanager
+    def heartbeat(self) -> Iterator[None]:
+        """Renew this worker's leases every ttl/3 seconds while the block runs."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(self.ttl / 3):
+                self.renew()
+
+        thread = threading.Thread(target=beat, daemon=True, name="xstilts-lease-heartbeat")
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
+    def running(self) -> set[str]:
+        """Jobs whose lease a live worker holds."""
+        with self._db() as con:
+            rows = con.execute("SELECT job_id, host, pid, expires FROM leases").fetchall()
+        return {job_id for job_id, *lease in rows if self._live(*lease)}
+
+    def failed_since(self, since: float) -> dict[str, str]:
+        """Jobs whose latest event after ``since`` is a failure: {job_id: error}."""
+        with self._db() as con:
+            rows = con.execute("SELECT job_id, event, detail FROM log WHERE time >= ? ORDER BY seq", (since,))
+            last = {job_id: (event, detail) for job_id, event, detail in rows}
+        return {job_id: detail or "" for job_id, (event, detail) in last.items() if event == "failed"}
+
+    def log(self) -> list[dict]:
+        """Every logged event, oldest first."""
+        with self._db() as con:
+            rows = con.execute("SELECT seq, time, job_id, owner, event, detail FROM log ORDER BY seq").fetchall()
+        return [dict(zip(("seq", "time", "job_id", "owner", "event", "detail"), r)) for r in rows]

@@ -1,0 +1,54 @@
+"""The Ray runner on a real two-node local Ray cluster gives the local runner's results."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from xstilts.experiments.queue import Queue
+
+XSTILTS = str(Path(sys.executable).parent / "xstilts")
+
+
+def _metrics(out: Path) -> dict[tuple, float]:
+    metrics = {}
+    for path in (out / "jobs").glob("*/result.json"):
+        r = json.loads(path.read_text())
+        metrics |= {(r["job_id"], m["task"], m["split"], m["language"], m["metric"]): m["value"] for m in r["metrics"]}
+    return metrics
+
+
+def test_a_grid_on_a_two_node_ray_cluster_equals_the_local_run(tiny_model, tiny_task_files, tmp_path, monkeypatch):
+    monkeypatch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    monkeypatch.setenv("RAY_DISABLE_USAGE_STATS", "1")
+    from ray.cluster_utils import Cluster
+
+    budget = {"batch_size": 8, "lr": 1e-3, "max_length": 32, "max_steps": 30}
+    config = tmp_path / "grid.yaml"
+    config.write_text(yaml.safe_dump({
+        "name": "ray-grid", "model": tiny_model, "tasks_dir": str(tiny_task_files), "seeds": [1],
+        "intermediate": {"settings": ["u-sametopic"], "train": budget},
+        "targets": [{"task": "u-topic", "train": budget}],
+        "grid": {"intermediate.train.lr": [1e-3, 3e-4]}, "resources": {"cpus": 1}}))
+    local = subprocess.run([XSTILTS, "run", str(config), "--out", str(tmp_path / "local")], capture_output=True,
+                           text=True, timeout=600)
+    assert local.returncode == 0, local.stderr
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "object_store_memory": 100 * 2**20})
+    try:
+        cluster.add_node(num_cpus=1, object_store_memory=100 * 2**20)
+        cluster.wait_for_nodes()
+        remote = subprocess.run([XSTILTS, "run", str(config), "--out", str(tmp_path / "ray"), "--runner", "ray",
+                                 "--address", cluster.address], capture_output=True, text=True, timeout=600)
+    finally:
+        cluster.shutdown()
+    assert remote.returncode == 0, remote.stderr
+    expected = _metrics(tmp_path / "local")
+    assert len({k[0] for k in expected}) == 2 + 3  # 2 intermediate jobs (one per lr), 3 target jobs
+    assert _metrics(tmp_path / "ray") == expected
+    log = Queue(tmp_path / "ray").log()
+    assert sorted(e["event"] for e in log) == ["done"] * 5 + ["start"] * 5
+    assert len({e["owner"] for e in log}) >= 2  # the two intermediate jobs ran side by side, one per node
