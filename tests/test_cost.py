@@ -73,3 +73,30 @@ def test_paper_config_a100_hours():
     assert math.isfinite(est["total_hours"]) and est["total_hours"] > 0
     assert all(row["flops"] > 0 for row in est["jobs"])
     assert estimate(jobs, None, "h100", 0.4)["total_hours"] < est["total_hours"]
+
+
+def test_utilisation_measured_from_finished_training_jobs(tiny_model, tiny_tasks, tmp_path):
+    from rich.console import Console
+
+    from xstilts.config import ExperimentConfig
+    from xstilts.errors import UserError
+    from xstilts.experiments.cost import measured_utilisation, peak_tflops, runs_on
+    from xstilts.experiments.runner import run_experiment
+    from xstilts.experiments.store import load_results
+
+    budget = {"batch_size": 8, "max_steps": 10, "max_length": 32}
+    cfg = ExperimentConfig.model_validate({"model": tiny_model, "intermediate": {"settings": ["t-sametopic"],
+                                           "train": budget}, "targets": [{"task": "t-topic", "train": budget}]})
+    run_experiment(cfg, "", tmp_path, Console(quiet=True))
+    results = load_results(tmp_path)
+    share, how = measured_utilisation(results, "cpu")
+    trained = [r for r in results if r.get("train")]
+    assert len(trained) == 3 and all(r["device"] == "cpu" for r in results)
+    achieved = sum(6 * model_params(tiny_model) * r["train"]["tokens_seen"] for r in trained) / sum(
+        r["train"]["train_seconds"] for r in trained)
+    assert share == pytest.approx(achieved / (peak_tflops("cpu") * 1e12), rel=0.5)  # the probe itself is noisy
+    assert 0 < share < 1 and "from 3 finished training jobs" in how
+    with pytest.raises(UserError, match="no finished training job here ran on a100"):
+        measured_utilisation(results, "a100")
+    assert runs_on("NVIDIA A100-SXM4-80GB", "a100") and not runs_on("NVIDIA H100 80GB HBM3", "a100")
+    assert runs_on("cpu", "cpu") and not runs_on("NVIDIA A100-SXM4-80GB", "a100-fp32")

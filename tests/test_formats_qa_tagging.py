@@ -244,7 +244,7 @@ def test_real_sentencepiece_tokenizer_offsets_and_first_pieces():
 def _train(model_path: str, task: TaskDef, examples: list[dict], max_length: int):
     backbone, tok = load_backbone(model_path)
     fmt = trainable_format(task.format)
-    model = MultiHeadModel(backbone, {task.name: fmt.make_head(task, backbone.config.hidden_size)},
+    model = MultiHeadModel(backbone, {task.name: fmt.make_head(task, backbone.config)},
                            {task.name: fmt}, {task.name: task.name}, "mean")
     feats = fmt.featurize(task, examples, tok, max_length)
     losses = []

@@ -108,7 +108,7 @@ def test_tokenizer_without_mask_token(tiny_model):
 def test_head_is_tied_and_trains_the_embeddings(loaded):
     backbone, tok = loaded
     task = mlm_task("m", {"xx": "unused.txt"})
-    head = MLM.make_head(task, backbone.config.hidden_size)
+    head = MLM.make_head(task, backbone.config)
     head.attach(backbone)
     embeddings = backbone.get_input_embeddings().weight
     assert head.bias.shape == (embeddings.shape[0],)

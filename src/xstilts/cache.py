@@ -56,14 +56,19 @@ def atomic_dir(path: Path) -> Iterator[Path]:
     os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
-        old = tmp.with_name(tmp.name + ".old")
-        if path.exists():  # moved aside, not deleted, until the new one is in place
-            os.replace(path, old)
-        os.replace(tmp, path)
-        shutil.rmtree(old, ignore_errors=True)
+        replace_dir(tmp, path)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def replace_dir(new: Path, path: Path) -> None:
+    """Put directory ``new`` in the place of ``path``; the old one is moved aside, not deleted, until then."""
+    old = new.with_name(new.name + ".old")
+    if path.exists():
+        os.replace(path, old)
+    os.replace(new, path)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

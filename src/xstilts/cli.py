@@ -199,7 +199,8 @@ def status(out: Path = typer.Argument(..., help="experiment output directory")) 
 def plan(config: Path = typer.Argument(..., help="experiment YAML"),
          out: Optional[Path] = typer.Option(None, help="output directory, to mark finished jobs"),
          accelerator: str = typer.Option("a100", help="a100 | h100 | h200 | l4 | v100 | a100-fp32 | cpu (measured)"),
-         utilisation: float = typer.Option(0.4, help="share of the accelerator's peak FLOP/s reached"),
+         utilisation: str = typer.Option("0.4", help="share of the accelerator's peak FLOP/s reached, or "
+                                                      "'measured': what finished training jobs in --out reached"),
          tasks_dir: Optional[Path] = TASKS_DIR,
          format: Listing = typer.Option(Listing.table, "--format")) -> None:
     """The jobs an experiment needs, which are done, and their estimated accelerator-hours; runs nothing."""
@@ -213,7 +214,19 @@ def plan(config: Path = typer.Argument(..., help="experiment YAML"),
     out = out or Path("runs") / cfg.name
     jobs = plan_jobs(cfg, lambda job_id: read_result(out, job_id))
     done = {j.id for j in jobs if is_done(out, j.id)}
-    est = estimate(jobs, accelerator=accelerator, utilisation=utilisation, is_done=done.__contains__)
+    if utilisation == "measured":
+        from xstilts.experiments.cost import measured_utilisation
+        from xstilts.experiments.store import load_results
+
+        share, how = measured_utilisation(load_results(out), accelerator)
+    else:
+        try:
+            share, how = float(utilisation), None
+        except ValueError:
+            raise UserError(f"--utilisation {utilisation!r}: expected a number in (0, 1] or 'measured'") from None
+    est = estimate(jobs, accelerator=accelerator, utilisation=min(share, 1.0), is_done=done.__contains__)
+    if how:
+        est["assumptions"].append(how)
     entries = [{"id": j.id, "kind": j.kind, "status": "done" if j.id in done else "pending", "setting": j.setting,
                 "target": j.spec.get("target"), "seed": j.spec["seed"], "upstream": j.upstream, "grid": j.grid}
                for j in jobs]

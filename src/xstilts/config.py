@@ -187,6 +187,15 @@ class ResourcesConfig(_Strict):
     gpus: float = Field(0, ge=0)
 
 
+class AccelerateConfig(_Strict):
+    """How a training job uses several GPUs: ``accelerate launch`` with one process per GPU (DDP or FSDP),
+    each taking an equal share of every batch, so the optimisation is that of one process."""
+
+    num_processes: int = Field(1, ge=1, description="processes (GPUs) per training job; 1 = no launch")
+    strategy: Literal["ddp", "fsdp"] = "ddp"
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+
+
 def _tracker_installed(name: str) -> str:
     import importlib.util
 
@@ -213,6 +222,17 @@ class ExperimentConfig(_Strict):
     trackers: list[Tracker] = Field(default_factory=list, description="log per-step loss, learning rate, "
                                     "throughput and dev scores to OUT/tracking/<job-id> through Accelerate")
     resources: ResourcesConfig = ResourcesConfig()
+    accelerate: AccelerateConfig = AccelerateConfig()
+
+    @model_validator(mode="after")
+    def _batches_split_evenly(self) -> "ExperimentConfig":
+        n = self.accelerate.num_processes
+        for where, train in [("intermediate.train", self.intermediate.train),
+                             *((f"targets[{i}].train", t.train) for i, t in enumerate(self.targets))]:
+            if train.batch_size % n:
+                raise ValueError(f"{where}.batch_size {train.batch_size} does not split evenly over "
+                                 f"accelerate.num_processes {n}")
+        return self
     grid: dict[str, Annotated[list[Any], Field(min_length=1)]] = Field(
         default_factory=dict, description="field path -> values: the experiment runs on every point of the cross "
                                           "product (see xstilts.experiments.grid)")

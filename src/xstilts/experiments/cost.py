@@ -281,6 +281,36 @@ def estimate(jobs: Iterable, model_params: int | None = None, accelerator: str =
 model_params_of = model_params  # ``estimate`` shadows the name with its argument
 
 
+def runs_on(device: str, accelerator: str) -> bool:
+    """Whether a result's ``device`` (``cpu`` or a CUDA device name) is the named accelerator."""
+    device, name = device.lower(), accelerator.lower()
+    return device == "cpu" if name == "cpu" else name.split("-")[0] in device and (
+        ("fp32" in name) == ("fp32" in device))
+
+
+def measured_utilisation(results: list[dict], accelerator: str) -> tuple[float, str]:
+    """(utilisation, how it was measured): the FLOP/s that finished training jobs reached on ``accelerator``
+    (6·N·tokens seen / training seconds, pooled over jobs), as a share of its peak."""
+    flops = seconds = 0.0
+    used = 0
+    for r in results:
+        train = r.get("train")
+        if not train or not train.get("train_seconds") or not runs_on(r.get("device", ""), accelerator):
+            continue
+        n = model_params_of(r["spec"]["model"])
+        if n is None:
+            continue
+        flops += 6 * n * train["tokens_seen"]
+        seconds += train["train_seconds"]
+        used += 1
+    if not used:
+        raise UserError(f"no finished training job here ran on {accelerator}: give --utilisation as a number")
+    peak = peak_tflops(accelerator) * 1e12
+    share = flops / seconds / peak
+    return share, f"utilisation {share:.1%} measured from {used} finished training jobs ({flops / seconds / 1e12:.3f} " \
+                  f"TFLOP/s achieved)"
+
+
 def format_estimate(est: dict) -> str:
     """A short human-readable table: per kind, then totals."""
     kinds: dict[str, list[float]] = {}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import platform
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,6 +88,13 @@ def versions() -> dict[str, str]:
             "numpy": np.__version__}
 
 
+def device_name() -> str:
+    """``cpu``, or the name of the CUDA device the job ran on."""
+    import torch
+
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+
+
 def _metric_rows(task: TaskDef, split: str, language: str, scores: dict[str, float], n: int) -> list[dict]:
     return [{"task": task.name, "split": split, "language": language, "metric": m, "value": v, "n": n}
             for m, v in scores.items()]
@@ -125,7 +131,7 @@ def _train_model(backbone, tokenizer, tasks: list[TaskDef], cfg: TrainConfig, ev
         first = next(o for o in tasks if o.head_name == t.head_name)
         if (first.format, first.labels) != (t.format, t.labels):
             raise UserError(f"tasks {first.name} and {t.name} share head {t.head_name!r} but differ in format or labels")
-        heads.setdefault(t.head_name, formats[t.name].make_head(t, backbone.config.hidden_size))
+        heads.setdefault(t.head_name, formats[t.name].make_head(t, backbone.config))
     for head in heads.values():  # heads tied to the backbone (masked LM) size their parts from it
         if hasattr(head, "attach"):
             head.attach(backbone)
@@ -149,7 +155,8 @@ def _train_model(backbone, tokenizer, tasks: list[TaskDef], cfg: TrainConfig, ev
 
     stats = train(model, train_tasks, cfg, seed, tokenizer.pad_token_id,
                   on_step=lambda step, total, loss: progress(f"{label} loss {loss:.3f}", step, total),
-                  dev_score=dev_score if cfg.select_on_dev else None, checkpoints=checkpoints, tracking=tracking)
+                  dev_score=dev_score if cfg.select_on_dev else None, checkpoints=checkpoints, tracking=tracking,
+                  mixed_precision=spec.get("mixed_precision", "no"))
     return model, stats
 
 
@@ -169,6 +176,8 @@ def _run_intermediate(job: Job, ctx: _Context) -> dict:
     tasks = [get_task(n, data_dir=spec["data_dir"]) for n in spec["intermediate"]]
     model, stats = _train_job(backbone, tokenizer, tasks, TrainConfig(**spec["train"]), EvalConfig(), job, ctx,
                               f"intermediate {job.setting}")
+    if not PartialState().is_main_process:  # launched on several processes: the main one reports
+        return {}
     metrics = []
     for t in tasks:
         metrics += _dev_metrics(model, t, tokenizer, EvalConfig(), spec["data_dir"])
@@ -184,6 +193,8 @@ def _run_target(job: Job, ctx: _Context) -> dict:
     backbone, tokenizer = _backbone_for(job, out)
     model, stats = _train_job(backbone, tokenizer, [task], TrainConfig(**spec["train"]), eval_cfg, job, ctx,
                               f"{task.name} after {job.setting}")
+    if not PartialState().is_main_process:
+        return {}
     metrics = _dev_metrics(model, task, tokenizer, eval_cfg, spec["data_dir"])
     langs = eval_languages(task, eval_cfg.languages)
     for i, lang in enumerate(langs):
@@ -240,13 +251,16 @@ def run_job(job: Job, out: Path, progress: Progress = lambda *a: None, options: 
     interrupted during training continues from its last training checkpoint."""
     start = time.perf_counter()
     body = _RUNNERS[job.kind](job, _Context(Path(out), progress, options))
+    if not PartialState().is_main_process:
+        return body
     spec = job.spec
     result = {
         "job_id": job.id, "kind": job.kind, "model": spec["model"], "intermediate": job.setting,
         "target": spec.get("target"), "seed": spec["seed"], "upstream": job.upstream, **body,
-        "seconds": round(time.perf_counter() - start, 3), "spec": spec, "versions": versions(),
+        "seconds": round(time.perf_counter() - start, 3), "device": device_name(), "spec": spec,
+        "versions": versions(),
         "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
     atomic_write_json(job_dir(out, job.id) / "result.json", result)
-    shutil.rmtree(train_state_dir(out, job.id), ignore_errors=True)
+    Checkpoints(train_state_dir(out, job.id)).discard()
     return result

@@ -21,7 +21,8 @@ from xstilts.errors import UserError
 NOT_AXES = {("seeds",): "seeds already cross with every job: list them in seeds",
             ("intermediate", "settings"): "settings already cross with every job: list them in intermediate.settings",
             ("trackers",): "how jobs are logged, not what they compute",
-            ("resources",): "what jobs ask of a cluster, not what they compute"}
+            ("resources",): "what jobs ask of a cluster, not what they compute",
+            ("accelerate",): "how training jobs are launched"}
 
 Loc = tuple[Any, ...]
 

@@ -123,12 +123,14 @@ def _plan_point(cfg: ExperimentConfig, done: Callable[[str], dict | None],
              "data_dir": cfg.data_dir}
     data_dir = cfg.data_dir
     jobs: dict[str, Job] = {}
+    # mixed precision changes what training computes (full precision stays out of the spec: older ids hold)
+    precision = {"mixed_precision": cfg.accelerate.mixed_precision} if cfg.accelerate.mixed_precision != "no" else {}
 
     def intermediate(setting: str, seed: int) -> Job:
         names = setting.split("+")
         data = {n: checksum(n, tuple(_train_splits(get_task(n))), data_dir) for n in names}
         job = _make("intermediate", {**model, "intermediate": names, "data": data,
-                                     "train": cfg.intermediate.train.model_dump(), "seed": seed}, None)
+                                     "train": cfg.intermediate.train.model_dump(), **precision, "seed": seed}, None)
         return jobs.setdefault(job.id, job)
 
     for seed in cfg.seeds:
@@ -150,7 +152,8 @@ def _plan_point(cfg: ExperimentConfig, done: Callable[[str], dict | None],
                 if _no_training(task):  # no training: the baseline is the same for every seed
                     job = _make("retrieval", {**spec, "seed": seed if up else None}, up and up.id)
                 else:
-                    job = _make("target", {**spec, "train": _with_protocol(target.train, task, "train"), "seed": seed},
+                    job = _make("target", {**spec, "train": _with_protocol(target.train, task, "train"), **precision,
+                                          "seed": seed},
                                 up and up.id)
                 jobs.setdefault(job.id, job)
     return list(jobs.values())

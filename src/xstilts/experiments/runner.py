@@ -26,6 +26,7 @@ from xstilts.errors import JobsFailed, UserError
 from xstilts.experiments.execute import Progress as JobProgress
 from xstilts.experiments.execute import RunOptions, job_dir, run_job, train_state_dir
 from xstilts.experiments.index import FAILED
+from xstilts.experiments.launch import run_launched
 from xstilts.experiments.plan import Job, plan
 from xstilts.experiments.queue import Queue
 from xstilts.experiments.store import is_done, read_result
@@ -74,7 +75,10 @@ def run_claimed(job: Job, exp: Experiment, queue: Queue, progress: JobProgress =
     queue.started(job.id, resumed=train_state_dir(exp.out, job.id).is_dir())
     try:
         with queue.heartbeat():
-            run_job(job, exp.out, progress, exp.options)
+            if exp.cfg.accelerate.num_processes > 1 and job.kind != "retrieval":
+                run_launched(job, exp)
+            else:
+                run_job(job, exp.out, progress, exp.options)
     except BaseException as e:
         atomic_write_text(folder / FAILED, _one_line(e))
         queue.release(job.id, "failed", _one_line(e))

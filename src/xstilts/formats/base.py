@@ -7,6 +7,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 from torch import nn
+from transformers import PretrainedConfig
 
 from xstilts.tasks.registry import TaskDef
 
@@ -21,7 +22,7 @@ class Format(Protocol):
     name: str
 
     def featurize(self, task: TaskDef, examples: list[dict], tokenizer: Any, max_length: int) -> list[dict]: ...
-    def make_head(self, task: TaskDef, hidden_size: int) -> nn.Module: ...
+    def make_head(self, task: TaskDef, config: PretrainedConfig) -> nn.Module: ...
     def logits(self, backbone: nn.Module, head: nn.Module, batch: dict, pooling: str) -> torch.Tensor: ...
     def loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor: ...
     def predict(self, outputs: list[np.ndarray], features: list[dict], examples: list[dict],
@@ -29,10 +30,16 @@ class Format(Protocol):
     def score(self, predictions: list, examples: list[dict], task: TaskDef, language: str) -> dict[str, float]: ...
 
 
+def head_dropout(config: PretrainedConfig) -> float:
+    """A head's dropout, as in transformers' task models: ``classifier_dropout`` if set, else the backbone's."""
+    given = getattr(config, "classifier_dropout", None)
+    return given if given is not None else getattr(config, "hidden_dropout_prob", 0.1)
+
+
 class ClassificationHead(nn.Module):
     """dense -> tanh -> dropout -> linear on a pooled vector (the RoBERTa/XLM-R classification head)."""
 
-    def __init__(self, hidden_size: int, num_outputs: int, dropout: float = 0.1):
+    def __init__(self, hidden_size: int, num_outputs: int, dropout: float):
         super().__init__()
         self.dense = nn.Linear(hidden_size, hidden_size)
         self.dropout = nn.Dropout(dropout)

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers import PretrainedConfig
 
 from xstilts.errors import UserError
 from xstilts.evaluate.metrics import accuracy
@@ -91,8 +92,8 @@ class MaskedLM:
             feats.append({"input_ids": inputs, "label": labels})
         return feats
 
-    def make_head(self, task: TaskDef, hidden_size: int) -> nn.Module:
-        return MLMHead(hidden_size)
+    def make_head(self, task: TaskDef, config: PretrainedConfig) -> nn.Module:
+        return MLMHead(config.hidden_size)
 
     def logits(self, backbone: nn.Module, head: nn.Module, batch: dict, pooling: str) -> torch.Tensor:
         """(B, M, vocab) logits at each row's masked positions (M: the batch's most masked); under inference

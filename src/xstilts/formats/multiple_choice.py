@@ -8,9 +8,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers import PretrainedConfig
 
 from xstilts.evaluate.metrics import accuracy
-from xstilts.formats.base import ClassificationHead
+from xstilts.formats.base import ClassificationHead, head_dropout
 from xstilts.models.pooling import encode
 from xstilts.tasks.registry import TaskDef
 
@@ -30,8 +31,8 @@ class MultipleChoice:
             k += n
         return feats
 
-    def make_head(self, task: TaskDef, hidden_size: int) -> nn.Module:
-        return ClassificationHead(hidden_size, 1)
+    def make_head(self, task: TaskDef, config: PretrainedConfig) -> nn.Module:
+        return ClassificationHead(config.hidden_size, 1, head_dropout(config))
 
     def logits(self, backbone: nn.Module, head: nn.Module, batch: dict, pooling: str) -> torch.Tensor:
         b, c, length = batch["input_ids"].shape

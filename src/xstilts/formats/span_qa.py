@@ -8,6 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers import PretrainedConfig
 
 from xstilts.errors import UserError
 from xstilts.evaluate.metrics import mlqa_scores, normalize_squad, squad_scores
@@ -71,8 +72,8 @@ class SpanQA:
             feats.append({"input_ids": ids, "start": start, "end": end, "_example": n, "_offsets": offsets})
         return feats
 
-    def make_head(self, task: TaskDef, hidden_size: int) -> nn.Module:
-        return nn.Linear(hidden_size, 2)
+    def make_head(self, task: TaskDef, config: PretrainedConfig) -> nn.Module:
+        return nn.Linear(config.hidden_size, 2)
 
     def logits(self, backbone: nn.Module, head: nn.Module, batch: dict, pooling: str) -> torch.Tensor:
         mask = batch["attention_mask"]

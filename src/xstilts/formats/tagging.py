@@ -8,10 +8,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers import PretrainedConfig
 
 from xstilts.errors import UserError
 from xstilts.evaluate.metrics import accuracy, seqeval_scores
-from xstilts.formats.base import IGNORE_INDEX
+from xstilts.formats.base import IGNORE_INDEX, head_dropout
 from xstilts.tasks.registry import TaskDef
 
 
@@ -39,8 +40,8 @@ class Tagging:
             feats.append({"input_ids": enc["input_ids"][k], "label": label, "_words": words})
         return feats
 
-    def make_head(self, task: TaskDef, hidden_size: int) -> nn.Module:
-        return nn.Sequential(nn.Dropout(0.1), nn.Linear(hidden_size, len(task.labels)))
+    def make_head(self, task: TaskDef, config: PretrainedConfig) -> nn.Module:
+        return nn.Sequential(nn.Dropout(head_dropout(config)), nn.Linear(config.hidden_size, len(task.labels)))
 
     def logits(self, backbone: nn.Module, head: nn.Module, batch: dict, pooling: str) -> torch.Tensor:
         return head(backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,9 +12,10 @@ from typing import Any, Callable
 import numpy as np
 import torch
 from accelerate import Accelerator
+from accelerate.utils import DataLoaderConfiguration, broadcast_object_list
 from transformers import get_linear_schedule_with_warmup
 
-from xstilts.cache import atomic_dir
+from xstilts.cache import replace_dir
 from xstilts.config import TrainConfig
 from xstilts.formats.base import collate, feature_length
 from xstilts.train.sampling import task_probabilities
@@ -85,12 +87,49 @@ def planned_updates(sizes: list[int], cfg: TrainConfig) -> int:
     return max(1, math.ceil(cfg.epochs * sum(sizes) / per_update))
 
 
+def _share(batch: dict[str, torch.Tensor], accelerator: Accelerator) -> dict[str, torch.Tensor]:
+    """This process's rows of a batch that every process draws alike (wrapped round if it has fewer rows
+    than there are processes)."""
+    world = accelerator.num_processes
+    if world == 1:
+        return batch
+    n = len(batch["input_ids"])
+    rows = [i % n for i in range(max(n, world))][accelerator.process_index::world]
+    return {name: v[rows] for name, v in batch.items()}
+
+
+def _agree(accelerator: Accelerator, flags: list[bool]) -> list[bool]:
+    """The main process's flags, on every process."""
+    return broadcast_object_list(flags) if accelerator.num_processes > 1 else flags
+
+
+def _save_state(accelerator: Accelerator, checkpoints: Checkpoints) -> None:
+    """Every process writes its part of the training state to ``partial``, which then replaces ``dir``."""
+    if accelerator.is_main_process:
+        shutil.rmtree(checkpoints.partial, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(checkpoints.partial))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        replace_dir(checkpoints.partial, checkpoints.dir)
+    accelerator.wait_for_everyone()
+
+
 @dataclass
 class Checkpoints:
     """Where a training run keeps its resumable state, and how often (seconds; 0 = after every update)."""
 
     dir: Path
     every: float = 300.0
+
+    @property
+    def partial(self) -> Path:
+        """Where a checkpoint is written before it replaces ``dir``."""
+        return self.dir.with_name(self.dir.name + ".partial")
+
+    def discard(self) -> None:
+        for path in (self.dir, self.partial):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 @dataclass
@@ -144,20 +183,24 @@ def _flat(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def train(model: torch.nn.Module, tasks: list[TrainTask], cfg: TrainConfig, seed: int, pad_id: int,
           on_step: Callable[[int, int, float], None] | None = None,
           dev_score: Callable[[], float] | None = None,
-          checkpoints: Checkpoints | None = None, tracking: Tracking | None = None) -> dict[str, Any]:
+          checkpoints: Checkpoints | None = None, tracking: Tracking | None = None,
+          mixed_precision: str = "no") -> dict[str, Any]:
     """Train ``model`` (a MultiHeadModel) in place; returns the budget it actually used.
 
     With ``dev_score`` (English dev only), the model is scored after every epoch's worth of updates and at
     the end; the best-scoring weights are kept, and training stops early after ``early_stopping_patience``
     scores without a gain. ``max_seconds`` stops training at a wall-clock cap. With ``checkpoints``, the
     whole training state is saved there periodically and a run finding one continues from it, ending
-    exactly as an uninterrupted run would.
+    exactly as an uninterrupted run would. Launched on several processes (``accelerate launch``), every
+    process draws the same batches and trains on its equal share of each.
     """
     sizes = [len(t.features) for t in tasks]
     probs = task_probabilities(sizes, cfg.sampler, cfg.temperature, cfg.sampler_cap)
     weights = [cfg.loss_weights.get(t.name, 1.0) for t in tasks]
     updates = planned_updates(sizes, cfg)
-    accelerator = Accelerator(gradient_accumulation_steps=cfg.grad_accum,
+    # split_batches: several processes share each batch, so the schedule steps once per update
+    accelerator = Accelerator(gradient_accumulation_steps=cfg.grad_accum, mixed_precision=mixed_precision,
+                              dataloader_config=DataLoaderConfiguration(split_batches=True),
                               log_with=tracking.trackers if tracking else None,
                               project_dir=tracking.dir if tracking else None)
     # fused AdamW: a ~10x faster optimizer step on CPU than the default loop
@@ -182,7 +225,10 @@ def train(model: torch.nn.Module, tasks: list[TrainTask], cfg: TrainConfig, seed
     saved = start
     while state.step < updates * cfg.grad_accum:
         k = int(state.rng.choice(len(tasks), p=probs))
-        batch = {n: v.to(accelerator.device) for n, v in next(streams[k]).items()}
+        batch = next(streams[k])
+        state.seen[tasks[k].name] += len(batch["input_ids"])
+        state.tokens += int(batch["attention_mask"].sum())
+        batch = {n: v.to(accelerator.device) for n, v in _share(batch, accelerator).items()}
         with accelerator.accumulate(model):
             loss = formats[tasks[k].name].loss(model(tasks[k].name, batch), batch)
             accelerator.backward(loss * weights[k])
@@ -192,9 +238,7 @@ def train(model: torch.nn.Module, tasks: list[TrainTask], cfg: TrainConfig, seed
             scheduler.step()
             optimizer.zero_grad()
         state.step += 1
-        state.seen[tasks[k].name] += len(batch["input_ids"])
-        state.tokens += int(batch["attention_mask"].sum())
-        state.losses.append(float(loss.detach()))
+        state.losses.append(float(accelerator.reduce(loss.detach(), "mean")))  # over every process's share
         if state.step % cfg.grad_accum:
             continue
         done = state.step // cfg.grad_accum
@@ -204,7 +248,10 @@ def train(model: torch.nn.Module, tasks: list[TrainTask], cfg: TrainConfig, seed
         if tracking:
             accelerator.log({"train/loss": state.losses[-1], "train/lr": scheduler.get_last_lr()[0],
                              "train/examples_per_second": sum(state.seen.values()) / elapsed}, step=done)
-        out_of_time = cfg.max_seconds is not None and elapsed >= cfg.max_seconds
+        # one decision for every process: each would otherwise read its own clock
+        out_of_time, save_due = _agree(accelerator, [
+            cfg.max_seconds is not None and elapsed >= cfg.max_seconds,
+            checkpoints is not None and done < updates and time.perf_counter() - saved >= checkpoints.every])
         if dev_score and (done % per_epoch == 0 or done == updates or out_of_time):
             state.dev_curve.append((done, dev_score()))
             if tracking:
@@ -219,10 +266,9 @@ def train(model: torch.nn.Module, tasks: list[TrainTask], cfg: TrainConfig, seed
         if out_of_time:
             stopped_by = "max_seconds"
             break
-        if checkpoints and done < updates and time.perf_counter() - saved >= checkpoints.every:
+        if save_due:
             state.seconds = elapsed
-            with atomic_dir(checkpoints.dir) as tmp:
-                accelerator.save_state(str(tmp))
+            _save_state(accelerator, checkpoints)
             saved = time.perf_counter()
     seconds = state.seconds + time.perf_counter() - start
     if tracking:
@@ -233,6 +279,7 @@ def train(model: torch.nn.Module, tasks: list[TrainTask], cfg: TrainConfig, seed
     curve = state.dev_curve
     return {
         "planned_updates": updates,
+        "processes": accelerator.num_processes,
         "updates": done,
         "stopped_by": stopped_by,
         **({"resumed_from_update": resumed_from} if resumed_from is not None else {}),

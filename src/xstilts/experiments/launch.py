@@ -1,0 +1,65 @@
+"""Training jobs on several processes: ``accelerate launch`` (DDP or FSDP) of this module, one process per GPU.
+
+The runner pickles the experiment and the job to ``OUT/jobs/<id>/launch.pkl``; every launched process
+loads it and runs the job. Without CUDA the processes talk over gloo on the CPU, which is how the tests
+exercise this path.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from xstilts.experiments.execute import job_dir, run_job
+from xstilts.experiments.plan import Job
+
+if TYPE_CHECKING:
+    from xstilts.experiments.runner import Experiment
+
+HANDOFF = "launch.pkl"
+
+
+def command(exp: Experiment, handoff: Path) -> list[str]:
+    """The ``accelerate launch`` command line for the experiment's ``accelerate:`` block."""
+    acc = exp.cfg.accelerate
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(acc.num_processes),
+           "--num_machines", "1", "--mixed_precision", acc.mixed_precision, "--dynamo_backend", "no",
+           "--main_process_port", "0"]
+    if acc.strategy == "fsdp":
+        cmd += ["--use_fsdp", "--fsdp_version", "2", "--fsdp_auto_wrap_policy", "SIZE_BASED_WRAP",
+                "--fsdp_min_num_params", "1000000", "--fsdp_state_dict_type", "FULL_STATE_DICT"]
+    else:
+        cmd += ["--multi_gpu"]
+    return [*cmd, "-m", "xstilts.experiments.launch", str(handoff)]
+
+
+def run_launched(job: Job, exp: Experiment) -> None:
+    """Run ``job`` through ``accelerate launch``; a failure raises with the launched processes' last error line."""
+    handoff = job_dir(exp.out, job.id) / HANDOFF
+    handoff.parent.mkdir(parents=True, exist_ok=True)
+    handoff.write_bytes(pickle.dumps((exp, job)))
+    try:
+        proc = subprocess.run(command(exp, handoff), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    finally:
+        handoff.unlink(missing_ok=True)
+    if proc.returncode:
+        lines = [line for line in proc.stderr.splitlines() if "Error" in line] or proc.stderr.splitlines() or [""]
+        raise RuntimeError(f"accelerate launch exited with {proc.returncode}: {lines[-1].strip()}")
+
+
+def main() -> None:
+    exp, job = pickle.loads(Path(sys.argv[1]).read_bytes())
+    import torch
+
+    if not torch.cuda.is_available():
+        os.environ["ACCELERATE_USE_CPU"] = "true"
+    exp.enter_worker()
+    run_job(job, exp.out, options=exp.options)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""Training jobs launched on two processes through `accelerate launch` (DDP and FSDP over gloo on this CPU)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+XSTILTS = str(Path(sys.executable).parent / "xstilts")
+
+
+def _results(out: Path) -> dict[str, dict]:
+    return {r["job_id"]: r for r in (json.loads(p.read_text()) for p in (out / "jobs").glob("*/result.json"))}
+
+
+def test_two_processes_ddp_or_fsdp_train_like_one_process(tiny_model, tiny_task_files, tmp_path):
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    # without dropout, two half batches with averaged gradients are one batch, up to floating-point order
+    model = tmp_path / "no-dropout"
+    config = AutoConfig.from_pretrained(tiny_model, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    AutoModel.from_pretrained(tiny_model, config=config).save_pretrained(model)
+    AutoTokenizer.from_pretrained(tiny_model).save_pretrained(model)
+    budget = {"batch_size": 8, "lr": 1e-3, "max_length": 32, "max_steps": 20, "select_on_dev": True}
+    base = {"name": "ddp", "model": str(model), "tasks_dir": str(tiny_task_files), "seeds": [1],
+            "intermediate": {"settings": ["u-sametopic"], "train": budget},
+            "targets": [{"task": "u-topic", "train": budget}]}
+    runs = {}
+    for name, extra in (("one", {}), ("ddp", {"accelerate": {"num_processes": 2}}),
+                        ("fsdp", {"accelerate": {"num_processes": 2, "strategy": "fsdp"}})):
+        config = tmp_path / f"{name}.yaml"
+        config.write_text(yaml.safe_dump({**base, **extra}))
+        proc = subprocess.run([XSTILTS, "run", str(config), "--out", str(tmp_path / name), "--checkpoint-every", "0"],
+                              capture_output=True, text=True, timeout=900)
+        assert proc.returncode == 0, proc.stderr
+        runs[name] = _results(tmp_path / name)
+    for two in ("ddp", "fsdp"):
+        _assert_same_training(runs["one"], runs[two], tmp_path / "one", tmp_path / two)
+
+
+def _assert_same_training(first: dict, second: dict, first_out: Path, second_out: Path) -> None:
+    from safetensors.numpy import load_file
+
+    assert first.keys() == second.keys()  # the launch mode is not part of a job's identity
+    for job_id, one in first.items():
+        two = second[job_id]
+        if one["kind"] == "retrieval":
+            continue
+        assert (one["train"]["processes"], two["train"]["processes"]) == (1, 2)
+        assert two["train"]["examples_seen"] == one["train"]["examples_seen"]  # each process took half a batch
+        assert two["train"]["final_loss"] == pytest.approx(one["train"]["final_loss"], rel=1e-4)
+        assert [c[0] for c in two["train"]["dev_curve"]] == [c[0] for c in one["train"]["dev_curve"]]
+        for a, b in zip(one["metrics"], two["metrics"]):
+            assert (a["task"], a["language"], a["metric"]) == (b["task"], b["language"], b["metric"])
+            assert b["value"] == pytest.approx(a["value"], abs=2.0)  # a near-tie prediction may flip
+        if one["kind"] == "intermediate":
+            weights = [load_file(out / "jobs" / job_id / "checkpoint" / "model.safetensors")
+                       for out in (first_out, second_out)]
+            assert weights[0].keys() == weights[1].keys()
+            for key, w in weights[0].items():
+                np.testing.assert_allclose(weights[1][key], w, atol=1e-5, err_msg=key)
+    leftovers = [p for pattern in ("jobs/*/train_state*", "jobs/*/launch.pkl") for p in second_out.glob(pattern)]
+    assert not leftovers
