@@ -14,6 +14,7 @@ import pytest
 import yaml
 from rich.console import Console
 
+from xstilts.analysis.report import build_report
 from xstilts.cache import atomic_write_json
 from xstilts.config import ExperimentConfig
 from xstilts.experiments import index, store
@@ -240,3 +241,18 @@ def test_grid_run_end_to_end(tiny_model, data_dir, tmp_path):
     atomic_write_json(tmp_path / "plan.json", entries)
     frame = pd.read_parquet(io.BytesIO(index.export(tmp_path, "parquet")))
     assert set(frame["targets.*.eval.layer"]) == {"auto", "1"}
+
+    # report.md: intermediate grid values label the setting columns, other grid values split the tables
+    for e in entries:
+        seed = e["spec"]["seed"]
+        e["grid"] = {LR: None if e["spec"]["intermediate"] == [] else [1.0e-3, 5.0e-3][seed - 1],
+                     "targets.*.train.lr": None if e["kind"] == "intermediate" else [1.0e-4, 3.0e-4][seed - 1]}
+    atomic_write_json(tmp_path / "plan.json", entries)
+    report = build_report(index.rows(tmp_path), ["none", "mnli", "qqp", "sst2"], "grid")
+    headings = [line for line in report.splitlines() if line.startswith("## ")]
+    assert [h.split(" (accuracy")[0] for h in headings] == [
+        f"## {t} (targets.*.train.lr={lr})" for t in ("pawsx", "xnli") for lr in (0.0001, 0.0003)]
+    table = report.split(headings[0])[1].split("##")[0]
+    assert table.splitlines()[2].startswith("| language | none | mnli [intermediate.train.lr=0.001] | ")
+    assert "0.005" not in table  # lr 5e-3 ran with seed 2, whose targets used targets.*.train.lr 3e-4
+    assert "gain vs none (zero-shot)" in table and "English dev rank" not in report

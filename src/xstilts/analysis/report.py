@@ -6,6 +6,7 @@ import pandas as pd
 
 from xstilts.config import NONE_SETTING
 from xstilts.evaluate.metrics import primary_metric
+from xstilts.experiments.store import ROW_COLUMNS
 
 
 def _fmt(x: float) -> str:
@@ -60,16 +61,43 @@ def selection_table(df: pd.DataFrame, targets: list[str]) -> tuple[pd.DataFrame,
     return table.sort_values("rank"), rho
 
 
+def _grid_groups(df: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple[str, pd.DataFrame]]]:
+    """Split a grid's rows for the target tables: varying ``intermediate.*`` grid values join the setting's
+    column label (``mnli [intermediate.train.lr=1e-05]``); every other varying grid value (and the model, if
+    several) makes its own group of tables, each with its own baseline. Without a grid: one unnamed group."""
+    keys = [k for k in df.columns if k not in ROW_COLUMNS and df[k].nunique() > 1]
+    in_label = [k for k in keys if k.startswith("intermediate.")]
+    df = df.copy()
+    if in_label:
+        def label(row: pd.Series) -> str:
+            values = ", ".join(f"{k}={row[k]}" for k in in_label if not pd.isna(row[k]))
+            return f"{row.intermediate} [{values}]" if values else row.intermediate
+
+        df["intermediate"] = df.apply(label, axis=1)
+    by = [k for k in keys if k not in in_label] + (["model"] if df.model.nunique() > 1 else [])
+    if not by:
+        return df, [("", df)]
+    groups = df.groupby(by, dropna=False, sort=False)
+    return df, [(", ".join(f"{k}={v}" for k, v in zip(by, values if isinstance(values, tuple) else (values,))
+                           if not pd.isna(v)), g) for values, g in groups]
+
+
 def build_report(rows: list[dict], settings: list[str], title: str) -> str:
-    """The markdown report of an experiment's metric rows."""
-    df = pd.DataFrame(rows)
+    """The markdown report of an experiment's metric rows (with ``grid`` columns, one table per grid group)."""
+    df, groups = _grid_groups(pd.DataFrame(rows))
     parts = [f"# {title}", "", "Scores in percent (mean over seeds). Zero-shot = every language but English.", ""]
     targets = sorted(t for t in df.target.unique() if t)
     for target in targets:
-        sub = df[(df.target == target) & (df.split == "test")]
-        seeds = sorted({str(int(s)) for s in df[df.target == target].seed.dropna()})
-        parts += [f"## {target} ({primary_metric(set(sub.metric))}, {sub.language.nunique()} languages, seeds: "
-                  f"{', '.join(seeds) or 'n/a'})", "", _markdown(target_table(df, target, settings), "language"), ""]
+        for name, group in groups:
+            sub = group[(group.target == target) & (group.split == "test")]
+            if sub.empty:
+                continue
+            seeds = sorted({str(int(s)) for s in group[group.target == target].seed.dropna()})
+            parts += [f"## {target}{f' ({name})' if name else ''} ({primary_metric(set(sub.metric))}, "
+                      f"{sub.language.nunique()} languages, seeds: {', '.join(seeds) or 'n/a'})", "",
+                      _markdown(target_table(group, target, settings), "language"), ""]
+    if len(groups) > 1 or any(k.startswith("intermediate.") for k in df.columns):
+        return "\n".join(parts)  # the selection table compares tasks under one configuration only
     if (df.kind == "intermediate").any():
         table, rho = selection_table(df, [t for t in targets if NONE_SETTING in set(df[df.target == t].intermediate)])
         parts += ["## Intermediate tasks: English dev rank and zero-shot gain", "",
