@@ -2,8 +2,9 @@
 
 A worker runs a job only while it holds the job's lease. A lease names its owner (``host:pid:nonce``) and
 expires ``ttl`` seconds after its last renewal; the owner renews it from a heartbeat thread. A lease whose
-owner is dead on this host, or that has expired, is taken over (logged as ``expired``). Every claim,
-finish and failure is a row of the ``log`` table, so ``starts(job_id)`` counts how often a job was started.
+owner is dead on this host, or that has expired, is taken over. The ``log`` table has one row per event:
+``start`` (or ``resume``, from a training checkpoint), ``expired`` (a lease taken over), ``done``,
+``failed`` (with the error) and ``interrupted``; so the ``start`` rows count how often a job ran.
 
 Unlike the results index, this database keeps SQLite's rollback journal instead of WAL: WAL's shared
 memory only works among processes of one host, and leases must also hold between machines that share the
@@ -23,7 +24,6 @@ from pathlib import Path
 from typing import Iterator
 
 QUEUE_NAME = "queue.sqlite"
-EVENTS = ("start", "resume", "expired", "done", "failed")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS leases (

@@ -79,9 +79,12 @@ def run_claimed(job: Job, exp: Experiment, queue: Queue, progress: JobProgress =
                 run_launched(job, exp)
             else:
                 run_job(job, exp.out, progress, exp.options)
-    except BaseException as e:
+    except Exception as e:
         atomic_write_text(folder / FAILED, _one_line(e))
         queue.release(job.id, "failed", _one_line(e))
+        raise
+    except BaseException:  # Ctrl-C, SIGTERM: not the job's fault; its training checkpoint stays
+        queue.release(job.id, "interrupted")
         raise
     queue.release(job.id, "done")
 
