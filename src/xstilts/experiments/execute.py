@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+import torch
 from accelerate import PartialState
 from accelerate.utils import set_seed
 
@@ -80,7 +81,6 @@ def seeded_subset(examples: list[dict], n: int | None, seed: int) -> list[dict]:
 
 def versions() -> dict[str, str]:
     import accelerate
-    import torch
     import transformers
 
     return {"xstilts": xstilts.__version__, "python": platform.python_version(), "torch": torch.__version__,
@@ -90,8 +90,6 @@ def versions() -> dict[str, str]:
 
 def device_name() -> str:
     """``cpu``, or the name of the CUDA device the job ran on."""
-    import torch
-
     return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
 
 
@@ -257,7 +255,8 @@ def run_job(job: Job, out: Path, progress: Progress = lambda *a: None, options: 
     result = {
         "job_id": job.id, "kind": job.kind, "model": spec["model"], "intermediate": job.setting,
         "target": spec.get("target"), "seed": spec["seed"], "upstream": job.upstream, **body,
-        "seconds": round(time.perf_counter() - start, 3), "device": device_name(), "spec": spec,
+        "seconds": round(time.perf_counter() - start, 3), "device": device_name(),
+        "threads": torch.get_num_threads(), "spec": spec,
         "versions": versions(),
         "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
