@@ -86,6 +86,26 @@ def test_sigkill_during_intermediate_training_then_resume_gives_the_same_results
     assert not list(out.glob("jobs/*/train_state"))  # removed once the job is done
 
 
+def test_sigterm_releases_the_lease_and_the_next_run_resumes(tiny_model, tiny_task_files, tmp_path):
+    config = _config(tmp_path / "tiny.yaml", tiny_model, tiny_task_files, steps=200)
+    out = tmp_path / "out"
+    proc = _run(config, out, "--checkpoint-every", "0")
+    deadline = time.time() + 300
+    while not list(out.glob("jobs/*/train_state")) and time.time() < deadline:
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)  # as a scheduler pre-empting the node would
+    proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    (job_dir,) = [p.parent for p in out.glob("jobs/*/train_state")]
+    queue = Queue(out)
+    assert [e["event"] for e in queue.log() if e["job_id"] == job_dir.name] == ["start", "interrupted"]
+    assert not queue.running() and not (job_dir / "FAILED").exists()
+    _finish(_run(config, out))
+    assert [e["event"] for e in queue.log() if e["job_id"] == job_dir.name] == [
+        "start", "interrupted", "resume", "done"]
+
+
 def test_two_processes_on_one_output_folder_run_each_job_once(tiny_model, tiny_task_files, tmp_path):
     config = _config(tmp_path / "tiny.yaml", tiny_model, tiny_task_files)
     out = tmp_path / "shared"

@@ -129,10 +129,10 @@ def run(config: Path = typer.Argument(..., help="experiment YAML"),
     """
     from xstilts.config import load_config
     from xstilts.experiments.execute import RunOptions
-    from xstilts.experiments.runner import run_experiment
+    from xstilts.experiments.runner import run_experiment, stop_on_sigterm
 
     _register(tasks_dir)
-
+    stop_on_sigterm()
     cfg = load_config(config)
     out = out or Path("runs") / cfg.name
     options = RunOptions(checkpoint_every=checkpoint_every, trackers=list(cfg.trackers))

@@ -12,6 +12,7 @@ import contextlib
 import json
 import multiprocessing
 import os
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Callable, Iterator
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from xstilts.cache import atomic_write_json, atomic_write_text
+from xstilts.cache import atomic_write_text
 from xstilts.config import ExperimentConfig
 from xstilts.errors import JobsFailed, UserError
 from xstilts.experiments.execute import Progress as JobProgress
@@ -58,8 +59,11 @@ class Experiment:
     def plan(self) -> list[Job]:
         """The current plan (it grows once a ``select`` can rank its candidates), also written to plan.json."""
         jobs = plan(self.cfg, lambda job_id: read_result(self.out, job_id))
-        atomic_write_json(self.out / "plan.json", [{"id": j.id, "kind": j.kind, "upstream": j.upstream,
-                                                    "grid": j.grid, "spec": j.spec} for j in jobs])
+        text = json.dumps([{"id": j.id, "kind": j.kind, "upstream": j.upstream, "grid": j.grid, "spec": j.spec}
+                           for j in jobs], indent=2, ensure_ascii=False) + "\n"
+        path = self.out / "plan.json"
+        if not path.is_file() or path.read_text(encoding="utf-8") != text:  # workers re-plan while they wait
+            atomic_write_text(path, text)
         return jobs
 
 
@@ -134,12 +138,25 @@ def work(exp: Experiment, progress: JobProgress = lambda *a: None,
         raise JobsFailed(failed)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def stop_on_sigterm() -> None:
+    """Let SIGTERM (a scheduler's pre-emption, ``kill``) interrupt like Ctrl-C: the job's lease is released
+    and logged ``interrupted``, and its last training checkpoint waits for the next run."""
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
 def _worker_main(exp: Experiment, threads: int) -> None:
+    stop_on_sigterm()
     exp.enter_worker(threads)
     try:
         work(exp)
     except (JobsFailed, UserError):
         raise SystemExit(1) from None  # the parent reports from the queue log
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None  # stopped with the parent
 
 
 @contextlib.contextmanager
@@ -154,8 +171,8 @@ def _local_workers(exp: Experiment, workers: int, console: Console) -> None:
     threads = max(1, (os.cpu_count() or 1) // workers)
     ctx = multiprocessing.get_context("spawn")
     since = time.time()
-    procs = [ctx.Process(target=_worker_main, args=(exp, threads), name=f"xstilts-worker-{i}")
-             for i in range(workers)]
+    procs = [ctx.Process(target=_worker_main, args=(exp, threads), name=f"xstilts-worker-{i}", daemon=True)
+             for i in range(workers)]  # daemons: stopped (SIGTERM) if this process is
     for p in procs:
         p.start()
     with _progress(console) as bar:
