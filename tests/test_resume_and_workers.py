@@ -53,6 +53,13 @@ def _metrics(out: Path) -> dict[tuple, float]:
     return metrics
 
 
+def _wait_for_a_training_checkpoint(proc: subprocess.Popen, out: Path) -> None:
+    deadline = time.time() + 300
+    while not list(out.glob("jobs/*/train_state")) and time.time() < deadline:
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.05)
+
+
 def _finish(proc: subprocess.Popen) -> None:
     _, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err
@@ -66,10 +73,7 @@ def test_sigkill_during_intermediate_training_then_resume_gives_the_same_results
 
     out = tmp_path / "killed"
     proc = _run(config, out, "--checkpoint-every", "0")
-    deadline = time.time() + 300
-    while not list(out.glob("jobs/*/train_state")) and time.time() < deadline:
-        assert proc.poll() is None, proc.stderr.read()
-        time.sleep(0.05)
+    _wait_for_a_training_checkpoint(proc, out)
     time.sleep(0.5)  # a few more checkpoints: killed mid-training, possibly mid-save
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
@@ -90,10 +94,7 @@ def test_sigterm_releases_the_lease_and_the_next_run_resumes(tiny_model, tiny_ta
     config = _config(tmp_path / "tiny.yaml", tiny_model, tiny_task_files, steps=200)
     out = tmp_path / "out"
     proc = _run(config, out, "--checkpoint-every", "0")
-    deadline = time.time() + 300
-    while not list(out.glob("jobs/*/train_state")) and time.time() < deadline:
-        assert proc.poll() is None, proc.stderr.read()
-        time.sleep(0.05)
+    _wait_for_a_training_checkpoint(proc, out)
     proc.send_signal(signal.SIGTERM)  # as a scheduler pre-empting the node would
     proc.communicate(timeout=120)
     assert proc.returncode != 0
