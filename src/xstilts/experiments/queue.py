@@ -99,10 +99,11 @@ class Queue:
                         (job_id, self.owner, self.host, os.getpid(), time.time() + self.ttl))
             return True
 
-    def started(self, job_id: str, resumed: bool) -> None:
-        """Log that the job's work begins (``resume`` when it continues from a training checkpoint)."""
+    def started(self, job_id: str, resumed: bool, where: str | None = None) -> None:
+        """Log that the job's work begins (``resume`` when it continues from a training checkpoint), and
+        ``where`` when the host and pid in the owner don't say enough (a Ray node)."""
         with self._db() as con:
-            self._log(con, job_id, "resume" if resumed else "start")
+            self._log(con, job_id, "resume" if resumed else "start", where)
 
     def release(self, job_id: str, event: str | None, detail: str | None = None) -> None:
         """Drop the lease, logging how the job ended (``done``, or ``failed`` with ``detail``) unless None."""

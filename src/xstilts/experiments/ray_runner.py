@@ -19,7 +19,10 @@ from xstilts.experiments.store import is_done
 
 
 def _run_task(exp: Experiment, job: Job, threads: int, *upstream: str) -> str:
-    """Body of a Ray task: wait for the lease (another worker may hold it), then run the job."""
+    """Body of a Ray task: wait for the lease (another worker may hold it), then run the job; the log's start
+    row names the Ray node."""
+    import ray
+
     exp.enter_worker(threads)
     queue = Queue(exp.out)
     while not queue.claim(job.id):
@@ -29,7 +32,7 @@ def _run_task(exp: Experiment, job: Job, threads: int, *upstream: str) -> str:
     if is_done(exp.out, job.id):
         queue.release(job.id, None)
     else:
-        run_claimed(job, exp, queue)
+        run_claimed(job, exp, queue, where=f"ray node {ray.get_runtime_context().get_node_id()}")
     return job.id
 
 

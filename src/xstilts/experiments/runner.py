@@ -71,12 +71,13 @@ def _one_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}".replace("\n", " ")
 
 
-def run_claimed(job: Job, exp: Experiment, queue: Queue, progress: JobProgress = lambda *a: None) -> None:
-    """Run a job whose lease ``queue`` holds, logging its start and end; ``FAILED`` holds the error of a
-    job that raised until it is started again."""
+def run_claimed(job: Job, exp: Experiment, queue: Queue, progress: JobProgress = lambda *a: None,
+                where: str | None = None) -> None:
+    """Run a job whose lease ``queue`` holds, logging its start (and ``where``) and end; ``FAILED`` holds the
+    error of a job that raised until it is started again."""
     folder = job_dir(exp.out, job.id)
     (folder / FAILED).unlink(missing_ok=True)
-    queue.started(job.id, resumed=train_state_dir(exp.out, job.id).is_dir())
+    queue.started(job.id, resumed=train_state_dir(exp.out, job.id).is_dir(), where=where)
     try:
         with queue.heartbeat():
             if exp.cfg.accelerate.num_processes > 1 and job.kind != "retrieval":
