@@ -15,8 +15,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import socket
 import sqlite3
 from pathlib import Path
 from typing import Any, Iterable
