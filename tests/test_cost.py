@@ -80,7 +80,7 @@ def test_utilisation_measured_from_finished_training_jobs(tiny_model, tiny_tasks
 
     from xstilts.config import ExperimentConfig
     from xstilts.errors import UserError
-    from xstilts.experiments.cost import measured_utilisation, peak_tflops, runs_on
+    from xstilts.experiments.cost import achieved, runs_on
     from xstilts.experiments.runner import run_experiment
     from xstilts.experiments.store import load_results
 
@@ -89,14 +89,17 @@ def test_utilisation_measured_from_finished_training_jobs(tiny_model, tiny_tasks
                                            "train": budget}, "targets": [{"task": "t-topic", "train": budget}]})
     run_experiment(cfg, "", tmp_path, Console(quiet=True))
     results = load_results(tmp_path)
-    share, how = measured_utilisation(results, "cpu")
+    measured = achieved(results, "cpu")
     trained = [r for r in results if r.get("train")]
     assert len(trained) == 3 and all(r["device"] == "cpu" for r in results)
-    achieved = sum(6 * model_params(tiny_model) * r["train"]["tokens_seen"] for r in trained) / sum(
+    flops_per_second = sum(6 * model_params(tiny_model) * r["train"]["tokens_seen"] for r in trained) / sum(
         r["train"]["train_seconds"] for r in trained)
-    assert share == pytest.approx(achieved / (peak_tflops("cpu") * 1e12), rel=0.5)  # the probe itself is noisy
-    assert 0 < share < 1 and "from 3 finished training jobs" in how
+    assert measured.tflops * 1e12 == pytest.approx(flops_per_second) and measured.jobs == 3
+    est = estimate(plan(cfg), accelerator="cpu", utilisation=measured)
+    share = est["utilisation"]
+    assert share == pytest.approx(measured.tflops / est["peak_tflops"])  # a share of the peak the hours use
+    assert 0 < share < 1 and any("from 3 finished training jobs" in a for a in est["assumptions"])
     with pytest.raises(UserError, match="no finished training job here ran on a100"):
-        measured_utilisation(results, "a100")
+        achieved(results, "a100")
     assert runs_on("NVIDIA A100-SXM4-80GB", "a100") and not runs_on("NVIDIA H100 80GB HBM3", "a100")
     assert runs_on("cpu", "cpu") and not runs_on("NVIDIA A100-SXM4-80GB", "a100-fp32")

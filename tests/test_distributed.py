@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
-XSTILTS = str(Path(sys.executable).parent / "xstilts")
-
-
-def _results(out: Path) -> dict[str, dict]:
-    return {r["job_id"]: r for r in (json.loads(p.read_text()) for p in (out / "jobs").glob("*/result.json"))}
+from cli_runs import XSTILTS, job_results
 
 
 def test_two_processes_ddp_or_fsdp_train_like_one_process(tiny_model, tiny_task_files, tmp_path):
@@ -38,7 +32,7 @@ def test_two_processes_ddp_or_fsdp_train_like_one_process(tiny_model, tiny_task_
         proc = subprocess.run([XSTILTS, "run", str(config), "--out", str(tmp_path / name), "--checkpoint-every", "0"],
                               capture_output=True, text=True, timeout=900)
         assert proc.returncode == 0, proc.stderr
-        runs[name] = _results(tmp_path / name)
+        runs[name] = job_results(tmp_path / name)
     for two in ("ddp", "fsdp"):
         _assert_same_training(runs["one"], runs[two], tmp_path / "one", tmp_path / two)
 

@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
-import sys
-from pathlib import Path
 
 import yaml
 
+from cli_runs import XSTILTS, job_metrics
 from xstilts.experiments.queue import Queue
-
-XSTILTS = str(Path(sys.executable).parent / "xstilts")
-
-
-def _metrics(out: Path) -> dict[tuple, float]:
-    metrics = {}
-    for path in (out / "jobs").glob("*/result.json"):
-        r = json.loads(path.read_text())
-        metrics |= {(r["job_id"], m["task"], m["split"], m["language"], m["metric"]): m["value"] for m in r["metrics"]}
-    return metrics
 
 
 def test_a_grid_on_a_two_node_ray_cluster_equals_the_local_run(tiny_model, tiny_task_files, tmp_path, monkeypatch):
@@ -46,9 +34,9 @@ def test_a_grid_on_a_two_node_ray_cluster_equals_the_local_run(tiny_model, tiny_
     finally:
         cluster.shutdown()
     assert remote.returncode == 0, remote.stderr
-    expected = _metrics(tmp_path / "local")
+    expected = job_metrics(tmp_path / "local")
     assert len({k[0] for k in expected}) == 2 + 3  # 2 intermediate jobs (one per lr), 3 target jobs
-    assert _metrics(tmp_path / "ray") == expected
+    assert job_metrics(tmp_path / "ray") == expected
     log = Queue(tmp_path / "ray").log()
     assert sorted(e["event"] for e in log) == ["done"] * 5 + ["start"] * 5
     nodes = {e["detail"] for e in log if e["event"] == "start"}

@@ -18,6 +18,7 @@ import pytest
 import yaml
 from rich.console import Console
 
+from cli_runs import XSTILTS, job_metrics
 from xstilts.config import ExperimentConfig
 from xstilts.errors import JobsFailed
 from xstilts.experiments.plan import plan
@@ -25,9 +26,6 @@ from xstilts.experiments.queue import Queue
 from xstilts.experiments.runner import run_experiment
 from xstilts.tasks import registry
 from xstilts.tasks.registry import JsonlDirSource
-
-XSTILTS = str(Path(sys.executable).parent / "xstilts")
-
 
 def _config(path: Path, model: str, task_files: Path, steps: int = 40, **extra) -> Path:
     budget = {"batch_size": 8, "lr": 1e-3, "max_length": 32}
@@ -41,16 +39,6 @@ def _config(path: Path, model: str, task_files: Path, steps: int = 40, **extra) 
 def _run(config: Path, out: Path, *args: str) -> subprocess.Popen:
     return subprocess.Popen([XSTILTS, "run", str(config), "--out", str(out), *args], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
-
-
-def _metrics(out: Path) -> dict[tuple, float]:
-    """Every metric of every job, keyed by job id and metric row."""
-    metrics = {}
-    for path in (out / "jobs").glob("*/result.json"):
-        r = json.loads(path.read_text())
-        for m in r["metrics"]:
-            metrics[(r["job_id"], m["task"], m["split"], m["language"], m["metric"])] = m["value"]
-    return metrics
 
 
 def _wait_for_a_training_checkpoint(proc: subprocess.Popen, out: Path) -> None:
@@ -69,7 +57,7 @@ def test_sigkill_during_intermediate_training_then_resume_gives_the_same_results
                                                                                   tmp_path):
     config = _config(tmp_path / "tiny.yaml", tiny_model, tiny_task_files, steps=200)
     _finish(_run(config, tmp_path / "straight"))
-    expected = _metrics(tmp_path / "straight")
+    expected = job_metrics(tmp_path / "straight")
 
     out = tmp_path / "killed"
     proc = _run(config, out, "--checkpoint-every", "0")
@@ -81,7 +69,7 @@ def test_sigkill_during_intermediate_training_then_resume_gives_the_same_results
     assert interrupted and not (interrupted[0] / "result.json").exists()
 
     _finish(_run(config, out, "--checkpoint-every", "0"))
-    assert _metrics(out) == expected
+    assert job_metrics(out) == expected
     job_id = interrupted[0].name
     events = [e["event"] for e in Queue(out).log() if e["job_id"] == job_id]
     assert events == ["start", "expired", "resume", "done"]  # the dead worker's lease was taken over
@@ -125,7 +113,7 @@ def test_workers_option_runs_every_job_with_the_results_of_one_worker(tiny_model
     config = _config(tmp_path / "tiny.yaml", tiny_model, tiny_task_files)
     _finish(_run(config, tmp_path / "one"))
     _finish(_run(config, tmp_path / "two", "--workers", "2"))
-    assert _metrics(tmp_path / "two") == _metrics(tmp_path / "one")
+    assert job_metrics(tmp_path / "two") == job_metrics(tmp_path / "one")
     owners = {e["owner"] for e in Queue(tmp_path / "two").log()}
     assert len(owners) == 2  # both workers took part
 

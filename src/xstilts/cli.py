@@ -215,18 +215,16 @@ def plan(config: Path = typer.Argument(..., help="experiment YAML"),
     jobs = plan_jobs(cfg, lambda job_id: read_result(out, job_id))
     done = {j.id for j in jobs if is_done(out, j.id)}
     if utilisation == "measured":
-        from xstilts.experiments.cost import measured_utilisation
+        from xstilts.experiments.cost import achieved
         from xstilts.experiments.store import load_results
 
-        share, how = measured_utilisation(load_results(out), accelerator)
+        share = achieved(load_results(out), accelerator)
     else:
         try:
-            share, how = float(utilisation), None
+            share = float(utilisation)
         except ValueError:
             raise UserError(f"--utilisation {utilisation!r}: expected a number in (0, 1] or 'measured'") from None
-    est = estimate(jobs, accelerator=accelerator, utilisation=min(share, 1.0), is_done=done.__contains__)
-    if how:
-        est["assumptions"].append(how)
+    est = estimate(jobs, accelerator=accelerator, utilisation=share, is_done=done.__contains__)
     entries = [{"id": j.id, "kind": j.kind, "status": "done" if j.id in done else "pending", "setting": j.setting,
                 "target": j.spec.get("target"), "seed": j.spec["seed"], "upstream": j.upstream, "grid": j.grid}
                for j in jobs]

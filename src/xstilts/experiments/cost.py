@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -233,14 +234,14 @@ def job_tokens(job, sizes: _Sizes) -> tuple[float, float]:
 
 
 def estimate(jobs: Iterable, model_params: int | None = None, accelerator: str = "a100",
-             utilisation: float = DEFAULT_UTILISATION, is_done: Callable[[str], bool] | None = None,
+             utilisation: float | Achieved = DEFAULT_UTILISATION, is_done: Callable[[str], bool] | None = None,
              model: str | None = None) -> dict:
     """FLOPs and hours of ``jobs`` on ``accelerator`` at ``utilisation`` of its peak. ``model_params`` (else
     looked up from ``model``, or from each job's model reference: a grid may vary it) is N; ``is_done(job_id)``
     marks finished jobs. ``model_params`` in the result is N when one model (or ``model_params``) serves every
     job, else None; ``models`` maps each looked-up reference to its N."""
     jobs = list(jobs)
-    if not 0 < utilisation <= 1:
+    if not isinstance(utilisation, Achieved) and not 0 < utilisation <= 1:
         raise UserError(f"utilisation must be in (0, 1], got {utilisation}")
     notes: set[str] = set()
     assumptions = [
@@ -259,6 +260,10 @@ def estimate(jobs: Iterable, model_params: int | None = None, accelerator: str =
     peak = peak_tflops(accelerator)
     if accelerator.lower() == "cpu":
         assumptions.append(f"cpu peak measured now by a 1024³ fp32 matmul probe: {peak:.3f} TFLOP/s")
+    if isinstance(utilisation, Achieved):  # a share of the same peak the hours divide by
+        measured, utilisation = utilisation, min(1.0, utilisation.tflops / peak)
+        assumptions.append(f"utilisation {utilisation:.1%} measured from {measured.jobs} finished training jobs "
+                           f"({measured.tflops:.3f} TFLOP/s achieved)")
     rate = peak * 1e12 * utilisation  # FLOP/s
     sizes: dict[str | None, _Sizes] = {}  # per data_dir
     rows, total, pending = [], 0.0, 0.0
@@ -288,9 +293,17 @@ def runs_on(device: str, accelerator: str) -> bool:
         ("fp32" in name) == ("fp32" in device))
 
 
-def measured_utilisation(results: list[dict], accelerator: str) -> tuple[float, str]:
-    """(utilisation, how it was measured): the FLOP/s that finished training jobs reached on ``accelerator``
-    (6·N·tokens seen / training seconds, pooled over jobs), as a share of its peak."""
+@dataclass(frozen=True)
+class Achieved:
+    """Training throughput measured from finished jobs: a utilisation for :func:`estimate` to derive."""
+
+    tflops: float
+    jobs: int
+
+
+def achieved(results: list[dict], accelerator: str) -> Achieved:
+    """The FLOP/s that finished training jobs reached on ``accelerator``: 6·N·tokens seen / training seconds,
+    pooled over jobs."""
     flops = seconds = 0.0
     used = 0
     for r in results:
@@ -305,10 +318,7 @@ def measured_utilisation(results: list[dict], accelerator: str) -> tuple[float, 
         used += 1
     if not used:
         raise UserError(f"no finished training job here ran on {accelerator}: give --utilisation as a number")
-    peak = peak_tflops(accelerator) * 1e12
-    share = flops / seconds / peak
-    return share, f"utilisation {share:.1%} measured from {used} finished training jobs ({flops / seconds / 1e12:.3f} " \
-                  f"TFLOP/s achieved)"
+    return Achieved(flops / seconds / 1e12, used)
 
 
 def format_estimate(est: dict) -> str:
