@@ -59,7 +59,7 @@ def test_shipped_configs_validate_and_plan():
     kinds = [j.kind for j in plan(cfg)]
     settings, seeds = len(cfg.intermediate.settings), len(cfg.seeds)  # 'none' included
     assert kinds.count("intermediate") == (settings - 1) * seeds
-    assert kinds.count("target") == 7 * settings * seeds  # all but tatoeba fine-tune
+    assert kinds.count("target") == 7 * settings * seeds + 7  # all but tatoeba fine-tune, and each has a probe
     assert kinds.count("retrieval") == (settings - 1) * seeds + 1  # one baseline serves every seed
 
 

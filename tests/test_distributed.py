@@ -20,10 +20,12 @@ def test_two_processes_ddp_or_fsdp_train_like_one_process(tiny_model, tiny_task_
     config = AutoConfig.from_pretrained(tiny_model, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     AutoModel.from_pretrained(tiny_model, config=config).save_pretrained(model)
     AutoTokenizer.from_pretrained(tiny_model).save_pretrained(model)
-    budget = {"batch_size": 8, "lr": 1e-3, "max_length": 32, "max_steps": 20, "select_on_dev": True}
+    # full fine-tuning: at this learning rate the probe's large head weights make lp-ft's loss chaotic, and chaos
+    # magnifies floating-point order; what is compared here is the distribution, not the recipe
+    budget = {"recipe": "full", "batch_size": 8, "lr": 1e-3, "max_length": 32, "max_steps": 20, "select_on_dev": True}
     base = {"name": "ddp", "model": str(model), "tasks_dir": str(tiny_task_files), "seeds": [1],
             "intermediate": {"settings": ["u-sametopic"], "train": budget},
-            "targets": [{"task": "u-topic", "train": budget}]}
+            "targets": [{"task": "u-topic", "train": budget, "probe_reference": False}]}
     runs = {}
     for name, extra in (("one", {}), ("ddp", {"accelerate": {"num_processes": 2}}),
                         ("fsdp", {"accelerate": {"num_processes": 2, "strategy": "fsdp"}})):

@@ -201,7 +201,7 @@ def test_mlm_in_the_intermediate_mix(mlm_model, tiny_tasks, tmp_path, monkeypatc
     cfg = ExperimentConfig.model_validate({
         "model": mlm_model, "seeds": [1],
         "intermediate": {"settings": ["t-sametopic+t-mlm"], "train": budget},
-        "targets": [{"task": "t-topic", "train": budget}]})
+        "targets": [{"task": "t-topic", "train": budget, "probe_reference": False}]})
     summary = run_experiment(cfg, "", tmp_path / "out", Console(quiet=True))
     assert summary["ran"] == 3  # the intermediate job, the target after it, and the baseline
     results = load_results(tmp_path / "out")

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from rich.console import Console
 
+from xstilts.evaluate import per_example
 from xstilts.config import ExperimentConfig
 from xstilts.experiments.plan import plan
 from xstilts.experiments.runner import run_experiment
@@ -27,7 +28,8 @@ def test_plan_shares_and_dedupes(tiny_model, tiny_tasks):
     jobs = plan(_config(tiny_model, seeds=(1, 2)))
     kinds = [j.kind for j in jobs]
     assert kinds.count("intermediate") == 3 * 2
-    assert kinds.count("target") == 4 * 2
+    assert kinds.count("target") == 4 * 2 + 1  # and the frozen-encoder probe, one for every seed
+    assert [j.spec["train"]["recipe"] for j in jobs if j.spec["seed"] is None and j.kind == "target"] == ["probe"]
     # the baseline retrieval has no training, so one job serves every seed
     assert kinds.count("retrieval") == 3 * 2 + 1
     assert len({j.id for j in jobs}) == len(jobs)
@@ -41,12 +43,18 @@ def test_plan_shares_and_dedupes(tiny_model, tiny_tasks):
 def test_run_end_to_end_then_skip(tiny_model, tiny_tasks, tmp_path):
     cfg = _config(tiny_model)
     first = run_experiment(cfg, "yaml", tmp_path, Console(quiet=True))
-    assert first == {**first, "jobs": 11, "ran": 11, "skipped": 0}
+    assert first == {**first, "jobs": 12, "ran": 12, "skipped": 0}
     results = load_results(tmp_path)
     rows = metric_rows(results)
     topic = [r for r in rows if r["target"] == "t-topic" and r["split"] == "test"]
     assert {r["language"] for r in topic} == {"en", "xx", "yy"}
     assert {r["intermediate"] for r in topic} == {"none", "t-answer", "t-sametopic", "t-answer+t-sametopic"}
+    assert {r["recipe"] for r in topic if r["intermediate"] == "none"} == {"lp-ft", "probe"}
+    # every test metric keeps per-example statistics that reproduce it (bootstrap confidence intervals)
+    for r in topic + [r for r in rows if r["target"] == "t-retrieval"]:
+        stats = per_example.read(tmp_path / "jobs" / r["job_id"] / per_example.FILE)
+        assert per_example.metric_value(stats[per_example.key(r["task"], "test", r["language"], r["metric"])]) \
+            == pytest.approx(r["value"], abs=1e-9)
     retrieval = [r for r in rows if r["target"] == "t-retrieval"]
     assert {r["language"] for r in retrieval} == {"xx", "yy"}
     assert all(0 <= r["value"] <= 100 for r in rows)
@@ -55,6 +63,8 @@ def test_run_end_to_end_then_skip(tiny_model, tiny_tasks, tmp_path):
     assert multi["train"]["sampling_probabilities"] == pytest.approx({"t-answer": 0.5, "t-sametopic": 0.5})
     assert set(multi["train"]["examples_seen"]) == {"t-answer", "t-sametopic"}
     assert {m["task"] for m in multi["metrics"]} == {"t-answer", "t-sametopic"}
+    moved = multi["train"]["movement"]  # the meter: how far intermediate training moved the encoder
+    assert 0 < moved["relative_change"] < 1 and 0 < moved["cka_english_dev"] <= 1 + 1e-9
     # the target job read its backbone from the intermediate checkpoint
     target = next(r for r in results if r["kind"] == "target" and r["intermediate"] == "t-answer+t-sametopic")
     assert target["upstream"] == multi["job_id"]
@@ -62,7 +72,7 @@ def test_run_end_to_end_then_skip(tiny_model, tiny_tasks, tmp_path):
     assert target["spec"]["data"] and target["versions"]["torch"]
     # a second run finds everything done
     second = run_experiment(cfg, "yaml", tmp_path, Console(quiet=True))
-    assert second["ran"] == 0 and second["skipped"] == 11
+    assert second["ran"] == 0 and second["skipped"] == 12
 
 
 def test_same_seed_same_numbers(tiny_model, tiny_tasks, tmp_path):
@@ -78,7 +88,7 @@ def test_same_seed_same_numbers(tiny_model, tiny_tasks, tmp_path):
                       for r in metric_rows(load_results(tmp_path / out)))
 
     assert numbers("a") == numbers("b")
-    losses = [sorted(json.loads(p.read_text())["train"]["final_loss"]
+    losses = [sorted(json.loads(p.read_text())["train"].get("final_loss", -1)
                      for p in (tmp_path / out / "jobs").glob("*/result.json")) for out in ("a", "b")]
     assert losses[0] == losses[1]
 
@@ -88,7 +98,7 @@ def test_select_on_dev_keeps_the_best_epoch(tiny_model, tiny_tasks, tmp_path):
     train = {"batch_size": 8, "lr": 1e-3, "max_length": 32, "epochs": 3, "select_on_dev": True}
     cfg = ExperimentConfig.model_validate({"model": tiny_model, "targets": [{"task": "t-topic", "train": train}]})
     run_experiment(cfg, "", tmp_path, Console(quiet=True))
-    result = next(r for r in load_results(tmp_path) if r["kind"] == "target")
+    result = next(r for r in load_results(tmp_path) if r["kind"] == "target" and r["train"]["recipe"] != "probe")
     curve = result["train"]["dev_curve"]
     assert [u for u, _ in curve] == [8, 16, 23]  # ceil(60 / 8) = 8 updates an epoch; ceil(3 * 60 / 8) = 23 in all
     best = max(curve, key=lambda c: c[1])
@@ -154,7 +164,8 @@ def test_select_top_k_by_english_dev(tiny_model, tiny_tasks, tmp_path, monkeypat
         "intermediate": {"settings": ["none", "t-answer", "t-sametopic", "t-twin"], "train": budget,
                          "select": {"top_k": 2, "by": "english_dev"}},
         "targets": [{"task": "t-topic", "train": budget}]})
-    assert [j.kind for j in plan(cfg)] == ["intermediate"] * 3 + ["target"]  # before selection: the baseline only
+    # before selection: the baseline and its probe only
+    assert [j.kind for j in plan(cfg)] == ["intermediate"] * 3 + ["target"] * 2
     run_experiment(cfg, "", tmp_path, Console(quiet=True))
     results = load_results(tmp_path)
     dev = {r["intermediate"]: r["metrics"][0]["value"] for r in results if r["kind"] == "intermediate"}
@@ -162,7 +173,7 @@ def test_select_top_k_by_english_dev(tiny_model, tiny_tasks, tmp_path, monkeypat
     assert len(candidates) == 3
     best = sorted(candidates, key=lambda s: (-candidates[s], s))[:2]
     assert set(dev) == {*candidates, "+".join(best)}  # plus the union of the two best
-    targets = {r["intermediate"] for r in results if r["kind"] == "target"}
+    targets = {r["intermediate"] for r in results if r["kind"] == "target" and r["train"]["recipe"] != "probe"}
     assert targets == {"none", *best, "+".join(best)}
     import pandas as pd
 
@@ -172,6 +183,7 @@ def test_select_top_k_by_english_dev(tiny_model, tiny_tasks, tmp_path, monkeypat
 
     def zero_shot(setting):
         return np.mean([m["value"] for r in results if r["kind"] == "target" and r["intermediate"] == setting
+                        and r["train"]["recipe"] != "probe"
                         for m in r["metrics"] if m["split"] == "test" and m["language"] != "en"])
 
     assert table.loc[best[0], "gain t-topic"] == pytest.approx(zero_shot(best[0]) - zero_shot("none"))

@@ -43,8 +43,13 @@ def test_quick_results_cover_languages_and_settings(quick_run):
         for setting in SETTINGS:
             langs = {r["language"] for r in test_rows if r["intermediate"] == setting}
             assert len(langs - {"en"}) >= min_langs, (target, setting, len(langs))
+    topic = [r for r in rows if r["target"] == "pocket-topic" and r["intermediate"] == "none"]
+    assert {r["recipe"] for r in topic} == {"lp-ft", "probe"}  # the default recipe and the frozen-encoder probe
     report = (quick_run / "report.md").read_text()
     assert "## pocket-topic" in report and "gain vs none" in report
+    # the probe's column, and the confidence intervals of every setting and gain
+    assert "| probe (frozen) |" in report and "| setting | runs | zero-shot avg | seed 95% CI | bootstrap 95% CI |" \
+        in report and "Gain over none per language, paired-bootstrap 95% CI" in report
 
 
 def test_rerun_runs_nothing(quick_run):
@@ -85,10 +90,10 @@ def test_plan_status_and_parquet_after_a_run(quick_run, tmp_path):
     import pandas as pd
 
     planned = json.loads(_xstilts("plan", "configs/quick.yaml", "--out", str(quick_run), "--format", "json").stdout)
-    assert len(planned["jobs"]) == 11 and {j["status"] for j in planned["jobs"]} == {"done"}
+    assert len(planned["jobs"]) == 12 and {j["status"] for j in planned["jobs"]} == {"done"}
     assert {j["kind"] for j in planned["jobs"]} == {"intermediate", "target", "retrieval"}
     assert planned["estimate"]["pending_hours"] == 0 and planned["estimate"]["total_flops"] > 0
-    assert _xstilts("status", str(quick_run)).stdout.startswith("11 jobs: 11 done, 0 running, 0 failed, 0 pending")
+    assert _xstilts("status", str(quick_run)).stdout.startswith("12 jobs: 12 done, 0 running, 0 failed, 0 pending")
     path = tmp_path / "rows.parquet"
     _xstilts("results", str(quick_run), "--format", "parquet", "--output", str(path))
     table = pd.read_parquet(path)

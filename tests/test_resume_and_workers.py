@@ -32,7 +32,7 @@ def _config(path: Path, model: str, task_files: Path, steps: int = 40, **extra) 
     path.write_text(yaml.safe_dump({
         "name": "tiny", "model": model, "seeds": [1], "tasks_dir": str(task_files),
         "intermediate": {"settings": ["u-answer", "u-sametopic"], "train": {**budget, "max_steps": steps}},
-        "targets": [{"task": "u-topic", "train": {**budget, "epochs": 1}}], **extra}), encoding="utf-8")
+        "targets": [{"task": "u-topic", "train": {**budget, "epochs": 1}, "probe_reference": False}], **extra}), encoding="utf-8")
     return path
 
 
@@ -155,7 +155,7 @@ def test_a_failed_job_stops_its_dependents_but_not_the_others(tiny_model, tiny_t
     budget = {"batch_size": 8, "lr": 1e-3, "max_length": 32, "max_steps": 5}
     cfg = ExperimentConfig.model_validate({
         "model": tiny_model, "intermediate": {"settings": ["t-answer", "t-sametopic"], "train": budget},
-        "targets": [{"task": "t-topic", "train": budget}]})
+        "targets": [{"task": "t-topic", "train": budget, "probe_reference": False}]})
     with pytest.raises(JobsFailed) as failure:
         run_experiment(cfg, "", tmp_path, Console(quiet=True))
     jobs = {(j.kind, j.setting): j.id for j in plan(cfg)}

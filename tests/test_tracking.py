@@ -16,7 +16,7 @@ def test_tensorboard_logs_loss_lr_throughput_and_dev_scores(tiny_model, tiny_tas
     budget = {"batch_size": 8, "lr": 1e-3, "max_length": 32, "epochs": 2, "select_on_dev": True}
     cfg = ExperimentConfig.model_validate({
         "model": tiny_model, "intermediate": {"settings": ["t-sametopic"], "train": budget},
-        "targets": [{"task": "t-topic", "train": budget}], "trackers": ["tensorboard"]})
+        "targets": [{"task": "t-topic", "train": budget, "probe_reference": False}], "trackers": ["tensorboard"]})
     run_experiment(cfg, "", tmp_path, Console(quiet=True), options=RunOptions(trackers=cfg.trackers))
     results = [r for r in load_results(tmp_path) if r["kind"] != "retrieval"]
     assert len(results) == 3

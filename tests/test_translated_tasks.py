@@ -31,7 +31,7 @@ def data_dir(tmp_path) -> Path:
 def _config(model: str, settings: list[str], data_dir: Path | None) -> ExperimentConfig:
     return ExperimentConfig.model_validate({
         "model": model, "seeds": [1], "data_dir": str(data_dir) if data_dir else None,
-        "intermediate": {"settings": settings, "train": TINY}, "targets": [{"task": "t-topic", "train": TINY}]})
+        "intermediate": {"settings": settings, "train": TINY}, "targets": [{"task": "t-topic", "train": TINY, "probe_reference": False}]})
 
 
 def test_variant_reads_the_translated_files(data_dir):

@@ -82,19 +82,53 @@ def test_retrieval_matches_numpy(tiny_model):
     assert tatoeba_accuracy(q, c) == pytest.approx(100 * np.mean(by_numpy == np.arange(5)))
 
 
-def test_report_table_averages_and_gains():
+def _report_rows() -> list[dict]:
+    """Two settings x two seeds, and a seed-free probe, on languages en, de, fr (100 examples each)."""
     rows = []
-    for setting, base in (("none", 50), ("a", 60)):
-        for seed, jitter in ((1, 0), (2, 2)):
+    for setting, recipe, base, seeds in (("none", "lp-ft", 50, (1, 2)), ("a", "lp-ft", 60, (1, 2)),
+                                         ("none", "probe", 40, (None,))):
+        for seed in seeds:
             for lang, delta in (("en", 30), ("de", 0), ("fr", 10)):
-                rows.append({"target": "t", "task": "t", "split": "test", "metric": "accuracy", "seed": seed,
-                             "intermediate": setting, "language": lang, "value": base + delta + jitter})
-    table = target_table(pd.DataFrame(rows), "t", ["none", "a"])
-    assert list(table.index[:3]) == ["en", "de", "fr"]
+                rows.append({"job_id": f"{setting}-{recipe}-{seed}", "target": "t", "task": "t", "split": "test",
+                             "metric": "accuracy", "seed": seed, "intermediate": setting, "recipe": recipe,
+                             "language": lang, "value": base + delta + 2 * (seed == 2)})
+    return rows
+
+
+def test_report_table_averages_and_gains():
+    table = target_table(pd.DataFrame(_report_rows()), "t", ["none", "a"])
+    assert list(table.index[:3]) == ["en", "de", "fr"] and list(table.columns) == ["none", "a", "probe (frozen)"]
     assert table.loc["de", "none"] == pytest.approx(51)
     assert table.loc["avg (all)", "a"] == pytest.approx(61 + 40 / 3)
     assert table.loc["avg (zero-shot)", "none"] == pytest.approx(56)
     assert table.loc["gain vs none (zero-shot)", "a"] == pytest.approx(10)
+    assert table.loc["gain vs none (zero-shot)", "probe (frozen)"] == pytest.approx(-11)
+
+
+def test_report_intervals_come_from_each_jobs_examples():
+    """Per-example statistics that reproduce the rows' values give the seed and bootstrap intervals and the
+    paired gains; a 10-point gain on 100 examples per language is significant, a probe identical to the
+    baseline's first seed is not."""
+    from xstilts.analysis.report import uncertainty_tables
+    from xstilts.evaluate import per_example
+
+    rows = _report_rows()
+    examples: dict[str, dict] = {}
+    for r in rows:  # r["value"] correct answers out of 100, the first ones
+        hits = (np.arange(100) < r["value"]).astype(float)[:, None]
+        examples.setdefault(r["job_id"], {})[per_example.key("t", "test", r["language"], "accuracy")] = hits
+    for r in rows:
+        if r["recipe"] == "probe":
+            r["value"] = 50 + (10 if r["language"] == "fr" else 0)
+            examples[r["job_id"]] = examples["none-lp-ft-1"]
+    summary, per_language = uncertainty_tables(pd.DataFrame(rows), "t", ["none", "a"], examples.get)
+    assert list(summary.index) == ["none", "a", "probe (frozen)"] and list(summary.runs) == [2, 2, 1]
+    assert summary.loc["none", "zero-shot avg"] == "56.0" and summary.loc["none", "seed 95% CI"] != "n/a"
+    assert summary.loc["probe (frozen)", "seed 95% CI"] == "n/a"
+    assert summary.loc["a", "gain vs none"] == "+10.0" and summary.loc["a", "significant"] == "yes"
+    assert summary.loc["probe (frozen)", "gain vs none"] == "-1.0"
+    assert summary.loc["probe (frozen)", "significant"] == "no (within noise)"
+    assert per_language.loc["de", "a"].startswith("+10.0 [") and per_language.loc["de", "a"].endswith("]*")
 
 
 @pytest.mark.parametrize("sampler,kwargs,expected", [

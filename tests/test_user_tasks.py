@@ -299,7 +299,8 @@ def test_user_task_as_intermediate_in_a_tiny_run(tiny_model, tiny_tasks, own_reg
     budget = {"batch_size": 8, "lr": 1e-3, "max_length": 32, "max_steps": 2}
     cfg = ExperimentConfig.model_validate({
         "model": tiny_model, "intermediate": {"settings": ["none", "my-topic"], "train": budget},
-        "targets": [{"task": "t-topic", "train": budget, "eval": {"max_examples_per_language": 10}}]})
+        "targets": [{"task": "t-topic", "train": budget, "eval": {"max_examples_per_language": 10},
+                     "probe_reference": False}]})
     summary = run_experiment(cfg, "", tmp_path / "run", Console(quiet=True))
     assert summary["ran"] == 3
     rows = metric_rows(load_results(tmp_path / "run"))

@@ -147,10 +147,14 @@ def run(config: Path = typer.Argument(..., help="experiment YAML"),
 def _write_report(out: Path, settings: list[str], title: str) -> Path:
     from xstilts.analysis.report import build_report
     from xstilts.cache import atomic_write_text
+    from xstilts.evaluate import per_example
     from xstilts.experiments.index import rows
+    from xstilts.experiments.store import load_results
 
     path = out / "report.md"
-    atomic_write_text(path, build_report(rows(out), settings, title))
+    atomic_write_text(path, build_report(rows(out), settings, title,
+                                         lambda job_id: per_example.read(out / "jobs" / job_id / per_example.FILE),
+                                         load_results(out)))
     return path
 
 

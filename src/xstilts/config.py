@@ -20,10 +20,26 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class TrainConfig(_Strict):
-    """Optimisation and budget of one training phase."""
+FREEZE_RE = r"^(embeddings|layers:[1-9][0-9]*)$"
 
+
+class TrainConfig(_Strict):
+    """Optimisation, recipe and budget of one training phase."""
+
+    recipe: Literal["full", "probe", "lp-ft"] = Field(
+        "lp-ft", description="full: fine-tune everything from a fresh head; probe: frozen encoder, only the heads "
+                             "train (fit on cached representations); lp-ft: the probe first, then full fine-tuning "
+                             "from its heads (Kumar et al. 2022)")
+    head: Literal["linear", "mlp"] = Field("linear", description="linear, or dense-tanh-linear (RoBERTa/jiant)")
     lr: float = Field(1e-5, gt=0)
+    head_lr: float | None = Field(None, gt=0, description="learning rate of the heads (default: lr)")
+    layer_decay: float | None = Field(None, gt=0, le=1, description="layer-wise lr decay: block i (1 = bottom) "
+                                      "of L trains at lr * decay^(L+1-i), the embeddings at lr * decay^(L+1)")
+    freeze: list[Annotated[str, Field(pattern=FREEZE_RE)]] = Field(
+        default_factory=list, description="backbone parts kept bitwise unchanged: embeddings, layers:N (first N)")
+    probe_l2: list[Annotated[float, Field(ge=0)]] = Field(
+        default_factory=lambda: [1e-2, 1e-3, 1e-4, 1e-5], min_length=1,
+        description="L2 strengths of the probe's L-BFGS fit (standardised inputs); the best on English dev wins")
     batch_size: int = Field(32, ge=1)
     grad_accum: int = Field(1, ge=1)
     epochs: float = Field(1.0, gt=0)
@@ -49,6 +65,8 @@ class TrainConfig(_Strict):
             raise ValueError("sampler 'capped' needs sampler_cap")
         if self.early_stopping_patience and not self.select_on_dev:
             raise ValueError("early_stopping_patience needs select_on_dev: true")
+        if self.recipe == "probe" and (self.freeze or self.layer_decay or self.head_lr):
+            raise ValueError("recipe 'probe' trains no encoder part: freeze, layer_decay and head_lr do not apply")
         return self
 
 
@@ -169,6 +187,8 @@ class TargetConfig(_Strict):
     task: str
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
+    probe_reference: bool = Field(True, description="also fit a linear probe on the frozen pretrained encoder, "
+                                                    "reported beside the fine-tuned settings")
 
     @field_validator("task")
     @classmethod

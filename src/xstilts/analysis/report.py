@@ -1,33 +1,54 @@
-"""report.md: per target task, languages x intermediate settings, averages and gains over the baseline."""
+"""report.md: per target task, languages x intermediate settings, averages and gains over the baseline, with
+confidence intervals across seeds and from a paired bootstrap over test examples (and seeds)."""
 
 from __future__ import annotations
 
+import math
+from typing import Callable
+
+import numpy as np
 import pandas as pd
 
+from xstilts.analysis.stats import Interval, bootstrap_gain, bootstrap_score, seed_interval, signed
 from xstilts.config import NONE_SETTING
+from xstilts.evaluate import per_example
 from xstilts.evaluate.metrics import primary_metric
 from xstilts.experiments.store import ROW_COLUMNS
 
+PROBE = "probe (frozen)"  # the column of the linear probe on the frozen pretrained encoder
+Examples = Callable[[str], dict[str, np.ndarray]]  # job id -> its per-example statistics
+
 
 def _fmt(x: float) -> str:
-    return "" if pd.isna(x) else f"{x:.1f}"
+    return "" if pd.isna(x) else f"{x + 0.0:.1f}" if round(x, 1) != 0 else "0.0"
 
 
-def _markdown(df: pd.DataFrame, index_name: str) -> str:
+def _markdown(df: pd.DataFrame, index_name: str, cell: Callable[[object], str] = _fmt) -> str:
     cols = [index_name, *map(str, df.columns)]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for idx, row in df.iterrows():
-        lines.append("| " + " | ".join([str(idx), *(_fmt(v) for v in row)]) + " |")
+        lines.append("| " + " | ".join([str(idx), *(cell(v) for v in row)]) + " |")
     return "\n".join(lines)
+
+
+def _headline(rows: pd.DataFrame, target: str) -> pd.DataFrame:
+    """A target's test rows of its headline metric, the probe's setting named PROBE."""
+    sub = rows[(rows.target == target) & (rows.split == "test") & (rows.task == target)]
+    sub = sub[sub.metric == primary_metric(set(sub.metric))].copy()
+    sub.loc[sub.recipe == "probe", "intermediate"] = PROBE
+    return sub
+
+
+def _order(columns, settings: list[str]) -> list[str]:
+    rest = sorted(set(columns) - set(settings) - {PROBE})
+    return [s for s in settings if s in columns] + rest + ([PROBE] if PROBE in columns else [])
 
 
 def target_table(rows: pd.DataFrame, target: str, settings: list[str]) -> pd.DataFrame:
     """Test scores (mean over seeds) per language x setting, then average rows and the gain over 'none'."""
-    sub = rows[(rows.target == target) & (rows.split == "test") & (rows.task == target)]
-    metric = primary_metric(set(sub.metric))
-    sub = sub[sub.metric == metric]
+    sub = _headline(rows, target)
     table = sub.pivot_table(index="language", columns="intermediate", values="value", aggfunc="mean")
-    table = table[[s for s in settings if s in table.columns] + sorted(set(table.columns) - set(settings))]
+    table = table[_order(table.columns, settings)]
     langs = sorted(table.index, key=lambda lang: (lang != "en", lang))
     table = table.loc[langs]
     zero_shot = table.drop(index="en", errors="ignore")
@@ -35,6 +56,70 @@ def target_table(rows: pd.DataFrame, target: str, settings: list[str]) -> pd.Dat
     if NONE_SETTING in table.columns:
         summary.loc["gain vs none (zero-shot)"] = zero_shot.mean() - zero_shot.mean()[NONE_SETTING]
     return pd.concat([table, summary])
+
+
+def _runs(sub: pd.DataFrame, setting: str, metric: str, languages: list[str], examples: Examples) -> list[dict]:
+    """Per-example statistics of each run (job) of a setting, by language; runs missing any are left out."""
+    runs = []
+    for job_id in sorted(set(sub[sub.intermediate == setting].job_id)):
+        stats = examples(job_id)
+        run = {lang: stats.get(per_example.key(sub.task.iloc[0], "test", lang, metric)) for lang in languages}
+        if all(v is not None for v in run.values()):
+            runs.append(run)
+    return runs
+
+
+def _ci(interval: Interval | None, sign: bool = False) -> str:
+    if interval is None or math.isnan(interval.low):
+        return "n/a"
+    f = signed if sign else _fmt
+    return f"[{f(interval.low)}, {f(interval.high)}]"
+
+
+def uncertainty_tables(rows: pd.DataFrame, target: str, settings: list[str], examples: Examples,
+                       resamples: int = 2000) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(per setting: zero-shot average with its CI across seeds and its bootstrap CI, and the gain over the
+    baseline with its paired-bootstrap CI; per language x setting: the gain with its CI, "*" where it excludes 0).
+    The bootstrap resamples test examples (paired across settings) and, with several runs, the runs."""
+    sub = _headline(rows, target)
+    metric = sub.metric.iloc[0]
+    languages = sorted(set(sub.language) - {"en"})
+    columns = _order(set(sub.intermediate), settings)
+    runs = {c: _runs(sub, c, metric, languages, examples) for c in columns}
+    base = runs.get(NONE_SETTING) or []
+    summary, gains = [], {}
+    for c in columns:
+        per_seed = sub[(sub.intermediate == c) & sub.language.isin(languages)].groupby("job_id").value.mean()
+        mean, low, high = seed_interval(per_seed.tolist())
+        score = bootstrap_score(runs[c], resamples)["avg"] if runs[c] else None
+        gain = None
+        if runs[c] and base and c != NONE_SETTING:
+            gains[c] = bootstrap_gain(runs[c], base, resamples)
+            gain = gains[c]["avg"]
+        summary.append({"setting": c, "runs": len(per_seed), "zero-shot avg": f"{mean:.1f}",
+                        "seed 95% CI": _ci(Interval(mean, low, high)), "bootstrap 95% CI": _ci(score),
+                        "gain vs none": signed(gain.estimate) if gain else "",
+                        "gain 95% CI": _ci(gain, sign=True) if gain else "",
+                        "significant": "" if gain is None else ("yes" if gain.significant else "no (within noise)")})
+    per_language = pd.DataFrame({c: {lang: f"{g[lang]}{'*' if g[lang].significant else ''}" for lang in languages}
+                                 for c, g in gains.items()})
+    return pd.DataFrame(summary).set_index("setting"), per_language
+
+
+def movement_table(results: list[dict]) -> pd.DataFrame:
+    """How far each trained setting moved the encoder (means over seeds; see train/meters.py)."""
+    rows = [{"job": f"{r['kind']} {r['intermediate']}" + (f" -> {r['target']}" if r["target"] else ""),
+             **r["train"]["movement"]} for r in results
+            if (r.get("train") or {}).get("movement") and r["train"].get("recipe") != "probe"]
+    if not rows:
+        return pd.DataFrame()
+    df = pd.DataFrame(rows)
+    table = df.groupby("job", sort=False).agg(runs=("relative_change", "size"),
+                                              relative_change=("relative_change", "mean"),
+                                              max_abs_change=("max_abs_change", "max"),
+                                              cka_english_dev=("cka_english_dev", "mean"))
+    return table.rename(columns={"relative_change": "relative weight change", "max_abs_change": "largest change",
+                                 "cka_english_dev": "CKA before/after (English dev)"})
 
 
 def _english_dev(df: pd.DataFrame) -> pd.DataFrame:
@@ -77,25 +162,45 @@ def _grid_groups(df: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple[str, pd.Dat
     by = [k for k in keys if k not in in_label] + (["model"] if df.model.nunique() > 1 else [])
     if not by:
         return df, [("", df)]
-    groups = df.groupby(by, dropna=False, sort=False)
+    probe = (df.recipe == "probe") & df[[k for k in by if k != "model"]].isna().all(axis=1)
+    groups = df[~probe].groupby(by, dropna=False, sort=False)  # a probe shared by the groups joins each
     return df, [(", ".join(f"{k}={v}" for k, v in zip(by, values if isinstance(values, tuple) else (values,))
-                           if not pd.isna(v)), g) for values, g in groups]
+                           if not pd.isna(v)), pd.concat([g, df[probe & (df.model.isin(set(g.model)))]]))
+                for values, g in groups]
 
 
-def build_report(rows: list[dict], settings: list[str], title: str) -> str:
-    """The markdown report of an experiment's metric rows (with ``grid`` columns, one table per grid group)."""
+def build_report(rows: list[dict], settings: list[str], title: str, examples: Examples = lambda job_id: {},
+                 results: list[dict] = ()) -> str:
+    """The markdown report of an experiment's metric rows (with ``grid`` columns, one table per grid group);
+    ``examples`` gives a job's per-example statistics, from which the confidence intervals come, and
+    ``results`` (the jobs' results) the encoder-movement meters."""
     df, groups = _grid_groups(pd.DataFrame(rows))
-    parts = [f"# {title}", "", "Scores in percent (mean over seeds). Zero-shot = every language but English.", ""]
+    parts = [f"# {title}", "", "Scores in percent (mean over seeds). Zero-shot = every language but English. "
+             f"{PROBE}: a linear probe fit on the frozen pretrained encoder (English train, L2 chosen on English dev), "
+             "the reference any fine-tuned setting should beat.", ""]
     targets = sorted(t for t in df.target.unique() if t)
     for target in targets:
         for name, group in groups:
             sub = group[(group.target == target) & (group.split == "test")]
-            if sub.empty:
+            if (sub.recipe != "probe").sum() == 0:  # a shared probe alone makes no table
                 continue
             seeds = sorted({str(int(s)) for s in group[group.target == target].seed.dropna()})
             parts += [f"## {target}{f' ({name})' if name else ''} ({primary_metric(set(sub.metric))}, "
                       f"{sub.language.nunique()} languages, seeds: {', '.join(seeds) or 'n/a'})", "",
                       _markdown(target_table(group, target, settings), "language"), ""]
+            summary, per_language = uncertainty_tables(group, target, settings, examples)
+            parts += ["Zero-shot average with 95% confidence intervals: across seeds (Student t), and from a paired "
+                      "bootstrap over test examples and seeds (2,000 resamples). A gain whose interval includes 0 "
+                      "is within noise.", "", _markdown(summary, "setting", str), ""]
+            if not per_language.empty:
+                parts += ["Gain over none per language, paired-bootstrap 95% CI (* = the interval excludes 0):", "",
+                          _markdown(per_language, "language", str), ""]
+    moved = movement_table(list(results))
+    if not moved.empty:
+        parts += ["## How far training moved the encoder", "",
+                  "Relative change of the non-embedding weights, the largest single change, and linear CKA between the "
+                  "mean-pooled English dev representations before and after training (1 = unchanged).", "",
+                  _markdown(moved, "job", lambda v: f"{v:.3g}"), ""]
     if len(groups) > 1 or any(k.startswith("intermediate.") for k in df.columns):
         return "\n".join(parts)  # the selection table compares tasks under one configuration only
     if (df.kind == "intermediate").any():

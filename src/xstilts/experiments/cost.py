@@ -216,9 +216,11 @@ def job_tokens(job, sizes: _Sizes) -> tuple[float, float]:
         length, cap = train.get("max_length", 128), train.get("max_train_examples")
         counts = {n: min(sizes.size(n, "train", "en"), cap or math.inf) for n in names}
         total = sum(counts.values())
-        seen = _examples_seen(train, total)
         mean_tok = sum(counts[n] * sizes.tokens(n, length) for n in names) / max(total, 1)
-        train_tok = seen * mean_tok
+        recipe = train.get("recipe", "full")
+        # the probe reads the train set once, frozen (forward only); lp-ft then fine-tunes
+        train_tok = 0.0 if recipe == "probe" else _examples_seen(train, total) * mean_tok
+        infer_tok += total * mean_tok if recipe in ("probe", "lp-ft") else 0.0
         dev_tok = sum(sizes.size(n, "dev", "en") * sizes.tokens(n, length) for n in names)
         infer_tok += _dev_passes(train) * dev_tok
     if job.kind in ("target", "retrieval"):

@@ -19,16 +19,18 @@ import xstilts
 from xstilts.cache import atomic_dir, atomic_write_json
 from xstilts.config import EvalConfig, TrainConfig
 from xstilts.errors import UserError
-from xstilts.evaluate import retrieval
+from xstilts.evaluate import per_example, retrieval
 from xstilts.evaluate.metrics import primary_metric
 from xstilts.evaluate.official_files import write_official
 from xstilts.evaluate.predict import predict_logits
 from xstilts.experiments.plan import Job, eval_languages
 from xstilts.formats import trainable_format
 from xstilts.formats.retrieval import default_layer, embed
-from xstilts.models.backbone import MultiHeadModel, load_backbone, save_backbone
+from xstilts.models.backbone import MultiHeadModel, freeze, load_backbone, local_device, save_backbone
 from xstilts.tasks.registry import TaskDef, get_task
 from xstilts.train.loop import Checkpoints, Tracking, TrainTask, train
+from xstilts.train.meters import Movement
+from xstilts.train.probe import ProbeTask, fit_probe, head_fingerprint
 
 Progress = Callable[[str, int, int], None]
 
@@ -107,6 +109,16 @@ def _evaluate(model: MultiHeadModel, task: TaskDef, language: str, examples: lis
     return fmt.score(predictions, examples, task, language), predictions
 
 
+def _example_stats(task: TaskDef, language: str, predictions: list, examples: list[dict],
+                   scores: dict[str, float]) -> dict[str, np.ndarray]:
+    """Per-example statistics of a test set's metrics (see evaluate/per_example), keyed for the job's file."""
+    fmt = trainable_format(task.format)
+    counts = fmt.example_counts(predictions, examples, task) if hasattr(fmt, "example_counts") else None
+    stats = per_example.example_stats(lambda p, e: fmt.score(p, e, task, language), predictions, examples, scores,
+                                      counts)
+    return {per_example.key(task.name, "test", language, m): s for m, s in stats.items()}
+
+
 def _dev_metrics(model: MultiHeadModel, task: TaskDef, tokenizer: Any, cfg: EvalConfig, data_dir) -> list[dict]:
     """English dev scores, the only data used to compare checkpoints."""
     dev = task.training_source(data_dir).load("dev", task.train_language)
@@ -118,10 +130,21 @@ def _backbone_for(job: Job, out: Path):
     return load_backbone(str(checkpoint_dir(out, job.upstream)) if job.upstream else job.spec["model"])
 
 
+def _headline_dev(task: TaskDef, examples: list[dict], features: list[dict]) -> Callable[[list], float]:
+    """The headline English dev score of per-feature outputs (the probe's selection score)."""
+    fmt = trainable_format(task.format)
+
+    def score(outputs: list) -> float:
+        scores = fmt.score(fmt.predict(outputs, features, examples, task), examples, task, task.train_language)
+        return scores[primary_metric(set(scores))]
+    return score
+
+
 def _train_model(backbone, tokenizer, tasks: list[TaskDef], cfg: TrainConfig, eval_cfg: EvalConfig, spec: dict,
                  progress: Progress, label: str, checkpoints: Checkpoints | None = None,
                  tracking: Tracking | None = None) -> tuple[MultiHeadModel, dict]:
-    seed = spec["seed"]
+    """Train heads (and the backbone, unless the recipe is a probe) on the tasks' English train sets."""
+    seed = spec["seed"] if spec["seed"] is not None else 0
     set_seed(seed)
     formats = {t.name: trainable_format(t.format) for t in tasks}
     heads: dict[str, Any] = {}
@@ -129,19 +152,33 @@ def _train_model(backbone, tokenizer, tasks: list[TaskDef], cfg: TrainConfig, ev
         first = next(o for o in tasks if o.head_name == t.head_name)
         if (first.format, first.labels) != (t.format, t.labels):
             raise UserError(f"tasks {first.name} and {t.name} share head {t.head_name!r} but differ in format or labels")
-        heads.setdefault(t.head_name, formats[t.name].make_head(t, backbone.config))
+        heads.setdefault(t.head_name, formats[t.name].make_head(t, backbone.config, cfg.head))
     for head in heads.values():  # heads tied to the backbone (masked LM) size their parts from it
         if hasattr(head, "attach"):
             head.attach(backbone)
     model = MultiHeadModel(backbone, heads, formats, {t.name: t.head_name for t in tasks}, spec["head_pooling"])
-    train_tasks = []
+    # the probe and the meter run where training will (PartialState() here would set up the launch too early)
+    model.to(local_device())
+    train_tasks, dev_sets = [], {}
     for t in tasks:
         examples = t.training_source(spec["data_dir"]).load("train", t.train_language)
         examples = seeded_subset(examples, cfg.max_train_examples, seed)
         train_tasks.append(TrainTask(t.name, formats[t.name].featurize(t, examples, tokenizer, cfg.max_length)))
+        dev = t.training_source(spec["data_dir"]).load("dev", t.train_language)
+        dev_sets[t.name] = (dev, formats[t.name].featurize(t, dev, tokenizer, eval_cfg.max_length))
     if cfg.select_by != "macro" and cfg.select_by not in {t.name for t in tasks}:
         raise UserError(f"select_by: {cfg.select_by!r} is neither 'macro' nor one of the tasks {[t.name for t in tasks]}")
     chosen = tasks if cfg.select_by == "macro" else [t for t in tasks if t.name == cfg.select_by]
+    movement = Movement(backbone, dev_sets[tasks[0].name][1], tokenizer.pad_token_id)
+    stats: dict[str, Any] = {"recipe": cfg.recipe}
+    if cfg.recipe in ("probe", "lp-ft"):
+        progress(f"{label}: probe", 0, 1)
+        probe_tasks = [ProbeTask(t.name, tt.features, dev_sets[t.name][1], _headline_dev(t, *dev_sets[t.name]))
+                       for t, tt in zip(tasks, train_tasks)]
+        stats["probe"] = fit_probe(model, probe_tasks, cfg.probe_l2, eval_cfg.batch_size, tokenizer.pad_token_id, seed)
+    if cfg.recipe == "probe":
+        return model, {**stats, "updates": 0, "movement": movement.measure(backbone)}
+    stats["frozen"] = len(freeze(backbone, cfg.freeze))
 
     def dev_score() -> float:  # the headline English dev metric, averaged over the chosen tasks
         scores = []
@@ -151,11 +188,12 @@ def _train_model(backbone, tokenizer, tasks: list[TaskDef], cfg: TrainConfig, ev
             scores += [r["value"] for r in rows if r["metric"] == headline]
         return float(np.mean(scores))
 
-    stats = train(model, train_tasks, cfg, seed, tokenizer.pad_token_id,
-                  on_step=lambda step, total, loss: progress(f"{label} loss {loss:.3f}", step, total),
-                  dev_score=dev_score if cfg.select_on_dev else None, checkpoints=checkpoints, tracking=tracking,
-                  mixed_precision=spec.get("mixed_precision", "no"))
-    return model, stats
+    stats["heads_at_start"] = {name: head_fingerprint(h) for name, h in model.heads.items()}
+    stats |= train(model, train_tasks, cfg, seed, tokenizer.pad_token_id,
+                   on_step=lambda step, total, loss: progress(f"{label} loss {loss:.3f}", step, total),
+                   dev_score=dev_score if cfg.select_on_dev else None, checkpoints=checkpoints, tracking=tracking,
+                   mixed_precision=spec.get("mixed_precision", "no"))
+    return model, {**stats, "movement": movement.measure(model.backbone)}
 
 
 def _train_job(backbone, tokenizer, tasks: list[TaskDef], cfg: TrainConfig, eval_cfg: EvalConfig, job: Job,
@@ -195,12 +233,15 @@ def _run_target(job: Job, ctx: _Context) -> dict:
         return {}
     metrics = _dev_metrics(model, task, tokenizer, eval_cfg, spec["data_dir"])
     langs = eval_languages(task, eval_cfg.languages)
+    examples_stats: dict[str, np.ndarray] = {}
     for i, lang in enumerate(langs):
         progress(f"{task.name} after {job.setting}: eval {lang}", i, len(langs))
         examples = fixed_subset(task.source.load("test", lang), eval_cfg.max_examples_per_language)
         scores, predictions = _evaluate(model, task, lang, examples, tokenizer, eval_cfg)
         metrics += _metric_rows(task, "test", lang, scores, len(examples))
+        examples_stats |= _example_stats(task, lang, predictions, examples, scores)
         write_official(job_dir(out, job.id), task.name, lang, predictions, examples)
+    per_example.write(job_dir(out, job.id) / per_example.FILE, examples_stats)
     return {"metrics": metrics, "train": stats}
 
 
@@ -226,7 +267,7 @@ def _run_retrieval(job: Job, ctx: _Context) -> dict:
     elif task.format == "answer_retrieval":
         pool = task.source.candidates("test")
         pool_vectors = encode([c["text"] for c in pool], [c["context"] for c in pool] if "context" in pool[0] else None)
-    metrics = []
+    metrics, examples_stats = [], {}
     for i, lang in enumerate(langs):
         progress(f"{task.name} after {job.setting}: {lang}", i, len(langs))
         if task.format == "retrieval":
@@ -237,7 +278,12 @@ def _run_retrieval(job: Job, ctx: _Context) -> dict:
             scores, predictions = retrieval.answer_retrieval(encode, examples[lang], [c["id"] for c in pool],
                                                              pool_vectors)
         metrics += _metric_rows(task, "test", lang, scores, len(examples[lang]))
+        if task.format == "retrieval":  # query i is right when its nearest candidate is candidate i
+            hits = np.array([[float(found == i)] for i, found in enumerate(predictions)])
+            kept = per_example.example_stats(None, [], [], scores, {"accuracy": hits})
+            examples_stats |= {per_example.key(task.name, "test", lang, m): s for m, s in kept.items()}
         write_official(job_dir(out, job.id), task.name, lang, predictions, examples[lang])
+    per_example.write(job_dir(out, job.id) / per_example.FILE, examples_stats)
     return {"metrics": metrics, "layer": layer}
 
 

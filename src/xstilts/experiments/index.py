@@ -27,11 +27,11 @@ from xstilts.experiments.store import ROW_COLUMNS
 INDEX_NAME = "index.sqlite"
 FAILED = "FAILED"
 STATES = ("done", "running", "failed", "pending")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
-    job_id TEXT PRIMARY KEY, kind TEXT, model TEXT, intermediate TEXT, target TEXT, seed,
+    job_id TEXT PRIMARY KEY, kind TEXT, model TEXT, intermediate TEXT, recipe TEXT, target TEXT, seed,
     seconds, finished TEXT, result_mtime_ns INTEGER, result_size INTEGER);
 CREATE TABLE IF NOT EXISTS metrics (
     job_id TEXT NOT NULL, task TEXT, split TEXT, language TEXT, metric TEXT, value, n);  -- untyped: values come back as written
@@ -76,7 +76,8 @@ def _read_result(path: Path) -> tuple[tuple, list[tuple]]:
     except UnicodeDecodeError as e:
         raise UserError(f"{path}:1: malformed result JSON (not UTF-8: {e.reason})") from None
     try:
-        job = (r["job_id"], r["kind"], r["model"], r["intermediate"], r["target"], r["seed"],
+        job = (r["job_id"], r["kind"], r["model"], r["intermediate"], (r.get("train") or {}).get("recipe"),
+               r["target"], r["seed"],
                r.get("seconds"), r["finished"])
         metrics = [(r["job_id"], m["task"], m["split"], m["language"], m["metric"], m["value"], m["n"])
                    for m in r["metrics"]]
@@ -119,7 +120,7 @@ def refresh(out: Path) -> sqlite3.Connection:
                 raise UserError(f"{path}:1: result is for job {job[0]!r}, but lies in the folder of {job_id!r}")
             con.execute("DELETE FROM metrics WHERE job_id = ?", (job_id,))
             con.execute("DELETE FROM jobs WHERE job_id = ?", (job_id,))
-            con.execute("INSERT INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?)", (*job, mtime_ns, size))
+            con.execute("INSERT INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?,?)", (*job, mtime_ns, size))
             con.executemany("INSERT INTO metrics VALUES (?,?,?,?,?,?,?)", metrics)
         con.execute("COMMIT")
     except BaseException:
@@ -222,7 +223,7 @@ def rows(out: Path) -> list[dict]:
     con = refresh(out)
     try:
         cur = con.execute(
-            "SELECT j.job_id, j.kind, j.model, j.intermediate, j.target, m.task, m.split, m.language, m.metric,"
+            "SELECT j.job_id, j.kind, j.model, j.intermediate, j.recipe, j.target, m.task, m.split, m.language, m.metric,"
             " m.value, m.n, j.seed FROM metrics m JOIN jobs j USING (job_id)"
             " ORDER BY j.finished, j.job_id, m.rowid")
         result = [dict(zip(ROW_COLUMNS, r)) for r in cur]

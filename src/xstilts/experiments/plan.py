@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 from pydantic import BaseModel
 
-from xstilts.config import NONE_SETTING, ExperimentConfig
+from xstilts.config import NONE_SETTING, ExperimentConfig, TrainConfig
 from xstilts.errors import UserError
 from xstilts.evaluate.metrics import primary_metric
 from xstilts.experiments.grid import variants
@@ -74,6 +74,13 @@ def _with_protocol(given: BaseModel, task: TaskDef, part: str) -> dict:
     """The task's protocol defaults, overridden by every field the config sets."""
     merged = {**task.protocol.get(part, {}), **given.model_dump(exclude_unset=True)}
     return type(given)(**merged).model_dump()
+
+
+def probe_train(train: dict) -> dict:
+    """The reference probe's training spec: a linear head fit on the frozen encoder (deterministic: no seed), with
+    the target's data and probe settings; fields a probe never reads keep their defaults, so they share one job."""
+    keep = {k: train[k] for k in ("max_length", "max_train_examples", "probe_l2")}
+    return TrainConfig(recipe="probe", head="linear", **keep).model_dump()
 
 
 def english_dev(results: list[dict]) -> float | None:
@@ -152,8 +159,10 @@ def _plan_point(cfg: ExperimentConfig, done: Callable[[str], dict | None],
                 if _no_training(task):  # no training: the baseline is the same for every seed
                     job = _make("retrieval", {**spec, "seed": seed if up else None}, up and up.id)
                 else:
-                    job = _make("target", {**spec, "train": _with_protocol(target.train, task, "train"), **precision,
-                                          "seed": seed},
-                                up and up.id)
+                    train = _with_protocol(target.train, task, "train")
+                    job = _make("target", {**spec, "train": train, **precision, "seed": seed}, up and up.id)
+                    if up is None and target.probe_reference and train["recipe"] != "probe":
+                        probe = _make("target", {**spec, "train": probe_train(train), "seed": None}, None)
+                        jobs.setdefault(probe.id, probe)
                 jobs.setdefault(job.id, job)
     return list(jobs.values())

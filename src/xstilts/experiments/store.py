@@ -7,7 +7,7 @@ from pathlib import Path
 
 from xstilts.errors import UserError
 
-ROW_COLUMNS = ["job_id", "kind", "model", "intermediate", "target", "task", "split", "language", "metric",
+ROW_COLUMNS = ["job_id", "kind", "model", "intermediate", "recipe", "target", "task", "split", "language", "metric",
                "value", "n", "seed"]
 
 
@@ -45,7 +45,8 @@ def metric_rows(results: list[dict]) -> list[dict]:
     for r in results:
         for m in r["metrics"]:
             rows.append({"job_id": r["job_id"], "kind": r["kind"], "model": r["model"],
-                         "intermediate": r["intermediate"], "target": r["target"] or "", "task": m["task"],
+                         "intermediate": r["intermediate"], "recipe": (r.get("train") or {}).get("recipe"),
+                         "target": r["target"] or "", "task": m["task"],
                          "split": m["split"], "language": m["language"], "metric": m["metric"],
                          "value": m["value"], "n": m["n"], "seed": r["seed"]})
     return rows

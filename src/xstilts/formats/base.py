@@ -22,7 +22,10 @@ class Format(Protocol):
     name: str
 
     def featurize(self, task: TaskDef, examples: list[dict], tokenizer: Any, max_length: int) -> list[dict]: ...
-    def make_head(self, task: TaskDef, config: PretrainedConfig) -> nn.Module: ...
+    def make_head(self, task: TaskDef, config: PretrainedConfig, kind: str = "linear") -> nn.Module: ...
+    def represent(self, backbone: nn.Module, batch: dict, pooling: str) -> torch.Tensor:
+        """What the head reads: pooled vectors, or hidden states per token."""
+    def head_logits(self, head: nn.Module, reps: torch.Tensor, batch: dict) -> torch.Tensor: ...
     def logits(self, backbone: nn.Module, head: nn.Module, batch: dict, pooling: str) -> torch.Tensor: ...
     def loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor: ...
     def predict(self, outputs: list[np.ndarray], features: list[dict], examples: list[dict],
@@ -34,6 +37,13 @@ def head_dropout(config: PretrainedConfig) -> float:
     """A head's dropout, as in transformers' task models: ``classifier_dropout`` if set, else the backbone's."""
     given = getattr(config, "classifier_dropout", None)
     return given if given is not None else getattr(config, "hidden_dropout_prob", 0.1)
+
+
+def pooled_head(config: PretrainedConfig, num_outputs: int, kind: str) -> nn.Module:
+    """The head of a pooled vector: dropout -> linear, or the RoBERTa/jiant dense-tanh-linear head ("mlp")."""
+    if kind == "mlp":
+        return ClassificationHead(config.hidden_size, num_outputs, head_dropout(config))
+    return nn.Sequential(nn.Dropout(head_dropout(config)), nn.Linear(config.hidden_size, num_outputs))
 
 
 class ClassificationHead(nn.Module):

@@ -12,7 +12,7 @@ from transformers import PretrainedConfig
 
 from xstilts.errors import UserError
 from xstilts.evaluate.metrics import accuracy
-from xstilts.formats.base import ClassificationHead, head_dropout
+from xstilts.formats.base import pooled_head
 from xstilts.models.pooling import encode
 from xstilts.tasks.registry import TaskDef
 
@@ -31,11 +31,17 @@ class Classification:
             feats.append({"input_ids": ids, "label": index[ex["label"]]})
         return feats
 
-    def make_head(self, task: TaskDef, config: PretrainedConfig) -> nn.Module:
-        return ClassificationHead(config.hidden_size, len(task.labels), head_dropout(config))
+    def make_head(self, task: TaskDef, config: PretrainedConfig, kind: str = "linear") -> nn.Module:
+        return pooled_head(config, len(task.labels), kind)
+
+    def represent(self, backbone: nn.Module, batch: dict, pooling: str) -> torch.Tensor:
+        return encode(backbone, batch["input_ids"], batch["attention_mask"], pooling)
+
+    def head_logits(self, head: nn.Module, reps: torch.Tensor, batch: dict) -> torch.Tensor:
+        return head(reps)
 
     def logits(self, backbone: nn.Module, head: nn.Module, batch: dict, pooling: str) -> torch.Tensor:
-        return head(encode(backbone, batch["input_ids"], batch["attention_mask"], pooling))
+        return self.head_logits(head, self.represent(backbone, batch, pooling), batch)
 
     def loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
         return F.cross_entropy(logits, batch["labels"])

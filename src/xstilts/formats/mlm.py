@@ -92,7 +92,7 @@ class MaskedLM:
             feats.append({"input_ids": inputs, "label": labels})
         return feats
 
-    def make_head(self, task: TaskDef, config: PretrainedConfig) -> nn.Module:
+    def make_head(self, task: TaskDef, config: PretrainedConfig, kind: str = "linear") -> nn.Module:
         return MLMHead(config.hidden_size)
 
     def logits(self, backbone: nn.Module, head: nn.Module, batch: dict, pooling: str) -> torch.Tensor:

@@ -11,7 +11,7 @@ from torch import nn
 from transformers import PretrainedConfig
 
 from xstilts.evaluate.metrics import accuracy
-from xstilts.formats.base import ClassificationHead, head_dropout
+from xstilts.formats.base import pooled_head
 from xstilts.models.pooling import encode
 from xstilts.tasks.registry import TaskDef
 
@@ -31,14 +31,21 @@ class MultipleChoice:
             k += n
         return feats
 
-    def make_head(self, task: TaskDef, config: PretrainedConfig) -> nn.Module:
-        return ClassificationHead(config.hidden_size, 1, head_dropout(config))
+    def make_head(self, task: TaskDef, config: PretrainedConfig, kind: str = "linear") -> nn.Module:
+        return pooled_head(config, 1, kind)
 
-    def logits(self, backbone: nn.Module, head: nn.Module, batch: dict, pooling: str) -> torch.Tensor:
+    def represent(self, backbone: nn.Module, batch: dict, pooling: str) -> torch.Tensor:
+        """Pooled vectors of every (question, choice) pair: (batch, choices, hidden)."""
         b, c, length = batch["input_ids"].shape
         pooled = encode(backbone, batch["input_ids"].view(b * c, length),
                         batch["attention_mask"].view(b * c, length), pooling)
-        return head(pooled).view(b, c)
+        return pooled.view(b, c, -1)
+
+    def head_logits(self, head: nn.Module, reps: torch.Tensor, batch: dict) -> torch.Tensor:
+        return head(reps).squeeze(-1)
+
+    def logits(self, backbone: nn.Module, head: nn.Module, batch: dict, pooling: str) -> torch.Tensor:
+        return self.head_logits(head, self.represent(backbone, batch, pooling), batch)
 
     def loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
         return F.cross_entropy(logits, batch["labels"])

@@ -72,13 +72,18 @@ class SpanQA:
             feats.append({"input_ids": ids, "start": start, "end": end, "_example": n, "_offsets": offsets})
         return feats
 
-    def make_head(self, task: TaskDef, config: PretrainedConfig) -> nn.Module:
+    def make_head(self, task: TaskDef, config: PretrainedConfig, kind: str = "linear") -> nn.Module:
         return nn.Linear(config.hidden_size, 2)
 
+    def represent(self, backbone: nn.Module, batch: dict, pooling: str) -> torch.Tensor:
+        return backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+
+    def head_logits(self, head: nn.Module, reps: torch.Tensor, batch: dict) -> torch.Tensor:
+        logits = head(reps)
+        return logits.masked_fill(~batch["attention_mask"].bool().unsqueeze(-1), torch.finfo(logits.dtype).min)
+
     def logits(self, backbone: nn.Module, head: nn.Module, batch: dict, pooling: str) -> torch.Tensor:
-        mask = batch["attention_mask"]
-        logits = head(backbone(input_ids=batch["input_ids"], attention_mask=mask).last_hidden_state)
-        return logits.masked_fill(~mask.bool().unsqueeze(-1), torch.finfo(logits.dtype).min)
+        return self.head_logits(head, self.represent(backbone, batch, pooling), batch)
 
     def loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
         return (F.cross_entropy(logits[..., 0], batch["start"]) + F.cross_entropy(logits[..., 1], batch["end"])) / 2

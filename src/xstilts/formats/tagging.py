@@ -12,6 +12,7 @@ from transformers import PretrainedConfig
 
 from xstilts.errors import UserError
 from xstilts.evaluate.metrics import accuracy, seqeval_scores
+from xstilts.evaluate.per_example import chunk_counts
 from xstilts.formats.base import IGNORE_INDEX, head_dropout
 from xstilts.tasks.registry import TaskDef
 
@@ -40,11 +41,17 @@ class Tagging:
             feats.append({"input_ids": enc["input_ids"][k], "label": label, "_words": words})
         return feats
 
-    def make_head(self, task: TaskDef, config: PretrainedConfig) -> nn.Module:
+    def make_head(self, task: TaskDef, config: PretrainedConfig, kind: str = "linear") -> nn.Module:
         return nn.Sequential(nn.Dropout(head_dropout(config)), nn.Linear(config.hidden_size, len(task.labels)))
 
+    def represent(self, backbone: nn.Module, batch: dict, pooling: str) -> torch.Tensor:
+        return backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+
+    def head_logits(self, head: nn.Module, reps: torch.Tensor, batch: dict) -> torch.Tensor:
+        return head(reps)
+
     def logits(self, backbone: nn.Module, head: nn.Module, batch: dict, pooling: str) -> torch.Tensor:
-        return head(backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state)
+        return self.head_logits(head, self.represent(backbone, batch, pooling), batch)
 
     def loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
         return F.cross_entropy(logits.flatten(0, 1), batch["labels"].flatten(), ignore_index=IGNORE_INDEX)
@@ -60,6 +67,14 @@ class Tagging:
                 tags[w] = task.labels[int(out[t].argmax())]
             preds.append(tags)
         return preds
+
+    def example_counts(self, predictions: list, examples: list[dict], task: TaskDef) -> dict[str, np.ndarray]:
+        """Per-sentence statistics of the headline metric: chunk counts for F1, (correct, total) for accuracy."""
+        gold = [ex["tags"] for ex in examples]
+        if task.metric == "accuracy":
+            return {"accuracy": np.array([[sum(p == g for p, g in zip(ps, gs)), len(gs)]
+                                          for ps, gs in zip(predictions, gold)], dtype=np.float64).reshape(-1, 2)}
+        return {"f1": chunk_counts(gold, predictions)}
 
     def score(self, predictions: list, examples: list[dict], task: TaskDef, language: str) -> dict[str, float]:
         """seqeval chunk F1 (XTREME's POS and NER), or per-token accuracy for metric "accuracy" (CCG)."""

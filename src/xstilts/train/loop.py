@@ -18,6 +18,7 @@ from transformers import get_linear_schedule_with_warmup
 from xstilts.cache import replace_dir
 from xstilts.config import TrainConfig
 from xstilts.formats.base import collate, feature_length
+from xstilts.models.backbone import parameter_depths
 from xstilts.train.sampling import task_probabilities
 
 
@@ -69,12 +70,23 @@ class BatchStream:
         self.position = state["position"]
 
 
-def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    decay, no_decay = [], []
+def _param_groups(model: torch.nn.Module, cfg: TrainConfig) -> list[dict]:
+    """Trainable parameters grouped by learning rate (heads at ``head_lr``; the backbone at depth d, see
+    ``parameter_depths``, at lr * layer_decay^(L + 1 - d)) and by weight decay (none for biases and norms)."""
+    depths = parameter_depths(model.backbone)
+    top = model.backbone.config.num_hidden_layers + 1
+    groups: dict[tuple[float, bool], list] = {}
     for name, p in model.named_parameters():
-        if p.requires_grad:
-            (no_decay if p.ndim < 2 or "LayerNorm" in name or "layer_norm" in name else decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        if not p.requires_grad:
+            continue
+        if name.startswith("backbone."):
+            lr = cfg.lr * (cfg.layer_decay or 1.0) ** (top - depths[name.removeprefix("backbone.")])
+        else:
+            lr = cfg.head_lr or cfg.lr
+        decays = not (p.ndim < 2 or "LayerNorm" in name or "layer_norm" in name)
+        groups.setdefault((lr, decays), []).append(p)
+    return [{"params": ps, "lr": lr, "weight_decay": cfg.weight_decay if decays else 0.0}
+            for (lr, decays), ps in groups.items()]
 
 
 def planned_updates(sizes: list[int], cfg: TrainConfig) -> int:
@@ -204,7 +216,7 @@ def train(model: torch.nn.Module, tasks: list[TrainTask], cfg: TrainConfig, seed
                               log_with=tracking.trackers if tracking else None,
                               project_dir=tracking.dir if tracking else None)
     # fused AdamW: a ~10x faster optimizer step on CPU than the default loop
-    optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, fused=True)
+    optimizer = torch.optim.AdamW(_param_groups(model, cfg), lr=cfg.lr, fused=True)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * updates), updates)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     formats = accelerator.unwrap_model(model).formats
