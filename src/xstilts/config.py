@@ -55,7 +55,11 @@ class TrainConfig(_Strict):
     temperature: float = Field(2.0, gt=0, description="temperature sampler: p ~ n^(1/T)")
     sampler_cap: int | None = Field(None, ge=1, description="capped sampler: p ~ min(n, cap)")
     loss_weights: dict[str, float] = Field(default_factory=dict, description="task -> loss multiplier (default 1)")
-    select_on_dev: bool = Field(False, description="keep the epoch whose English dev score is best")
+    select_on_dev: bool = Field(False, description="keep the weights whose English dev score is best")
+    eval_every_steps: int | None = Field(None, ge=1, description="with select_on_dev: score English dev every N "
+                                         "updates (and at the end) instead of once an epoch")
+    eval_subset: int | None = Field(None, ge=1, description="with select_on_dev: score the first N English dev "
+                                    "examples only (jiant's eval_subset_num); the reported dev metric uses all")
     select_by: str = Field("macro", description="dev score to select on: macro (mean over tasks) or a task name")
     early_stopping_patience: int | None = Field(None, ge=1, description="stop after N dev scores without a gain")
 
@@ -63,11 +67,20 @@ class TrainConfig(_Strict):
     def _sampler_settings(self) -> "TrainConfig":
         if self.sampler == "capped" and self.sampler_cap is None:
             raise ValueError("sampler 'capped' needs sampler_cap")
-        if self.early_stopping_patience and not self.select_on_dev:
-            raise ValueError("early_stopping_patience needs select_on_dev: true")
+        for field in ("early_stopping_patience", "eval_every_steps", "eval_subset"):
+            if getattr(self, field) and not self.select_on_dev:
+                raise ValueError(f"{field} needs select_on_dev: true")
         if self.recipe == "probe" and (self.freeze or self.layer_decay or self.head_lr):
             raise ValueError("recipe 'probe' trains no encoder part: freeze, layer_decay and head_lr do not apply")
         return self
+
+
+SPEC_OPTIONAL = ("eval_every_steps", "eval_subset")  # left out of job specs while unset, so older ids hold
+
+
+def train_spec(train: TrainConfig) -> dict:
+    """A training phase as a job spec holds it."""
+    return {k: v for k, v in train.model_dump().items() if not (k in SPEC_OPTIONAL and v is None)}
 
 
 class EvalConfig(_Strict):
@@ -232,6 +245,9 @@ class ExperimentConfig(_Strict):
     """A whole experiment: one YAML file."""
 
     name: str = "experiment"
+    protocol: Literal["xstilts-2020"] | None = Field(
+        None, description="a named protocol whose values become the defaults of every field it covers "
+                          "(see xstilts.tasks.protocol); fields the config sets still win")
     model: str = Field(description="HF model directory, hub id, or an xstilts reference like me5-small@L6")
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     head_pooling: Literal["cls", "mean"] = "cls"
@@ -256,6 +272,28 @@ class ExperimentConfig(_Strict):
     grid: dict[str, Annotated[list[Any], Field(min_length=1)]] = Field(
         default_factory=dict, description="field path -> values: the experiment runs on every point of the cross "
                                           "product (see xstilts.experiments.grid)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _protocol_defaults(cls, data: Any) -> Any:
+        """A named protocol's values fill every field it covers that the config leaves unset."""
+        if not isinstance(data, dict) or data.get("protocol") is None:
+            return data
+        from xstilts.tasks.protocol import NAMED, named_defaults
+
+        name = data["protocol"]
+        if name not in NAMED:
+            return data  # the field's own validation names the choices
+        data = {**named_defaults(name, "experiment"), **data}
+        intermediate = data.get("intermediate") if isinstance(data.get("intermediate"), dict) else {}
+        if isinstance(intermediate.get("train", {}), dict):
+            data["intermediate"] = {**intermediate, "train": {**named_defaults(name, "intermediate"),
+                                                              **intermediate.get("train", {})}}
+        if isinstance(data.get("targets"), list):
+            data["targets"] = [{**t, "train": {**named_defaults(name, "target"), **t.get("train", {})}}
+                               if isinstance(t, dict) and isinstance(t.get("train", {}), dict) else t
+                               for t in data["targets"]]
+        return data
 
     @field_validator("model")
     @classmethod

@@ -194,8 +194,14 @@ def _examples_seen(train: dict, train_size: int) -> float:
     return float(train.get("epochs", 1.0)) * train_size
 
 
-def _dev_passes(train: dict) -> int:
-    return max(1, math.ceil(train.get("epochs", 1.0))) if train.get("select_on_dev") else 1
+def _dev_passes(train: dict, seen: float) -> int:
+    """English dev checks: one an epoch (or every eval_every_steps updates, at most) with select_on_dev, else one."""
+    if not train.get("select_on_dev"):
+        return 1
+    if train.get("eval_every_steps"):
+        updates = seen / (train.get("batch_size", 32) * train.get("grad_accum", 1))
+        return max(1, math.ceil(updates / train["eval_every_steps"]))
+    return max(1, math.ceil(train.get("epochs", 1.0)))
 
 
 def job_tokens(job, sizes: _Sizes) -> tuple[float, float]:
@@ -221,8 +227,9 @@ def job_tokens(job, sizes: _Sizes) -> tuple[float, float]:
         # the probe reads the train set once, frozen (forward only); lp-ft then fine-tunes
         train_tok = 0.0 if recipe == "probe" else _examples_seen(train, total) * mean_tok
         infer_tok += total * mean_tok if recipe in ("probe", "lp-ft") else 0.0
-        dev_tok = sum(sizes.size(n, "dev", "en") * sizes.tokens(n, length) for n in names)
-        infer_tok += _dev_passes(train) * dev_tok
+        dev_tok = sum(min(sizes.size(n, "dev", "en"), train.get("eval_subset") or math.inf) * sizes.tokens(n, length)
+                      for n in names)
+        infer_tok += _dev_passes(train, _examples_seen(train, total)) * dev_tok
     if job.kind in ("target", "retrieval"):
         task = sizes.task(spec["target"])
         ev = spec.get("eval", {})
@@ -250,7 +257,8 @@ def estimate(jobs: Iterable, model_params: int | None = None, accelerator: str =
         "FLOPs = 6·N·trained tokens + 2·N·inferred tokens (dense transformer rule; attention FLOPs ignored)",
         "dataset sizes and tokens per example are estimates from tables in xstilts.experiments.cost "
         "(official sizes; typical lengths capped at max_length), not counted from the data",
-        "dev and test splits are inference only; English dev runs once per epoch with select_on_dev, else once",
+        "dev and test splits are inference only; English dev runs once per epoch (or every eval_every_steps updates, "
+        "on eval_subset examples, at most: early stopping may end sooner) with select_on_dev, else once",
     ]
     models: dict[str, int] = {}  # reference -> N, unless model_params is given
     for ref in [] if model_params is not None else dict.fromkeys(model or j.spec.get("model") for j in jobs):

@@ -119,9 +119,10 @@ def _example_stats(task: TaskDef, language: str, predictions: list, examples: li
     return {per_example.key(task.name, "test", language, m): s for m, s in stats.items()}
 
 
-def _dev_metrics(model: MultiHeadModel, task: TaskDef, tokenizer: Any, cfg: EvalConfig, data_dir) -> list[dict]:
-    """English dev scores, the only data used to compare checkpoints."""
-    dev = task.training_source(data_dir).load("dev", task.train_language)
+def _dev_metrics(model: MultiHeadModel, task: TaskDef, tokenizer: Any, cfg: EvalConfig, data_dir,
+                 subset: int | None = None) -> list[dict]:
+    """English dev scores (of the first ``subset`` examples), the only data used to compare checkpoints."""
+    dev = task.training_source(data_dir).load("dev", task.train_language)[:subset]
     scores, _ = _evaluate(model, task, task.train_language, dev, tokenizer, cfg)
     return _metric_rows(task, "dev", task.train_language, scores, len(dev))
 
@@ -183,11 +184,13 @@ def _train_model(backbone, tokenizer, tasks: list[TaskDef], cfg: TrainConfig, ev
     def dev_score() -> float:  # the headline English dev metric, averaged over the chosen tasks
         scores = []
         for t in chosen:
-            rows = _dev_metrics(model, t, tokenizer, eval_cfg, spec["data_dir"])
+            rows = _dev_metrics(model, t, tokenizer, eval_cfg, spec["data_dir"], cfg.eval_subset)
             headline = primary_metric({r["metric"] for r in rows})
             scores += [r["value"] for r in rows if r["metric"] == headline]
         return float(np.mean(scores))
 
+    if cfg.select_on_dev:  # how many English dev examples each check scores
+        stats["dev_check_examples"] = {t.name: len(dev_sets[t.name][0][:cfg.eval_subset]) for t in chosen}
     stats["heads_at_start"] = {name: head_fingerprint(h) for name, h in model.heads.items()}
     stats |= train(model, train_tasks, cfg, seed, tokenizer.pad_token_id,
                    on_step=lambda step, total, loss: progress(f"{label} loss {loss:.3f}", step, total),

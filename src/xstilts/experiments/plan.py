@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 from pydantic import BaseModel
 
-from xstilts.config import NONE_SETTING, ExperimentConfig, TrainConfig
+from xstilts.config import NONE_SETTING, ExperimentConfig, TrainConfig, train_spec
 from xstilts.errors import UserError
 from xstilts.evaluate.metrics import primary_metric
 from xstilts.experiments.grid import variants
@@ -72,15 +72,15 @@ def _target_splits(task: TaskDef, only: list[str] | None) -> list[tuple[str, str
 
 def _with_protocol(given: BaseModel, task: TaskDef, part: str) -> dict:
     """The task's protocol defaults, overridden by every field the config sets."""
-    merged = {**task.protocol.get(part, {}), **given.model_dump(exclude_unset=True)}
-    return type(given)(**merged).model_dump()
+    merged = type(given)(**{**task.protocol.get(part, {}), **given.model_dump(exclude_unset=True)})
+    return train_spec(merged) if isinstance(merged, TrainConfig) else merged.model_dump()
 
 
 def probe_train(train: dict) -> dict:
     """The reference probe's training spec: a linear head fit on the frozen encoder (deterministic: no seed), with
     the target's data and probe settings; fields a probe never reads keep their defaults, so they share one job."""
     keep = {k: train[k] for k in ("max_length", "max_train_examples", "probe_l2")}
-    return TrainConfig(recipe="probe", head="linear", **keep).model_dump()
+    return train_spec(TrainConfig(recipe="probe", head="linear", **keep))
 
 
 def english_dev(results: list[dict]) -> float | None:
@@ -137,7 +137,7 @@ def _plan_point(cfg: ExperimentConfig, done: Callable[[str], dict | None],
         names = setting.split("+")
         data = {n: checksum(n, tuple(_train_splits(get_task(n))), data_dir) for n in names}
         job = _make("intermediate", {**model, "intermediate": names, "data": data,
-                                     "train": cfg.intermediate.train.model_dump(), **precision, "seed": seed}, None)
+                                     "train": train_spec(cfg.intermediate.train), **precision, "seed": seed}, None)
         return jobs.setdefault(job.id, job)
 
     for seed in cfg.seeds:

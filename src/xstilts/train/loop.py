@@ -199,8 +199,8 @@ def train(model: torch.nn.Module, tasks: list[TrainTask], cfg: TrainConfig, seed
           mixed_precision: str = "no") -> dict[str, Any]:
     """Train ``model`` (a MultiHeadModel) in place; returns the budget it actually used.
 
-    With ``dev_score`` (English dev only), the model is scored after every epoch's worth of updates and at
-    the end; the best-scoring weights are kept, and training stops early after ``early_stopping_patience``
+    With ``dev_score`` (English dev only), the model is scored after every epoch's worth of updates (or every
+    ``eval_every_steps``) and at the end; the best-scoring weights are kept, and training stops early after ``early_stopping_patience``
     scores without a gain. ``max_seconds`` stops training at a wall-clock cap. With ``checkpoints``, the
     whole training state is saved there periodically and a run finding one continues from it, ending
     exactly as an uninterrupted run would. Launched on several processes (``accelerate launch``), every
@@ -229,7 +229,8 @@ def train(model: torch.nn.Module, tasks: list[TrainTask], cfg: TrainConfig, seed
         resumed_from = state.step // cfg.grad_accum
     if tracking:
         accelerator.init_trackers(tracking.run_name, config=_flat(tracking.config))
-    per_epoch = max(1, math.ceil(sum(sizes) / (cfg.batch_size * cfg.grad_accum)))
+    # English dev is scored every eval_every_steps updates, else once an epoch, and at the end
+    check_every = cfg.eval_every_steps or max(1, math.ceil(sum(sizes) / (cfg.batch_size * cfg.grad_accum)))
     stopped_by = "budget"
     done = state.step // cfg.grad_accum
     model.train()
@@ -264,7 +265,7 @@ def train(model: torch.nn.Module, tasks: list[TrainTask], cfg: TrainConfig, seed
         out_of_time, save_due = _agree(accelerator, [
             cfg.max_seconds is not None and elapsed >= cfg.max_seconds,
             checkpoints is not None and done < updates and time.perf_counter() - saved >= checkpoints.every])
-        if dev_score and (done % per_epoch == 0 or done == updates or out_of_time):
+        if dev_score and (done % check_every == 0 or done == updates or out_of_time):
             state.dev_curve.append((done, dev_score()))
             if tracking:
                 accelerator.log({"dev/score": state.dev_curve[-1][1]}, step=done)
