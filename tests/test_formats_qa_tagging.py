@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import numpy as np
@@ -81,7 +82,7 @@ def test_qa_windows_overlap_by_stride_and_hold_every_answer(word_tok, monkeypatc
     feats = QA.featurize(_qa_task(), examples, word_tok, max_length=16)
     windows = [[o for o in f["_offsets"] if o is not None] for f in feats if f["_example"] == 0]
     assert len(windows) > 3 and all(len(f["input_ids"]) <= 16 for f in feats)
-    for a, b in zip(windows, windows[1:]):
+    for a, b in itertools.pairwise(windows):
         assert a[-3:] == b[:3]  # consecutive windows share DOC_STRIDE context tokens
     straddling = 0
     for n, ex in enumerate(examples):

@@ -93,8 +93,8 @@ def test_every_fixture_file_is_read(monkeypatch):
     read: set[Path] = set()
     real = oi.read_text
     monkeypatch.setattr(oi, "read_text", lambda p: read.add(Path(p)) or real(p))
-    import xstilts.data.official as official
     import xstilts.data.official_retrieval as retrieval
+    from xstilts.data import official
     monkeypatch.setattr(official, "read_text", lambda p: read.add(Path(p)) or real(p))
     real_jsonl = retrieval._jsonl
     monkeypatch.setattr(oi, "_jsonl", lambda p: read.add(Path(p)) or real_jsonl(p))

@@ -160,7 +160,7 @@ def test_raw_text_source(tmp_path):
     with pytest.raises(UserError, match="only train and dev"):
         src.load("test", "xx")
     bad = tmp_path / "bad.txt"
-    bad.write_bytes("ok\nfine\n".encode() + b"\xff\xfe broken\n")
+    bad.write_bytes(b"ok\nfine\n" + b"\xff\xfe broken\n")
     with pytest.raises(UserError, match=r"bad\.txt:3: not UTF-8"):
         RawTextSource({"zz": bad}).load("train", "en")
     with pytest.raises(UserError, match=r"missing\.txt: missing text file"):

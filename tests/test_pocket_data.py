@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import time
@@ -91,7 +92,7 @@ def test_answer(dirs):
     meta = read_meta(dirs["pocket-answer"])
     assert (meta["format"], meta["kind"], meta["languages"]) == ("multiple_choice", "intermediate", ["en"])
     true_pairs = {(_norm(q), _norm(a)) for convs in _english_corpus().values() for c in convs
-                  if isinstance(c, list) for q, a in zip(c, c[1:]) if isinstance(q, str) and isinstance(a, str)}
+                  if isinstance(c, list) for q, a in itertools.pairwise(c) if isinstance(q, str) and isinstance(a, str)}
     splits = {s: read_jsonl(dirs["pocket-answer"] / f"{s}-en.jsonl") for s in ("train", "dev")}
     for records in splits.values():
         assert records

@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 
 import yaml
-
 from cli_runs import XSTILTS, job_metrics
+
 from xstilts.experiments.queue import Queue
 
 
@@ -22,15 +22,16 @@ def test_a_grid_on_a_two_node_ray_cluster_equals_the_local_run(tiny_model, tiny_
         "intermediate": {"settings": ["u-sametopic"], "train": budget},
         "targets": [{"task": "u-topic", "train": budget, "probe_reference": False}],
         "grid": {"intermediate.train.lr": [1e-3, 3e-4]}, "resources": {"cpus": 1}}))
-    local = subprocess.run([XSTILTS, "run", str(config), "--out", str(tmp_path / "local")], capture_output=True,
-                           text=True, timeout=600)
+    local = subprocess.run([XSTILTS, "run", str(config), "--out", str(tmp_path / "local")], check=False,
+                           capture_output=True, text=True, timeout=600)
     assert local.returncode == 0, local.stderr
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "object_store_memory": 100 * 2**20})
     try:
         cluster.add_node(num_cpus=1, object_store_memory=100 * 2**20)
         cluster.wait_for_nodes()
         remote = subprocess.run([XSTILTS, "run", str(config), "--out", str(tmp_path / "ray"), "--runner", "ray",
-                                 "--address", cluster.address], capture_output=True, text=True, timeout=600)
+                                 "--address", cluster.address], check=False, capture_output=True, text=True,
+                                timeout=600)
     finally:
         cluster.shutdown()
     assert remote.returncode == 0, remote.stderr

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cli_runs import XSTILTS, job_metrics
 from rich.console import Console
 
-from cli_runs import XSTILTS, job_metrics
 from xstilts.config import ExperimentConfig
 from xstilts.errors import JobsFailed
 from xstilts.experiments.plan import plan
@@ -26,6 +26,7 @@ from xstilts.experiments.queue import Queue
 from xstilts.experiments.runner import run_experiment
 from xstilts.tasks import registry
 from xstilts.tasks.registry import JsonlDirSource
+
 
 def _config(path: Path, model: str, task_files: Path, steps: int = 40, **extra) -> Path:
     budget = {"batch_size": 8, "lr": 1e-3, "max_length": 32}
@@ -126,7 +127,8 @@ def test_leases_block_live_owners_and_expire(tmp_path):
     con = sqlite3.connect(tmp_path / "queue.sqlite")
     with con:  # a lease held on another machine, and one held by a dead process here
         con.execute("INSERT INTO leases VALUES ('b', 'far:1:x', 'elsewhere', 1, ?)", (time.time() + 30,))
-        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], check=False,
+                              capture_output=True, text=True)
         con.execute("INSERT INTO leases VALUES ('c', 'near:x', ?, ?, ?)",
                     (socket.gethostname(), int(dead.stdout), time.time() + 30))
     assert not first.claim("b")  # a live lease on another host

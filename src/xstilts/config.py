@@ -8,8 +8,17 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import yaml
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError,
-                      field_validator, model_validator)
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from xstilts.errors import UserError
 
@@ -64,7 +73,7 @@ class TrainConfig(_Strict):
     early_stopping_patience: int | None = Field(None, ge=1, description="stop after N dev scores without a gain")
 
     @model_validator(mode="after")
-    def _sampler_settings(self) -> "TrainConfig":
+    def _sampler_settings(self) -> TrainConfig:
         if self.sampler == "capped" and self.sampler_cap is None:
             raise ValueError("sampler 'capped' needs sampler_cap")
         for field in ("early_stopping_patience", "eval_every_steps", "eval_subset"):
@@ -130,7 +139,7 @@ class SubsetsOf(_Strict):
         return tasks
 
     @model_validator(mode="after")
-    def _sizes(self) -> "SubsetsOf":
+    def _sizes(self) -> SubsetsOf:
         if bad := [k for k in self.sizes if not 0 <= k <= len(self.subsets_of)]:
             raise ValueError(f"sizes {bad} are outside 0..{len(self.subsets_of)} (the number of tasks)")
         if len(set(self.sizes)) != len(self.sizes):
@@ -163,7 +172,7 @@ class IntermediateConfig(_Strict):
     select: SelectConfig | None = None
 
     @model_validator(mode="after")
-    def _select_candidates(self) -> "IntermediateConfig":
+    def _select_candidates(self) -> IntermediateConfig:
         candidates = [s for s in self.settings if s != NONE_SETTING]
         if self.select and any("+" in s for s in candidates):
             raise ValueError("with select, settings list single candidate tasks (the top k are combined for you)")
@@ -261,7 +270,7 @@ class ExperimentConfig(_Strict):
     accelerate: AccelerateConfig = AccelerateConfig()
 
     @model_validator(mode="after")
-    def _batches_split_evenly(self) -> "ExperimentConfig":
+    def _batches_split_evenly(self) -> ExperimentConfig:
         n = self.accelerate.num_processes
         for where, train in [("intermediate.train", self.intermediate.train),
                              *((f"targets[{i}].train", t.train) for i, t in enumerate(self.targets))]:
@@ -304,7 +313,7 @@ class ExperimentConfig(_Strict):
         return ref
 
     @model_validator(mode="after")
-    def _unique_targets(self) -> "ExperimentConfig":
+    def _unique_targets(self) -> ExperimentConfig:
         names = [t.task for t in self.targets]
         if len(set(names)) != len(names):
             raise ValueError("a target task is listed twice")

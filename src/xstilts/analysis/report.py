@@ -4,7 +4,7 @@ confidence intervals across seeds and from a paired bootstrap over test examples
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -20,7 +20,7 @@ Examples = Callable[[str], dict[str, np.ndarray]]  # job id -> its per-example s
 
 
 def _fmt(x: float) -> str:
-    return "" if pd.isna(x) else f"{x + 0.0:.1f}" if round(x, 1) != 0 else "0.0"
+    return "" if pd.isna(x) else f"{x:.1f}" if round(x, 1) != 0 else "0.0"
 
 
 def _markdown(df: pd.DataFrame, index_name: str, cell: Callable[[object], str] = _fmt) -> str:
@@ -175,9 +175,9 @@ def build_report(rows: list[dict], settings: list[str], title: str, examples: Ex
     ``examples`` gives a job's per-example statistics, from which the confidence intervals come, and
     ``results`` (the jobs' results) the encoder-movement meters."""
     df, groups = _grid_groups(pd.DataFrame(rows))
-    parts = [f"# {title}", "", "Scores in percent (mean over seeds). Zero-shot = every language but English. "
+    parts = [f"# {title}", "", ("Scores in percent (mean over seeds). Zero-shot = every language but English. "
              f"{PROBE}: a linear probe fit on the frozen pretrained encoder (English train, L2 chosen on English dev), "
-             "the reference any fine-tuned setting should beat.", ""]
+             "the reference any fine-tuned setting should beat."), ""]
     targets = sorted(t for t in df.target.unique() if t)
     for target in targets:
         for name, group in groups:
@@ -185,21 +185,22 @@ def build_report(rows: list[dict], settings: list[str], title: str, examples: Ex
             if (sub.recipe != "probe").sum() == 0:  # a shared probe alone makes no table
                 continue
             seeds = sorted({str(int(s)) for s in group[group.target == target].seed.dropna()})
-            parts += [f"## {target}{f' ({name})' if name else ''} ({primary_metric(set(sub.metric))}, "
-                      f"{sub.language.nunique()} languages, seeds: {', '.join(seeds) or 'n/a'})", "",
+            parts += [(f"## {target}{f' ({name})' if name else ''} ({primary_metric(set(sub.metric))}, "
+                      f"{sub.language.nunique()} languages, seeds: {', '.join(seeds) or 'n/a'})"), "",
                       _markdown(target_table(group, target, settings), "language"), ""]
             summary, per_language = uncertainty_tables(group, target, settings, examples)
-            parts += ["Zero-shot average with 95% confidence intervals: across seeds (Student t), and from a paired "
+            parts += [("Zero-shot average with 95% confidence intervals: across seeds (Student t), and from a paired "
                       "bootstrap over test examples and seeds (2,000 resamples). A gain whose interval includes 0 "
-                      "is within noise.", "", _markdown(summary, "setting", str), ""]
+                      "is within noise."), "", _markdown(summary, "setting", str), ""]
             if not per_language.empty:
                 parts += ["Gain over none per language, paired-bootstrap 95% CI (* = the interval excludes 0):", "",
                           _markdown(per_language, "language", str), ""]
     moved = movement_table(list(results))
     if not moved.empty:
         parts += ["## How far training moved the encoder", "",
-                  "Relative change of the non-embedding weights, the largest single change, and linear CKA between the "
-                  "mean-pooled English dev representations before and after training (1 = unchanged).", "",
+                  ("Relative change of the non-embedding weights, the largest single change, and linear CKA "
+                   "between the mean-pooled English dev representations before and after training (1 = unchanged)."),
+                  "",
                   _markdown(moved, "job", lambda v: f"{v:.3g}"), ""]
     if len(groups) > 1 or any(k.startswith("intermediate.") for k in df.columns):
         return "\n".join(parts)  # the selection table compares tasks under one configuration only

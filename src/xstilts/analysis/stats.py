@@ -6,6 +6,7 @@ k == 1 mean of per-example values, k == 2 (correct, total) ratio, k == 3 (tp, pr
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -76,7 +77,7 @@ def _types(per_arm: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray, np.
     table = np.concatenate([a.transpose(1, 0, 2).reshape(n, -1) for a in per_arm], axis=1)
     types, inverse, freq = np.unique(table, axis=0, return_inverse=True, return_counts=True)
     bounds = np.cumsum([0, *(len(a) * k for a in per_arm)])
-    per_type = [types[:, lo:hi].reshape(len(types), -1, k).transpose(1, 0, 2) for lo, hi in zip(bounds, bounds[1:])]
+    per_type = [types[:, lo:hi].reshape(len(types), -1, k).transpose(1, 0, 2) for lo, hi in itertools.pairwise(bounds)]
     return per_type, inverse.reshape(-1), freq
 
 

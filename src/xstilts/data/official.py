@@ -7,8 +7,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from xstilts.data.files import read_text
 from xstilts.errors import UserError

@@ -26,10 +26,10 @@ import csv
 import hashlib
 import io
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Callable
 
 from xstilts.data.files import read_text
 from xstilts.data.local import LocalFiles

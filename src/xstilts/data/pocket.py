@@ -13,13 +13,14 @@ the utterances of pocket-topic's English train split, so the topic dev/test labe
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import re
 from collections import defaultdict
+from collections.abc import Iterator
 from importlib import metadata, util
 from pathlib import Path
-from typing import Iterator
 
 import yaml
 
@@ -149,13 +150,13 @@ def _answer_items(convs: list[list[str | None]], rng: random.Random, banned: set
     """Question -> next-utterance items with 3 distractors from other conversations' answers."""
     answers_of: dict[str, set[str]] = defaultdict(set)
     for conv in convs:
-        for q, a in zip(conv, conv[1:]):
+        for q, a in itertools.pairwise(conv):
             if q and a:
                 answers_of[q].add(a)
     pool = sorted({a for conv in convs for a in conv[1:] if a})
     items, seen = [], set()
     for conv in convs:
-        for q, a in zip(conv, conv[1:]):
+        for q, a in itertools.pairwise(conv):
             if not (q and a) or q == a or q in banned or (q, a) in seen:
                 continue
             seen.add((q, a))

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -61,11 +62,16 @@ def example_stats(score: Callable[[list, list], dict[str, float]], predictions: 
     """Statistics of every metric in ``scores`` that they reproduce: ``counts`` given by the caller, else each
     example scored alone by ``score(predictions, examples)`` (right for metrics that are means over examples)."""
     out = dict(counts or {})
-    alone = [score([p], [ex]) for p, ex in zip(predictions, examples)]
+    alone = [score([p], [ex]) for p, ex in zip(predictions, examples, strict=True)]
     for metric in scores:
         if metric not in out and alone and all(metric in a for a in alone):
             out[metric] = np.array([[a[metric] / 100] for a in alone])
-    return {m: s for m, s in out.items() if m in scores and len(s) and abs(metric_value(s) - scores[m]) < 1e-6}
+    return reproducing(out, scores)
+
+
+def reproducing(stats: dict[str, np.ndarray], scores: dict[str, float]) -> dict[str, np.ndarray]:
+    """The statistics that give back their reported metric (to 1e-6)."""
+    return {m: s for m, s in stats.items() if m in scores and len(s) and abs(metric_value(s) - scores[m]) < 1e-6}
 
 
 def write(path: Path, stats: dict[str, np.ndarray]) -> None:

@@ -3,7 +3,7 @@ and answer retrieval (LAReQA, Mewsli-X). Each takes ``encode(texts, contexts=Non
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 import math
 import re
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from xstilts.errors import UserError
 
@@ -115,7 +116,7 @@ def model_params(ref: str) -> int | None:
                 model = AutoModel.from_config(cfg)
             embeddings = model.get_input_embeddings().weight.numel()
             return int(sum(p.numel() for p in model.parameters()) - embeddings)
-        except Exception:  # noqa: BLE001 - fall back to the table
+        except Exception:  # noqa: BLE001, S110 - fall back to the table
             pass
     name = ref.lower().rstrip("/")
     for pattern, n in MODEL_PARAMS:
@@ -158,9 +159,7 @@ class _Sizes:
             table = {"train": TRAIN_SIZES, "dev": DEV_SIZES}.get(split)
             if table is not None and name in table and lang == "en":
                 n = table[name]
-            elif split == "test" and name in TEST_SIZES:
-                n = TEST_SIZES[name].get(lang, TEST_SIZES[name]["*"])
-            elif split == "dev" and name in TEST_SIZES:  # e.g. bucc's dev for the threshold: as big as test
+            elif split == "test" and name in TEST_SIZES or split == "dev" and name in TEST_SIZES:
                 n = TEST_SIZES[name].get(lang, TEST_SIZES[name]["*"])
             else:
                 task = self.task(name)
@@ -255,10 +254,10 @@ def estimate(jobs: Iterable, model_params: int | None = None, accelerator: str =
     notes: set[str] = set()
     assumptions = [
         "FLOPs = 6·N·trained tokens + 2·N·inferred tokens (dense transformer rule; attention FLOPs ignored)",
-        "dataset sizes and tokens per example are estimates from tables in xstilts.experiments.cost "
-        "(official sizes; typical lengths capped at max_length), not counted from the data",
-        "dev and test splits are inference only; English dev runs once per epoch (or every eval_every_steps updates, "
-        "on eval_subset examples, at most: early stopping may end sooner) with select_on_dev, else once",
+        ("dataset sizes and tokens per example are estimates from tables in xstilts.experiments.cost "
+        "(official sizes; typical lengths capped at max_length), not counted from the data"),
+        ("dev and test splits are inference only; English dev runs once per epoch (or every eval_every_steps updates, "
+        "on eval_subset examples, at most: early stopping may end sooner) with select_on_dev, else once"),
     ]
     models: dict[str, int] = {}  # reference -> N, unless model_params is given
     for ref in [] if model_params is not None else dict.fromkeys(model or j.spec.get("model") for j in jobs):
@@ -342,8 +341,8 @@ def format_estimate(est: dict) -> str:
     acc = est["accelerator"]
     size = f"model {est['model_params'] / 1e6:,.0f}M params" if est["model_params"] else "models " + ", ".join(
         f"{ref} {n / 1e6:,.0f}M" for ref, n in est["models"].items()) + " params"
-    lines = [f"{size}; {acc} at {est['peak_tflops']:.1f} TFLOP/s peak "
-             f"x {est['utilisation']:.0%} utilisation", f"{'kind':<14}{'jobs':>6}{'FLOPs':>12}{acc + '-h':>12}"]
+    lines = [(f"{size}; {acc} at {est['peak_tflops']:.1f} TFLOP/s peak "
+             f"x {est['utilisation']:.0%} utilisation"), f"{'kind':<14}{'jobs':>6}{'FLOPs':>12}{acc + '-h':>12}"]
     for kind, (n, flops, hours) in kinds.items():
         lines.append(f"{kind:<14}{n:>6}{flops:>12.3g}{hours:>12.1f}")
     lines.append(f"{'total':<14}{len(est['jobs']):>6}{est['total_flops']:>12.3g}{est['total_hours']:>12.1f}")

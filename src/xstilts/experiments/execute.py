@@ -6,9 +6,10 @@ import datetime as dt
 import hashlib
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -41,6 +42,9 @@ class RunOptions:
 
     checkpoint_every: float = 300.0  # seconds between resumable training checkpoints; 0 = every update
     trackers: list[str] = field(default_factory=list)
+
+
+DEFAULT_OPTIONS = RunOptions()
 
 
 @dataclass(frozen=True)
@@ -119,10 +123,9 @@ def _example_stats(task: TaskDef, language: str, predictions: list, examples: li
     return {per_example.key(task.name, "test", language, m): s for m, s in stats.items()}
 
 
-def _dev_metrics(model: MultiHeadModel, task: TaskDef, tokenizer: Any, cfg: EvalConfig, data_dir,
-                 subset: int | None = None) -> list[dict]:
-    """English dev scores (of the first ``subset`` examples), the only data used to compare checkpoints."""
-    dev = task.training_source(data_dir).load("dev", task.train_language)[:subset]
+def _dev_metrics(model: MultiHeadModel, task: TaskDef, tokenizer: Any, cfg: EvalConfig, data_dir) -> list[dict]:
+    """English dev scores, the only data used to compare checkpoints."""
+    dev = task.training_source(data_dir).load("dev", task.train_language)
     scores, _ = _evaluate(model, task, task.train_language, dev, tokenizer, cfg)
     return _metric_rows(task, "dev", task.train_language, scores, len(dev))
 
@@ -181,16 +184,19 @@ def _train_model(backbone, tokenizer, tasks: list[TaskDef], cfg: TrainConfig, ev
         return model, {**stats, "updates": 0, "movement": movement.measure(backbone)}
     stats["frozen"] = len(freeze(backbone, cfg.freeze))
 
-    def dev_score() -> float:  # the headline English dev metric, averaged over the chosen tasks
-        scores = []
+    checks = {}  # English dev (its first eval_subset examples) of each chosen task, featurized once
+    if cfg.select_on_dev:
         for t in chosen:
-            rows = _dev_metrics(model, t, tokenizer, eval_cfg, spec["data_dir"], cfg.eval_subset)
-            headline = primary_metric({r["metric"] for r in rows})
-            scores += [r["value"] for r in rows if r["metric"] == headline]
-        return float(np.mean(scores))
-
-    if cfg.select_on_dev:  # how many English dev examples each check scores
+            dev, features = dev_sets[t.name]
+            if cfg.eval_subset is not None and cfg.eval_subset < len(dev):
+                dev = dev[:cfg.eval_subset]
+                features = formats[t.name].featurize(t, dev, tokenizer, eval_cfg.max_length)
+            checks[t.name] = (features, _headline_dev(t, dev, features))
         stats["dev_check_examples"] = {t.name: len(dev_sets[t.name][0][:cfg.eval_subset]) for t in chosen}
+
+    def dev_score() -> float:  # the headline English dev metric, averaged over the chosen tasks
+        return float(np.mean([score(predict_logits(model, name, features, eval_cfg.batch_size, tokenizer.pad_token_id))
+                              for name, (features, score) in checks.items()]))
     stats["heads_at_start"] = {name: head_fingerprint(h) for name, h in model.heads.items()}
     stats |= train(model, train_tasks, cfg, seed, tokenizer.pad_token_id,
                    on_step=lambda step, total, loss: progress(f"{label} loss {loss:.3f}", step, total),
@@ -283,7 +289,7 @@ def _run_retrieval(job: Job, ctx: _Context) -> dict:
         metrics += _metric_rows(task, "test", lang, scores, len(examples[lang]))
         if task.format == "retrieval":  # query i is right when its nearest candidate is candidate i
             hits = np.array([[float(found == i)] for i, found in enumerate(predictions)])
-            kept = per_example.example_stats(None, [], [], scores, {"accuracy": hits})
+            kept = per_example.reproducing({"accuracy": hits}, scores)
             examples_stats |= {per_example.key(task.name, "test", lang, m): s for m, s in kept.items()}
         write_official(job_dir(out, job.id), task.name, lang, predictions, examples[lang])
     per_example.write(job_dir(out, job.id) / per_example.FILE, examples_stats)
@@ -293,7 +299,7 @@ def _run_retrieval(job: Job, ctx: _Context) -> dict:
 _RUNNERS = {"intermediate": _run_intermediate, "target": _run_target, "retrieval": _run_retrieval}
 
 
-def run_job(job: Job, out: Path, progress: Progress = lambda *a: None, options: RunOptions = RunOptions()) -> dict:
+def run_job(job: Job, out: Path, progress: Progress = lambda *a: None, options: RunOptions = DEFAULT_OPTIONS) -> dict:
     """Execute ``job`` and write ``OUT/jobs/<id>/result.json`` (the job's done-marker) atomically; a job
     interrupted during training continues from its last training checkpoint."""
     start = time.perf_counter()
@@ -307,7 +313,7 @@ def run_job(job: Job, out: Path, progress: Progress = lambda *a: None, options: 
         "seconds": round(time.perf_counter() - start, 3), "device": device_name(),
         "threads": torch.get_num_threads(), "spec": spec,
         "versions": versions(),
-        "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
     atomic_write_json(job_dir(out, job.id) / "result.json", result)
     Checkpoints(train_state_dir(out, job.id)).discard()

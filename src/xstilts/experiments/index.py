@@ -16,8 +16,9 @@ import csv
 import io
 import json
 import sqlite3
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from xstilts.config import NONE_SETTING
 from xstilts.errors import UserError

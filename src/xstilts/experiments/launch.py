@@ -43,7 +43,8 @@ def run_launched(job: Job, exp: Experiment) -> None:
     handoff.parent.mkdir(parents=True, exist_ok=True)
     handoff.write_bytes(pickle.dumps((exp, job)))
     try:
-        proc = subprocess.run(command(exp, handoff), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.run(command(exp, handoff), check=False, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              text=True)
     finally:
         handoff.unlink(missing_ok=True)
     if proc.returncode:

@@ -20,8 +20,8 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 QUEUE_NAME = "queue.sqlite"
 

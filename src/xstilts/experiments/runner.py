@@ -14,9 +14,9 @@ import multiprocessing
 import os
 import signal
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -24,8 +24,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from xstilts.cache import atomic_write_text
 from xstilts.config import ExperimentConfig
 from xstilts.errors import JobsFailed, UserError
+from xstilts.experiments.execute import DEFAULT_OPTIONS, RunOptions, job_dir, run_job, train_state_dir
 from xstilts.experiments.execute import Progress as JobProgress
-from xstilts.experiments.execute import RunOptions, job_dir, run_job, train_state_dir
 from xstilts.experiments.index import FAILED
 from xstilts.experiments.launch import run_launched
 from xstilts.experiments.plan import Job, plan
@@ -42,7 +42,7 @@ class Experiment:
 
     cfg: ExperimentConfig
     out: Path
-    options: RunOptions = RunOptions()
+    options: RunOptions = DEFAULT_OPTIONS
     task_dirs: tuple[Path, ...] = field(default_factory=tuple)
 
     def enter_worker(self, threads: int | None = None) -> None:
@@ -133,8 +133,8 @@ def work(exp: Experiment, progress: JobProgress = lambda *a: None,
             run_claimed(job, exp, queue, progress)
         except UserError:
             raise  # bad input fails every job alike
-        except Exception:
-            pass  # logged; the loop skips it and its dependents
+        except Exception:  # noqa: BLE001, S110 - logged; the loop skips it and its dependents
+            pass
     if failed := queue.failed_since(since):
         raise JobsFailed(failed)
 
@@ -193,7 +193,7 @@ def _local_workers(exp: Experiment, workers: int, console: Console) -> None:
 
 
 def run_experiment(cfg: ExperimentConfig, config_text: str, out: Path, console: Console, workers: int = 1,
-                   options: RunOptions = RunOptions(), runner: str = "local", address: str | None = None) -> dict:
+                   options: RunOptions = DEFAULT_OPTIONS, runner: str = "local", address: str | None = None) -> dict:
     """Run every pending job of ``cfg`` into ``out``: here (``workers`` processes) or on a Ray cluster at
     ``address``. Returns counts and wall time."""
     from xstilts.tasks.user import registered_dirs

@@ -36,7 +36,7 @@ def _is_bert_like(path: str) -> bool:
 def local_device() -> torch.device:
     """This process's GPU (``LOCAL_RANK`` under ``accelerate launch``), else the CPU."""
     if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     return torch.device("cpu")
 
 

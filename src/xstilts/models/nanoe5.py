@@ -147,7 +147,7 @@ def _parse(path: Path, data: bytes) -> dict:
         raise r.fail(f"unsupported version {version} / block size {qk}; expected 1 / {QK}")
     if min(H, NL, NH, FF, VOC, MAXP, TVS) <= 0 or H % NH or H % QK or FF % QK or not eps > 0:
         raise r.fail(f"bad header H={H} NL={NL} NH={NH} FF={FF} VOC={VOC} MAXP={MAXP} TVS={TVS}")
-    m = dict(H=H, NL=NL, NH=NH, FF=FF, VOC=VOC, MAXP=MAXP, TVS=TVS, eps=float(str(np.float32(eps))))
+    m = {"H": H, "NL": NL, "NH": NH, "FF": FF, "VOC": VOC, "MAXP": MAXP, "TVS": TVS, "eps": float(str(np.float32(eps)))}
 
     n, bos, eos, pad, unk, bloblen = r.unpack("5iQ", "vocabulary header")
     if not 0 < n <= VOC or not all(0 <= i < n for i in (bos, eos, pad, unk)):

@@ -24,7 +24,7 @@ TRAIN_DEV = {"train": "train", "dev": "validation"}
 
 def _none(split: str, lang: str) -> None:
     """The config of a hub dataset with a single, unnamed one."""
-    return None
+    return
 
 
 def _anli_round(r: int):

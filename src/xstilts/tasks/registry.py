@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 from xstilts.cache import sha256_file
 from xstilts.data.files import read_jsonl

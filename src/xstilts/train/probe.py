@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -118,25 +118,25 @@ def fit_probe(model: nn.Module, tasks: list[ProbeTask], l2s: list[float], batch_
             heads.setdefault(model.head_of[t.name], []).append(t)
     for head_name, group in heads.items():
         head, fmt = model.heads[head_name], model.formats[group[0].name]
-        train, dev = [], []
+        train, dev, train_examples = [], [], 0
         for k, t in enumerate(group):
             order = np.random.default_rng([seed, k]).permutation(len(t.train))
             cached, used = _cache(model, t.name, t.train, order, batch_size, pad_id, max_bytes // len(group))
             train += cached
-            dev_order = np.arange(len(t.dev))
-            dev.append(_cache(model, t.name, t.dev, dev_order, batch_size, pad_id, 1 << 62) + (len(used),))
+            train_examples += len(used)
+            dev.append(_cache(model, t.name, t.dev, np.arange(len(t.dev)), batch_size, pad_id, 1 << 62))
         vectors = torch.cat([_rows(r, b) for r, b in train])
         # near-constant dimensions are not blown up: folded back, they would give the head huge weights
         mean, std = vectors.mean(0), vectors.std(0)
         std = std.clamp(min=max(1e-2 * float(std.mean()), 1e-12))
-        for cached in [train, *(d[0] for d in dev)]:
+        for cached in [train, *(cached for cached, _ in dev)]:
             for reps, _ in cached:
                 reps.sub_(mean).div_(std)
         curve, best = [], None
         for l2 in sorted(l2s, reverse=True):  # strongest first; each fit warm-starts the next
             _fit(head, fmt, train, l2, max_iter)
             score = float(np.mean([t.dev_score(_outputs(head, fmt, cached, used, len(t.dev)))
-                                   for t, (cached, used, _) in zip(group, dev)]))
+                                   for t, (cached, used) in zip(group, dev, strict=True)]))
             curve.append([l2, score])
             if best is None or score > best[0]:
                 best = (score, l2, {k: v.clone() for k, v in head.state_dict().items()})
@@ -145,6 +145,6 @@ def fit_probe(model: nn.Module, tasks: list[ProbeTask], l2s: list[float], batch_
             linear = _first_linear(head)
             linear.weight.div_(std)
             linear.bias.sub_(linear.weight @ mean)
-        report[head_name] = {"l2": best[1], "dev_curve": curve, "train_examples": sum(d[2] for d in dev),
+        report[head_name] = {"l2": best[1], "dev_curve": curve, "train_examples": train_examples,
                              "head": head_fingerprint(head)}
     return {"heads": report, "seconds": round(time.perf_counter() - start, 3)}
