@@ -28,6 +28,8 @@ test: setup
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) runs

@@ -11,8 +11,9 @@ import transformers
 
 transformers.logging.disable_progress_bar()
 
-from xstilts.tasks import registry
-from xstilts.tasks.registry import JsonlDirSource, TaskDef
+from xstilts.data.sources import JsonlDirSource
+from xstilts.tasks.catalog import TaskCatalog
+from xstilts.tasks.definition import TaskDef
 
 WORDS = ("food drink eat pizza bread water coffee tea sport ball run goal team win game play music song "
          "sing guitar band dance the a is i like we you they it what do does where when how who and or").split()
@@ -86,8 +87,8 @@ def tiny_data(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture
-def tiny_tasks(tiny_data, monkeypatch) -> list[str]:
-    """Register the tiny tasks for one test."""
+def tiny_catalog(tiny_data) -> TaskCatalog:
+    """The built-in tasks and the tiny ones (t-topic, t-retrieval, t-answer, t-sametopic)."""
     defs = [
         TaskDef("t-topic", "classification", "target", "accuracy",
                 JsonlDirSource(tiny_data["t-topic"], tuple(sorted(TOPICS)))),
@@ -98,10 +99,7 @@ def tiny_tasks(tiny_data, monkeypatch) -> list[str]:
         TaskDef("t-sametopic", "classification", "intermediate", "accuracy",
                 JsonlDirSource(tiny_data["t-sametopic"], ("different", "same")), fields=("text_a", "text_b")),
     ]
-    registry._load_builtin()
-    for d in defs:
-        monkeypatch.setitem(registry._TASKS, d.name, d)
-    return [d.name for d in defs]
+    return TaskCatalog.builtin().with_tasks(*defs)
 
 
 @pytest.fixture(scope="session")

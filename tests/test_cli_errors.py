@@ -50,14 +50,17 @@ def test_missing_config_and_results_dir(tmp_path):
 
 def test_shipped_configs_validate_and_plan():
     """Every config in configs/ is valid, and the paper config plans offline (hub data is named, not fetched)."""
-    from xstilts.config import load_config
     from xstilts.experiments.plan import plan
+    from xstilts.experiments.resolve import load_experiment
 
     root = Path(__file__).resolve().parents[1] / "configs"
-    for path in sorted(root.rglob("*.yaml")):
-        load_config(path)
-    cfg = load_config(root / "paper" / "xstilts-xlmr-large.yaml")
-    kinds = [j.kind for j in plan(cfg)]
+    paths = sorted(root.rglob("*.yaml"))
+    assert paths
+    for path in paths:
+        load_experiment(path)  # the schema, and every task and model it names
+    file, catalog = load_experiment(root / "paper" / "xstilts-xlmr-large.yaml")
+    cfg = file.cfg
+    kinds = [j.kind for j in plan(cfg, catalog).jobs]
     settings, seeds = len(cfg.intermediate.settings), len(cfg.seeds)  # 'none' included
     assert kinds.count("intermediate") == (settings - 1) * seeds
     assert kinds.count("target") == 7 * settings * seeds + 7  # all but tatoeba fine-tune, and each has a probe

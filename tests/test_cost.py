@@ -5,35 +5,40 @@ from pathlib import Path
 
 import pytest
 
-from xstilts.config import load_config
+from xstilts.config.load import load_config
+from xstilts.config.schema import EvalConfig, TrainConfig
 from xstilts.experiments.cost import cpu_tflops, estimate, format_estimate, model_params
-from xstilts.experiments.plan import Job, plan
+from xstilts.experiments.plan import plan
+from xstilts.experiments.specs import IntermediateSpec, Job, ModelSpec, RetrievalSpec, TargetSpec
+from xstilts.tasks.catalog import TaskCatalog
 
 N = 1000
 ROOT = Path(__file__).resolve().parents[1]
+CATALOG = TaskCatalog.builtin()
 
 
-def _train(**kw):
-    base = {"epochs": 1.0, "batch_size": 32, "grad_accum": 1, "max_length": 128, "max_steps": None,
+def _train(**kw) -> TrainConfig:
+    base = {"recipe": "full", "epochs": 1.0, "batch_size": 32, "grad_accum": 1, "max_length": 128, "max_steps": None,
             "max_examples": None, "max_train_examples": None, "select_on_dev": False}
-    return {**base, **kw}
+    return TrainConfig(**{**base, **kw})
 
 
-def _jobs():
-    inter = Job("intermediate", {"model": "m", "data_dir": None, "intermediate": ["mnli"],
-                                 "train": _train(max_train_examples=1000)}, "i1")
-    target = Job("target", {"model": "m", "data_dir": None, "intermediate": ["mnli"], "target": "xnli",
-                            "train": _train(max_steps=10, batch_size=4, grad_accum=2, epochs=2, select_on_dev=True),
-                            "eval": {"max_length": 32, "languages": ["en", "de"], "max_examples_per_language": 100}},
-                 "t1", "i1")
-    retrieval = Job("retrieval", {"model": "m", "data_dir": None, "intermediate": [], "target": "tatoeba",
-                                  "eval": {"max_length": 512, "languages": ["de"]}}, "r1")
+def _jobs() -> list[Job]:
+    model = ModelSpec("m", "m", "mean", None)
+    inter = Job(IntermediateSpec(model, ("mnli",), 1, None, {"mnli": "-"}, _train(max_train_examples=1000)))
+    target = Job(TargetSpec(model, ("mnli",), 1, inter.id, "xnli", "-",
+                            EvalConfig(max_length=32, languages=["en", "de"], max_examples_per_language=100),
+                            _train(max_steps=10, batch_size=4, grad_accum=2, epochs=2, select_on_dev=True)))
+    retrieval = Job(RetrievalSpec(model, (), None, None, "tatoeba", "-", EvalConfig(max_length=512, languages=["de"])))
     return [inter, target, retrieval]
 
 
 def test_hand_computed_flops():
-    est = estimate(_jobs(), N, "a100", 0.5, is_done=lambda job_id: job_id == "i1")
-    flops = {row["id"]: row["flops"] for row in est["jobs"]}
+    inter, target, retrieval = _jobs()
+    est = estimate([inter, target, retrieval], CATALOG, N, "a100", 0.5, is_done=lambda job_id: job_id == inter.id)
+    by_id = {row["id"]: row["flops"] for row in est["jobs"]}
+    assert len(by_id) == 3
+    flops = {name: by_id[job.id] for name, job in (("i1", inter), ("t1", target), ("r1", retrieval))}
     # intermediate: 1000 capped MNLI examples x 60 tokens trained, MNLI dev (9815 x 60) inferred once
     assert flops["i1"] == pytest.approx(6 * N * 1000 * 60 + 2 * N * 9815 * 60)
     # target: 10 steps x 4 x 2 = 80 MNLI examples trained; dev twice (2 epochs, select_on_dev); 2 langs x 100 x 32
@@ -62,40 +67,40 @@ def test_model_params_exclude_input_embeddings(tiny_model):
 def test_cpu_probe_positive():
     tflops = cpu_tflops(size=256, repeats=2)
     assert tflops > 0 and math.isfinite(tflops)
-    assert estimate(_jobs()[2:], N, "cpu", 0.4)["peak_tflops"] > 0
+    assert estimate(_jobs()[2:], CATALOG, N, "cpu", 0.4)["peak_tflops"] > 0
 
 
 def test_paper_config_a100_hours():
-    jobs = plan(load_config(ROOT / "configs/paper/xstilts-xlmr-large.yaml"))
-    est = estimate(jobs, None, "a100", 0.4)
+    jobs = plan(load_config(ROOT / "configs/paper/xstilts-xlmr-large.yaml").cfg, CATALOG).jobs
+    est = estimate(jobs, CATALOG, None, "a100", 0.4)
     print(format_estimate(est))
     assert est["model_params"] == 303_000_000
     assert math.isfinite(est["total_hours"]) and est["total_hours"] > 0
     assert all(row["flops"] > 0 for row in est["jobs"])
-    assert estimate(jobs, None, "h100", 0.4)["total_hours"] < est["total_hours"]
+    assert estimate(jobs, CATALOG, None, "h100", 0.4)["total_hours"] < est["total_hours"]
 
 
-def test_utilisation_measured_from_finished_training_jobs(tiny_model, tiny_tasks, tmp_path):
+def test_utilisation_measured_from_finished_training_jobs(tiny_model, tiny_catalog, tmp_path):
     from rich.console import Console
 
-    from xstilts.config import ExperimentConfig
+    from xstilts.config.schema import ExperimentConfig
     from xstilts.errors import UserError
     from xstilts.experiments.cost import achieved, runs_on
+    from xstilts.experiments.rundir import RunDir
     from xstilts.experiments.runner import run_experiment
-    from xstilts.experiments.store import load_results
 
     budget = {"batch_size": 8, "max_steps": 10, "max_length": 32}
     cfg = ExperimentConfig.model_validate({"model": tiny_model, "intermediate": {"settings": ["t-sametopic"],
                                            "train": budget}, "targets": [{"task": "t-topic", "train": budget}]})
-    run_experiment(cfg, "", tmp_path, Console(quiet=True))
-    results = load_results(tmp_path)
+    run_experiment(cfg, tiny_catalog, "", tmp_path, Console(quiet=True))
+    results = RunDir(tmp_path).load_results()
     measured = achieved(results, "cpu")
     trained = [r for r in results if r.get("train", {}).get("train_seconds")]  # not the probe
     assert len(trained) == 3 and all(r["device"] == "cpu" for r in results)
     flops_per_second = sum(6 * model_params(tiny_model) * r["train"]["tokens_seen"] for r in trained) / sum(
         r["train"]["train_seconds"] for r in trained)
     assert measured.tflops * 1e12 == pytest.approx(flops_per_second) and measured.jobs == 3
-    est = estimate(plan(cfg), accelerator="cpu", utilisation=measured)
+    est = estimate(plan(cfg, tiny_catalog).jobs, tiny_catalog, accelerator="cpu", utilisation=measured)
     share = est["utilisation"]
     assert share == pytest.approx(measured.tflops / est["peak_tflops"])  # a share of the peak the hours use
     assert 0 < share < 1 and any("from 3 finished training jobs" in a for a in est["assumptions"])

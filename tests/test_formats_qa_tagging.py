@@ -10,17 +10,20 @@ import pytest
 from conftest import WORDS
 
 from xstilts.cache import cache_dir
-from xstilts.config import TrainConfig
+from xstilts.config.schema import TrainConfig
+from xstilts.data.sources import JsonlDirSource
 from xstilts.errors import UserError
 from xstilts.evaluate.predict import predict_logits
-from xstilts.formats import span_qa, trainable_format
+from xstilts.formats import span_qa
 from xstilts.formats.base import IGNORE_INDEX, collate
-from xstilts.models.backbone import MultiHeadModel, load_backbone
-from xstilts.tasks.registry import JsonlDirSource, TaskDef
+from xstilts.formats.registry import get_format
+from xstilts.models.backbone import load_backbone
+from xstilts.models.multitask import build_multitask
+from xstilts.tasks.definition import TaskDef
 from xstilts.train.loop import TrainTask, train
 
-QA = trainable_format("span_qa")
-TAG = trainable_format("tagging")
+QA = get_format("span_qa")
+TAG = get_format("tagging")
 TAGS = ("O", "B-FOOD", "I-FOOD")
 
 
@@ -244,9 +247,8 @@ def test_real_sentencepiece_tokenizer_offsets_and_first_pieces():
 
 def _train(model_path: str, task: TaskDef, examples: list[dict], max_length: int):
     backbone, tok = load_backbone(model_path)
-    fmt = trainable_format(task.format)
-    model = MultiHeadModel(backbone, {task.name: fmt.make_head(task, backbone.config)},
-                           {task.name: fmt}, {task.name: task.name}, "mean")
+    fmt = task.format
+    model = build_multitask(backbone, [task], "linear", "mean")
     feats = fmt.featurize(task, examples, tok, max_length)
     losses = []
     cfg = TrainConfig(lr=5e-3, batch_size=8, max_steps=20, warmup_ratio=0.0)

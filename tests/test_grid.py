@@ -16,15 +16,19 @@ from rich.console import Console
 
 from xstilts.analysis.report import build_report
 from xstilts.cache import atomic_write_json
-from xstilts.config import ExperimentConfig
-from xstilts.experiments import index, store
-from xstilts.experiments.grid import variants
+from xstilts.config.grid import variants
+from xstilts.config.schema import ExperimentConfig
+from xstilts.experiments import export
+from xstilts.experiments.export import ROW_COLUMNS
 from xstilts.experiments.plan import plan
+from xstilts.experiments.rundir import RunDir
 from xstilts.experiments.runner import run_experiment
+from xstilts.tasks.catalog import TaskCatalog
 
 FIXTURES = Path(__file__).parent / "fixtures"
 BUDGET = {"batch_size": 4, "lr": 1.0e-3, "max_length": 32, "max_steps": 2}
 LR = "intermediate.train.lr"
+CATALOG = TaskCatalog.builtin()
 
 
 @pytest.fixture(scope="module")
@@ -86,14 +90,15 @@ def test_grid_points_are_the_configs_they_stand_for(tiny_model, data_dir):
     points = variants(cfg)
     assert [p for p, _ in points] == [{xnli_lr: lr, "head_pooling": pool} for lr in (1.0e-4, 2.0e-4)
                                       for pool in ("cls", "mean")]
-    jobs = plan(cfg)
+    jobs = plan(cfg, CATALOG).jobs
     for point, variant in points:
         written = {**base, "head_pooling": point["head_pooling"],
                    "targets": [{**base["targets"][0], "train": {**BUDGET, "lr": point[xnli_lr]}}, base["targets"][1]]}
         assert variant == ExperimentConfig.model_validate(written)
-        assert {j.id for j in plan(variant)} <= {j.id for j in jobs}
-    pawsx = [j for j in jobs if j.spec.get("target") == "pawsx"]
-    assert len(pawsx) == 2 * 8 + 2 and all(j.grid == {xnli_lr: None, "head_pooling": j.spec["head_pooling"]} for j in pawsx)
+        assert {j.id for j in plan(variant, CATALOG).jobs} <= {j.id for j in jobs}
+    pawsx = [j for j in jobs if j.target == "pawsx"]
+    assert len(pawsx) == 2 * 8 + 2 and all(j.grid == {xnli_lr: None, "head_pooling": j.spec.model.head_pooling}
+                                           for j in pawsx)
     # intermediate and pawsx jobs x pooling, xnli jobs x lr x pooling; a probe per target and pooling (no lr)
     assert len(jobs) == 2 * 6 + 2 * 8 + 2 * 2 * 8 + 2 * 2
 
@@ -110,12 +115,14 @@ def test_select_ranks_within_each_grid_point(tiny_model, data_dir):
     base = _experiment(tiny_model, data_dir, grid={LR: [1.0e-3, 2.0e-3]})
     cfg = ExperimentConfig.model_validate({**base, "targets": base["targets"][:1], "intermediate": {
         **base["intermediate"], "select": {"top_k": 1}}})
-    before = plan(cfg)
+    before = plan(cfg, CATALOG).jobs
     assert {j.setting for j in before if j.kind == "target"} == {"none"}  # nothing ranked yet
     best = {1.0e-3: "mnli", 2.0e-3: "sst2"}
     dev = {j.id: 90.0 if j.setting == best[j.grid[LR]] else 50.0 for j in before if j.kind == "intermediate"}
-    jobs = plan(cfg, lambda job_id: {"metrics": [{"metric": "accuracy", "value": dev[job_id]}]}
-                if job_id in dev else None)
+    setting = {j.id: j.setting for j in before if j.kind == "intermediate"}
+    jobs = plan(cfg, CATALOG, lambda job_id: {"metrics": [{"task": setting[job_id], "metric": "accuracy",
+                                                           "value": dev[job_id]}]}
+                if job_id in dev else None).jobs
     assert {(j.grid[LR], j.setting) for j in jobs if j.kind == "target"} == {
         (None, "none"), (1.0e-3, "mnli"), (2.0e-3, "sst2")}
 
@@ -126,11 +133,11 @@ def test_cost_of_a_grid_over_models(data_dir):
 
     base, large = "FacebookAI/xlm-roberta-base", "FacebookAI/xlm-roberta-large"
     cfg = ExperimentConfig.model_validate(_experiment(base, data_dir, grid={"model": [base, large]}))
-    jobs = plan(cfg)
-    est = estimate(jobs)
+    jobs = plan(cfg, CATALOG).jobs
+    est = estimate(jobs, CATALOG)
     assert est["model_params"] is None and est["models"] == {base: 86_000_000, large: 303_000_000}
     flops = {j.id: row["flops"] for j, row in zip(jobs, est["jobs"])}
-    by_model = {m: sum(flops[j.id] for j in jobs if j.spec["model"] == m) for m in (base, large)}
+    by_model = {m: sum(flops[j.id] for j in jobs if j.spec.model.model == m) for m in (base, large)}
     assert by_model[large] == pytest.approx(by_model[base] * 303 / 86)
     assert f"models {base} 86M, {large} 303M params" in format_estimate(est)
 
@@ -187,7 +194,7 @@ grid:
     ("grid:\n", "grid:\n  intermediate.train: [{lr: 1.0e-4}]\n",
      "bad.yaml:10: grid.intermediate.train.lr: overlaps grid key 'intermediate.train'"),
     ("[none, pocket-answer, pocket-sametopic]", "\n    - {subsets_of: [pocket-answer, pocket-anser], sizes: [1]}",
-     "bad.yaml:6: intermediate.settings[0].subsets_of: unknown intermediate task 'pocket-anser'"),
+     "bad.yaml:6: intermediate.settings: unknown intermediate task 'pocket-anser' in setting 'pocket-anser'"),
     ("[none, pocket-answer, pocket-sametopic]", "\n    - none\n    - {subsets_of: [pocket-answer], sizes: [1, 2]}",
      "bad.yaml:7: intermediate.settings[1]: sizes [2] are outside 0..1 (the number of tasks)"),
     ("[none, pocket-answer, pocket-sametopic]", "[{subsets_of: [pocket-answer], sizes: [1, 1]}]",
@@ -211,9 +218,10 @@ def test_bad_grids_and_subsets_are_one_line_errors(tmp_path, monkeypatch, capsys
 def test_grid_run_end_to_end(tiny_model, data_dir, tmp_path):
     """The 6 + 16 jobs (and the 2 probes) run on a tiny model; the index holds a result of each, and the grid columns of the plan."""
     cfg = ExperimentConfig.model_validate(_experiment(tiny_model, data_dir))
-    jobs = plan(cfg)
-    run_experiment(cfg, "", tmp_path, Console(quiet=True))
-    rows = index.rows(tmp_path)
+    jobs = plan(cfg, CATALOG).jobs
+    run_experiment(cfg, CATALOG, "", tmp_path, Console(quiet=True))
+    run = RunDir(tmp_path)
+    rows = export.rows(run)
     assert {(r["job_id"], r["kind"]) for r in rows} == {(j.id, j.kind) for j in jobs} and len(jobs) == 6 + 16 + 2
     assert {(r["target"], r["intermediate"], r["seed"]) for r in rows if r["kind"] == "target" and r["recipe"] != "probe"} == {
         (t, s, seed) for t in ("xnli", "pawsx") for s in ("none", "mnli", "qqp", "sst2") for seed in (1, 2)}
@@ -222,26 +230,25 @@ def test_grid_run_end_to_end(tiny_model, data_dir, tmp_path):
     languages = "targets.*.eval.languages"
     grid = ExperimentConfig.model_validate(_experiment(tiny_model, data_dir, grid={
         LR: [BUDGET["lr"], 5.0e-3], languages: [["en", "de"]]}))
-    entries = [{"id": j.id, "kind": j.kind, "upstream": j.upstream, "spec": j.spec, "grid": j.grid}
-               for j in plan(grid)]
+    entries = [j.plan_entry() for j in plan(grid, CATALOG).jobs]
     atomic_write_json(tmp_path / "plan.json", entries)
-    rows = index.rows(tmp_path)
-    assert list(rows[0]) == [*store.ROW_COLUMNS, LR, languages]
+    rows = export.rows(run)
+    assert list(rows[0]) == [*ROW_COLUMNS, LR, languages]
     assert {(r["intermediate"], r[LR], r[languages]) for r in rows} == {
         (s, None if s == "none" else BUDGET["lr"], '["en","de"]') for s in ("none", "mnli", "qqp", "sst2")}
-    assert json.loads(index.export(tmp_path, "json")) == rows
-    assert list(csv.DictReader(io.StringIO(index.export(tmp_path, "csv")))) == [
+    assert json.loads(export.export(run, "json")) == rows
+    assert list(csv.DictReader(io.StringIO(export.export(run, "csv")))) == [
         {k: "" if v is None else str(v) for k, v in r.items()} for r in rows]
     pd = pytest.importorskip("pandas")
     pytest.importorskip("pyarrow")
-    frame = pd.read_parquet(io.BytesIO(index.export(tmp_path, "parquet")))
+    frame = pd.read_parquet(io.BytesIO(export.export(run, "parquet")))
     assert list(frame.columns) == list(rows[0]) and frame[LR].isna().sum() == sum(r[LR] is None for r in rows)
 
     # a column of mixed kinds (a grid over eval.layer: [auto, 1]) is text in parquet
     for e in entries:
         e["grid"]["targets.*.eval.layer"] = "auto" if e["spec"]["seed"] == 1 else 1
     atomic_write_json(tmp_path / "plan.json", entries)
-    frame = pd.read_parquet(io.BytesIO(index.export(tmp_path, "parquet")))
+    frame = pd.read_parquet(io.BytesIO(export.export(run, "parquet")))
     assert set(frame["targets.*.eval.layer"]) == {"auto", "1"}
 
     # report.md: intermediate grid values label the setting columns, other grid values split the tables
@@ -253,7 +260,7 @@ def test_grid_run_end_to_end(tiny_model, data_dir, tmp_path):
         e["grid"] = {LR: None if e["spec"]["intermediate"] == [] else [1.0e-3, 5.0e-3][seed - 1],
                      "targets.*.train.lr": None if e["kind"] == "intermediate" else [1.0e-4, 3.0e-4][seed - 1]}
     atomic_write_json(tmp_path / "plan.json", entries)
-    report = build_report(index.rows(tmp_path), ["none", "mnli", "qqp", "sst2"], "grid")
+    report = build_report(export.rows(run), ["none", "mnli", "qqp", "sst2"], "grid")
     headings = [line for line in report.splitlines() if line.startswith("## ")]
     assert [h.split(" (accuracy")[0] for h in headings] == [
         f"## {t} (targets.*.train.lr={lr})" for t in ("pawsx", "xnli") for lr in (0.0001, 0.0003)]

@@ -14,15 +14,18 @@ from pathlib import Path
 import pytest
 
 from xstilts.errors import UserError
-from xstilts.experiments import index, store
+from xstilts.experiments import export, index
+from xstilts.experiments.export import ROW_COLUMNS
 from xstilts.experiments.queue import Queue
+from xstilts.experiments.rundir import RunDir
+from xstilts.experiments.status import format_status, status
 
 
 def _result(job_id: str, *, target: str | None = "xnli", setting: str = "none", seed: int = 1,
             finished: str = "2026-01-01T00:00:00+00:00", values=(0.5, 0.25)) -> dict:
     kind = "intermediate" if target is None else "target"
     metrics = [{"task": target or setting, "split": "test", "language": lang, "metric": "accuracy",
-                "value": v, "n": 10} for lang, v in zip(("en", "de"), values)]
+                "value": v, "n": 10, "headline": True} for lang, v in zip(("en", "de"), values)]
     return {"job_id": job_id, "kind": kind, "model": "tiny", "intermediate": setting, "target": target,
             "seed": seed, "upstream": None, "metrics": metrics, "train": {"steps": 3}, "seconds": 1.5,
             "spec": {"intermediate": [] if setting == "none" else setting.split("+"), "target": target,
@@ -49,7 +52,7 @@ def _rowids(con: sqlite3.Connection, job_id: str) -> list[int]:
 
 
 def test_builds_a_wal_sqlite_index(out):
-    con = index.refresh(out)
+    con = index.refresh(RunDir(out))
     try:
         assert (out / "index.sqlite").is_file()
         assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -66,8 +69,8 @@ def test_builds_a_wal_sqlite_index(out):
 
 
 def test_refresh_reads_only_new_changed_and_deleted_files(out):
-    index.refresh(out).close()
-    con = index.refresh(out)
+    index.refresh(RunDir(out)).close()
+    con = index.refresh(RunDir(out))
     before_a, before_b = _rowids(con, "a"), _rowids(con, "b")
     con.close()
 
@@ -75,7 +78,7 @@ def test_refresh_reads_only_new_changed_and_deleted_files(out):
     os.utime(path_c, ns=(1, 1))  # a different mtime even on coarse-clock filesystems
     (out / "jobs" / "b" / "result.json").unlink()
     _write(out, _result("d"))
-    con = index.refresh(out)
+    con = index.refresh(RunDir(out))
     try:
         assert {r[0] for r in con.execute("SELECT job_id FROM jobs")} == {"a", "c", "d"}
         assert _rowids(con, "b") == []
@@ -89,11 +92,11 @@ def test_refresh_reads_only_new_changed_and_deleted_files(out):
 
 
 def test_corrupt_result_is_a_one_line_error_with_file_and_line(out):
-    index.refresh(out).close()
+    index.refresh(RunDir(out)).close()
     bad = out / "jobs" / "a" / "result.json"
     bad.write_text('{\n "job_id": "a",\n "kind": oops\n}\n', encoding="utf-8")
     with pytest.raises(UserError) as e:
-        index.refresh(out)
+        index.refresh(RunDir(out))
     msg = str(e.value)
     assert "\n" not in msg and msg.startswith(f"{bad}:3:")
     # the failed refresh changed nothing
@@ -103,12 +106,12 @@ def test_corrupt_result_is_a_one_line_error_with_file_and_line(out):
 
     bad.write_text(json.dumps({"job_id": "a"}), encoding="utf-8")
     with pytest.raises(UserError, match=r"result\.json:1: .*missing field 'kind'"):
-        index.refresh(out)
+        index.refresh(RunDir(out))
 
 
 def test_unreadable_index_is_rebuilt(out):
     (out / "index.sqlite").write_bytes(b"not a database at all" * 100)
-    con = index.refresh(out)
+    con = index.refresh(RunDir(out))
     assert con.execute("SELECT COUNT(*) FROM jobs").fetchone()[0] == 3
     con.close()
 
@@ -124,11 +127,11 @@ def test_status_states(out):
     host = socket.gethostname()
     for job_id in ("run", "dead", "fail"):
         (out / "jobs" / job_id).mkdir(parents=True)
-    assert Queue(out).claim("run")  # held by this live process
+    assert Queue(RunDir(out)).claim("run")  # held by this live process
     with sqlite3.connect(out / "queue.sqlite") as con:  # held by a dead one
         con.execute("INSERT INTO leases VALUES ('dead', 'x', ?, 999999999, ?)", (host, time.time() + 60))
     (out / "jobs" / "fail" / "FAILED").write_text("RuntimeError: CUDA out of memory\n")
-    st = index.status(out)
+    st = status(RunDir(out))
     assert {k: st[k] for k in ("done", "running", "failed", "pending")} == \
         {"done": 2, "running": 1, "failed": 1, "pending": 2}
     states = {j["id"]: j["state"] for j in st["jobs"]}
@@ -137,26 +140,38 @@ def test_status_states(out):
     by_id = {j["id"]: j for j in st["jobs"]}
     assert by_id["c"]["setting"] == "squad" and by_id["a"]["setting"] == "none"
     assert by_id["fail"]["error"] == "RuntimeError: CUDA out of memory"
-    text = index.format_status(st)
+    text = format_status(st)
     assert text.splitlines()[0] == "6 jobs: 2 done, 1 running, 1 failed, 2 pending"
     assert "CUDA out of memory" in text and len(text.splitlines()) == 7
 
 
 def test_status_without_plan_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="plan.json"):
-        index.status(tmp_path)
+        status(RunDir(tmp_path))
 
 
-def test_export_matches_store_rows(out):
-    expected = store.metric_rows(store.load_results(out))
-    assert index.rows(out) == expected
-    assert json.loads(index.export(out, "json")) == expected
-    text = index.export(out, "csv")
+def _result_file_rows(out: Path) -> list[dict]:
+    """What the result files hold, as export rows: one per metric entry, oldest job first."""
+    results = [json.loads(p.read_text(encoding="utf-8")) for p in (out / "jobs").glob("*/result.json")]
+    return [{"job_id": r["job_id"], "kind": r["kind"], "model": r["model"], "intermediate": r["intermediate"],
+             "recipe": (r.get("train") or {}).get("recipe"), "target": r["target"] or "", "task": m["task"],
+             "split": m["split"], "language": m["language"], "metric": m["metric"], "value": m["value"],
+             "n": m["n"], "headline": m["headline"], "seed": r["seed"]}
+            for r in sorted(results, key=lambda r: r["finished"]) for m in r["metrics"]]
+
+
+def test_export_matches_result_files(out):
+    expected = _result_file_rows(out)
+    assert len(expected) == 6 and all(list(r) == ROW_COLUMNS for r in expected)
+    run = RunDir(out)
+    assert export.rows(run) == expected
+    assert json.loads(export.export(run, "json")) == expected
+    text = export.export(run, "csv")
     parsed = list(csv.DictReader(io.StringIO(text)))
-    assert list(parsed[0]) == store.ROW_COLUMNS
+    assert list(parsed[0]) == ROW_COLUMNS
     assert parsed == [{k: "" if v is None else str(v) for k, v in r.items()} for r in expected]
     dest = out / "rows.csv"
-    index.export(out, "csv", dest)
+    export.export(run, "csv", dest)
     assert dest.read_text(encoding="utf-8") == text
 
 
@@ -165,10 +180,10 @@ def test_export_parquet(out, tmp_path):
     import pandas as pd
 
     dest = tmp_path / "rows.parquet"
-    index.export(out, "parquet", dest)
+    export.export(RunDir(out), "parquet", dest)
     frame = pd.read_parquet(dest)
-    assert list(frame.columns) == store.ROW_COLUMNS
-    assert frame.to_dict("records") == store.metric_rows(store.load_results(out))
+    assert list(frame.columns) == ROW_COLUMNS
+    assert frame.to_dict("records") == _result_file_rows(out)
 
 
 def test_export_parquet_without_pyarrow(out, monkeypatch):
@@ -176,5 +191,5 @@ def test_export_parquet_without_pyarrow(out, monkeypatch):
 
     monkeypatch.setitem(sys.modules, "pyarrow", None)  # import pyarrow -> ImportError
     with pytest.raises(UserError, match="pip install pyarrow") as e:
-        index.export(out, "parquet")
+        export.export(RunDir(out), "parquet")
     assert "\n" not in str(e.value)

@@ -7,15 +7,19 @@ import json
 import sys
 import types
 from pathlib import Path
+from types import MappingProxyType
 
 import pytest
 
+from xstilts.data import files
 from xstilts.data import official_intermediate as oi
 from xstilts.data.official_intermediate import ConcatSource, Part
+from xstilts.data.readers import NLI_LABELS, read_squad_v2
+from xstilts.data.sources import JsonlDirSource
 from xstilts.errors import UserError
-from xstilts.tasks import registry
-from xstilts.tasks.registry import JsonlDirSource, get_task
-from xstilts.tasks.xtreme import NLI_LABELS
+from xstilts.tasks.catalog import TaskCatalog
+
+CATALOG = TaskCatalog.builtin()
 
 FIX = Path(__file__).parent / "fixtures" / "official_intermediate"
 TASKS = ("anli_plus", "qqp", "sst2", "squad_v2", "hellaswag", "commonsenseqa", "cosmosqa", "ccg")
@@ -25,7 +29,7 @@ N_CHOICES = {"hellaswag": 4, "commonsenseqa": 5, "cosmosqa": 4}
 
 
 def load(task: str, split: str, root: Path = FIX) -> list[dict]:
-    return get_task(task, data_dir=root).source.load(split, "en")
+    return CATALOG.get(task, data_dir=root).source.load(split, "en")
 
 
 def one_line_error(fn, *args, **kwargs) -> str:
@@ -57,13 +61,13 @@ def test_definitions():
               "cosmosqa": ("multiple_choice", "accuracy", ("question", "choices"), None),
               "ccg": ("tagging", "accuracy", ("tokens",), None)}
     for name, (fmt, metric, fields, labels) in expect.items():
-        task = get_task(name)
-        assert (task.format, task.kind, task.metric, task.fields, task.labels) == (fmt, "intermediate", metric, fields,
-                                                                                    labels)
+        task = CATALOG.get(name)
+        assert (task.format.name, task.kind, task.metric, task.fields, task.labels) == (
+            fmt, "intermediate", metric, fields, labels)
         assert task.train_language == "en" and task.train_task is None and task.local is not None
-        assert task.languages == ("en",) == get_task(name, data_dir=FIX).languages
-    assert get_task("mnli").head == get_task("anli_plus").head == "nli"
-    assert get_task("mnli").labels == get_task("anli_plus").labels
+        assert task.languages == ("en",) == CATALOG.get(name, data_dir=FIX).languages
+    assert CATALOG.get("mnli").head == CATALOG.get("anli_plus").head == "nli"
+    assert CATALOG.get("mnli").labels == CATALOG.get("anli_plus").labels
 
 
 # ---- local files
@@ -72,10 +76,10 @@ def test_definitions():
 @pytest.mark.parametrize("task", TASKS)
 @pytest.mark.parametrize("split", ("train", "dev"))
 def test_fixture_loads_clean(task, split):
-    bound = get_task(task, data_dir=FIX)
+    bound = CATALOG.get(task, data_dir=FIX)
     examples = load(task, split)
     assert len(examples) >= 2 and len({ex["id"] for ex in examples}) == len(examples)
-    keys = {"id", "text", "label"} if task == "sst2" else KEYS[bound.format]
+    keys = {"id", "text", "label"} if task == "sst2" else KEYS[bound.format.name]
     for ex in examples:
         assert set(ex) == keys
         if bound.labels is not None and "label" in ex:
@@ -91,13 +95,12 @@ def test_fixture_loads_clean(task, split):
 
 def test_every_fixture_file_is_read(monkeypatch):
     read: set[Path] = set()
-    real = oi.read_text
-    monkeypatch.setattr(oi, "read_text", lambda p: read.add(Path(p)) or real(p))
-    import xstilts.data.official_retrieval as retrieval
-    from xstilts.data import official
-    monkeypatch.setattr(official, "read_text", lambda p: read.add(Path(p)) or real(p))
-    real_jsonl = retrieval._jsonl
-    monkeypatch.setattr(oi, "_jsonl", lambda p: read.add(Path(p)) or real_jsonl(p))
+
+    def tracked_open(path, *args, **kwargs):  # every data file is opened in xstilts.data.files
+        read.add(Path(path))
+        return open(path, *args, **kwargs)
+
+    monkeypatch.setattr(files, "open", tracked_open, raising=False)
     for task in TASKS:
         for split in ("train", "dev"):
             load(task, split)
@@ -124,7 +127,7 @@ def test_anli_plus_concatenates_rounds_snli_mnli():
 
 
 def test_concat_source_checksum_and_splits(tmp_path):
-    src = get_task("anli_plus", data_dir=FIX).source
+    src = CATALOG.get("anli_plus", data_dir=FIX).source
     assert isinstance(src, ConcatSource) and src.describe().startswith("concat(anli_r1=local:")
     assert src.checksum("train", "en") != src.checksum("dev", "en")
     assert "no test split (it has dev, train)" in one_line_error(src.load, "test", "en")
@@ -181,10 +184,10 @@ def test_ccg_tags_come_from_the_files():
     train = load("ccg", "train")
     assert train[0] == {"id": "train-0", "tokens": ["Vinken", "will", "join", "the", "board", "."],
                         "tags": ["N", r"(S[dcl]\NP)/(S[b]\NP)", r"(S[b]\NP)/NP", "NP[nb]/N", "N", "."]}
-    labels = get_task("ccg", data_dir=FIX).labels
+    labels = CATALOG.get("ccg", data_dir=FIX).labels
     assert labels == tuple(sorted(set(labels))) and len(labels) == 11
     assert r"(S\NP)\(S\NP)" in labels  # in dev only: scored, never a surprise to the tagging format
-    assert get_task("ccg").labels is None
+    assert CATALOG.get("ccg").labels is None
 
 
 # ---- local files: errors
@@ -192,7 +195,7 @@ def test_ccg_tags_come_from_the_files():
 
 def test_missing_files_name_the_path(tmp_path):
     assert str(tmp_path / "anli_v1.0" / "R1" / "train.jsonl") in one_line_error(load, "anli_plus", "train", tmp_path)
-    assert str(tmp_path / "ccg" / "ccg.train") in one_line_error(lambda: get_task("ccg", data_dir=tmp_path).labels)
+    assert str(tmp_path / "ccg" / "ccg.train") in one_line_error(lambda: CATALOG.get("ccg", data_dir=tmp_path).labels)
     assert "no test split" in one_line_error(load, "hellaswag", "test")
 
 
@@ -203,7 +206,7 @@ def test_nli_errors(tmp_path):
     f.write_text('{"uid": "1", "context": "c", "hypothesis": "h", "label": "e"}\n{"uid": "2", "context": "c",\n')
     assert one_line_error(oi.read_anli, f, "train", "en").startswith(f"{f}:2: invalid JSON")
     f.write_text('{"uid": "1", "context": "c", "label": "e"}\n')
-    assert one_line_error(oi.read_anli, f, "train", "en") == f"{f}:1: expected str 'hypothesis'"
+    assert one_line_error(oi.read_anli, f, "train", "en") == f"{f}:1: expected 'hypothesis' to be str, found NoneType"
     f.write_text('{"uid": "1", "context": "c", "hypothesis": "h", "label": "e"}\n' * 2)
     assert one_line_error(oi.read_anli, f, "train", "en") == f"{f}:2: id '1' appears twice"
     f.write_text('{"pairID": "p", "sentence1": "a", "sentence2": "b", "gold_label": "entails"}\n')
@@ -231,13 +234,14 @@ def test_squad_v2_errors(tmp_path):
         return _copy(tmp_path, "dev-v2.0.json", json.dumps({"version": "v2.0", "data": [{"paragraphs": [par]}]}))
 
     f = squad({"question": "?", "id": "q1", "answers": [], "is_impossible": False})
-    assert one_line_error(oi.read_squad_v2, f, "dev", "en").endswith("qas[0]: an answerable question "
-                                                                     "(is_impossible false) without answers")
+    assert one_line_error(read_squad_v2, f, "dev", "en") == f"{f}: data[0].paragraphs[0].qas[0] (id q1): no answers"
+    f = squad({"question": "?", "id": "q1", "answers": [], "is_impossible": "yes"})
+    assert one_line_error(read_squad_v2, f, "dev", "en").endswith("expected 'is_impossible' to be bool, found str")
     f = squad({"question": "?", "id": "q1", "answers": [{"text": "Rome", "answer_start": "0"}]})
-    assert one_line_error(oi.read_squad_v2, f, "dev", "en") == (
-        f"{f}: data[0].paragraphs[0].qas[0].answers[0]: expected int 'answer_start'")
+    assert one_line_error(read_squad_v2, f, "dev", "en") == (
+        f"{f}: data[0].paragraphs[0].qas[0].answers[0]: expected 'answer_start' to be int, found str")
     f.write_text('{"data": [\n  {"paragraphs": [}\n]}')
-    assert one_line_error(oi.read_squad_v2, f, "dev", "en").startswith(f"{f}:2: invalid JSON")
+    assert one_line_error(read_squad_v2, f, "dev", "en").startswith(f"{f}:2: invalid JSON")
 
 
 def test_multiple_choice_errors(tmp_path):
@@ -270,7 +274,7 @@ def test_ccg_errors(tmp_path):
 
 
 def _names(task: str, split: str) -> tuple:
-    src = get_task(task).source
+    src = CATALOG.get(task).source
     return src.dataset, src.config(split, "en"), src.split_name(split, "en")
 
 
@@ -281,24 +285,24 @@ def test_hub_names():
     assert _names("hellaswag", "dev") == ("Rowan/hellaswag", None, "validation")
     assert _names("commonsenseqa", "train") == ("tau/commonsense_qa", None, "train")
     assert _names("cosmosqa", "dev") == ("allenai/cosmos_qa", None, "validation")
-    parts = {p.name: p for p in get_task("anli_plus").source.parts}
+    parts = {p.name: p for p in CATALOG.get("anli_plus").source.parts}
     assert list(parts) == ["anli_r1", "anli_r2", "anli_r3", "snli", "mnli"]
     r2 = parts["anli_r2"].source
     assert (r2.dataset, r2.config("dev", "en"), r2.split_name("dev", "en")) == ("facebook/anli", "plain_text", "dev_r2")
     assert (parts["snli"].source.dataset, parts["snli"].splits) == ("stanfordnlp/snli", ("train",))
     mnli = parts["mnli"].source
     assert (mnli.dataset, mnli.config("train", "en"), mnli.split_name("train", "en")) == _names("mnli", "train")
-    assert "CCGbank" in one_line_error(get_task("ccg").source.load, "train", "en")
+    assert "CCGbank" in one_line_error(CATALOG.get("ccg").source.load, "train", "en")
 
 
 def test_hub_convert():
     def convert(task, row):
-        return get_task(task).source.convert(row, "en")
+        return CATALOG.get(task).source.convert(row, "en")
 
-    anli = get_task("anli_plus").source.parts[0].source.convert
+    anli = CATALOG.get("anli_plus").source.parts[0].source.convert
     assert anli({"uid": "u1", "premise": "P", "hypothesis": "H", "label": 1, "reason": ""}, "en") == {
         "id": "u1", "text_a": "P", "text_b": "H", "label": "neutral"}
-    snli = get_task("anli_plus").source.parts[3].source.convert
+    snli = CATALOG.get("anli_plus").source.parts[3].source.convert
     assert snli({"premise": "P", "hypothesis": "H", "label": -1}, "en") is None
     assert snli({"premise": "P", "hypothesis": "H", "label": 2}, "en")["label"] == "contradiction"
     assert convert("qqp", {"question1": "A?", "question2": "B?", "label": 1, "idx": 5}) == {
@@ -332,14 +336,15 @@ def test_anli_plus_hub_load(monkeypatch):
         return [{key: f"{split}{i}", "premise": "P", "hypothesis": "H", "label": 1} for i in range(2)]
 
     monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
-    ids = [ex["id"] for ex in get_task("anli_plus").source.load("train", "en")]
+    ids = [ex["id"] for ex in CATALOG.get("anli_plus").source.load("train", "en")]
     assert ids[:2] == ["anli_r1-train_r10", "anli_r1-train_r11"] and ids[6:] == [
         "snli-train-en-0", "snli-train-en-1", "mnli-train0", "mnli-train1"]  # SNLI's -1 row dropped
     assert [d for d, _ in calls] == ["facebook/anli"] * 3 + ["stanfordnlp/snli", "nyu-mll/glue"]
     calls.clear()
-    assert len(get_task("anli_plus").source.load("dev", "en")) == 6
+    assert len(CATALOG.get("anli_plus").source.load("dev", "en")) == 6
     assert calls == [("facebook/anli", f"dev_r{r}") for r in (1, 2, 3)]
-    assert get_task("anli_plus").source.checksum("dev", "en") != get_task("anli_plus").source.checksum("train", "en")
+    source = CATALOG.get("anli_plus").source
+    assert source.checksum("dev", "en") != source.checksum("train", "en")
 
 
 # ---- listing
@@ -350,8 +355,8 @@ def test_tasks_list_intermediate(monkeypatch):
 
     from xstilts.cli import app
 
-    for name in [n for n in registry._TASKS if n.startswith("pocket-")]:  # listing them builds the pocket suite
-        monkeypatch.delitem(registry._TASKS, name)
+    no_pocket = TaskCatalog(MappingProxyType({n: t for n, t in CATALOG.tasks.items() if not n.startswith("pocket-")}))
+    monkeypatch.setattr(TaskCatalog, "builtin", classmethod(lambda cls: no_pocket))  # listing them builds the suite
     result = CliRunner().invoke(app, ["tasks", "list", "--kind", "intermediate", "--format", "json"])
     assert result.exit_code == 0, result.output
     entries = {e["name"]: e for e in json.loads(result.output)}
@@ -362,7 +367,7 @@ def test_tasks_list_intermediate(monkeypatch):
     for name, metric in expect.items():
         e = entries[name]
         assert (e["kind"], e["metric"], e["languages"], e["format"]) == ("intermediate", metric, ["en"],
-                                                                         get_task(name).format)
+                                                                         CATALOG.get(name).format.name)
         assert e["sources"][-1] == "local:<data_dir> (official layout)"
     assert entries["ccg"]["sources"][0] == "local-only:ccg"
     assert entries["anli_plus"]["sources"][0].startswith("concat(anli_r1=hub:facebook/anli, ")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xstilts.evaluate import metrics as m
-from xstilts.evaluate.suites import SUITES, aggregate
+from xstilts.metrics import official as m
+from xstilts.metrics.suites import SUITES, aggregate
 
 
 def test_accuracy():

@@ -10,17 +10,17 @@ import torch
 from conftest import WORDS
 from rich.console import Console
 
-from xstilts.config import ExperimentConfig
+from xstilts.config.schema import ExperimentConfig
 from xstilts.data.raw_text import RawTextSource
 from xstilts.errors import UserError
+from xstilts.experiments.rundir import RunDir
 from xstilts.experiments.runner import run_experiment
-from xstilts.experiments.store import load_results
-from xstilts.formats import trainable_format
 from xstilts.formats.base import IGNORE_INDEX, collate
-from xstilts.tasks import registry
+from xstilts.formats.registry import get_format
+from xstilts.tasks.catalog import TaskCatalog
 from xstilts.tasks.mlm import mlm_task, pocket_corpus
 
-MLM = trainable_format("mlm")
+MLM = get_format("mlm")
 
 
 @pytest.fixture(scope="module")
@@ -190,21 +190,20 @@ def test_pocket_corpus_is_disjoint_from_the_pocket_test_sets():
     assert len(files) >= 20 and not any(lang == "en" or lang.startswith("en-") for lang in files)
     stamp = {lang: path.stat().st_mtime_ns for lang, path in files.items()}
     assert pocket_corpus() == files and {lang: p.stat().st_mtime_ns for lang, p in files.items()} == stamp
-    task = registry.get_task("mlm-pocket")
-    assert (task.format, task.kind, task.metric) == ("mlm", "intermediate", "accuracy")
+    task = TaskCatalog.builtin().get("mlm-pocket")
+    assert (task.format.name, task.kind, task.metric) == ("mlm", "intermediate", "accuracy")
 
 
-def test_mlm_in_the_intermediate_mix(mlm_model, tiny_tasks, tmp_path, monkeypatch):
-    task = mlm_task("t-mlm", _corpus(tmp_path))
-    monkeypatch.setitem(registry._TASKS, task.name, task)
+def test_mlm_in_the_intermediate_mix(mlm_model, tiny_catalog, tmp_path):
+    catalog = tiny_catalog.with_tasks(mlm_task("t-mlm", _corpus(tmp_path)))
     budget = {"batch_size": 8, "max_steps": 4, "lr": 1e-3, "max_length": 32}
     cfg = ExperimentConfig.model_validate({
         "model": mlm_model, "seeds": [1],
         "intermediate": {"settings": ["t-sametopic+t-mlm"], "train": budget},
         "targets": [{"task": "t-topic", "train": budget, "probe_reference": False}]})
-    summary = run_experiment(cfg, "", tmp_path / "out", Console(quiet=True))
+    summary = run_experiment(cfg, catalog, "", tmp_path / "out", Console(quiet=True))
     assert summary["ran"] == 3  # the intermediate job, the target after it, and the baseline
-    results = load_results(tmp_path / "out")
+    results = RunDir(tmp_path / "out").load_results()
     inter = next(r for r in results if r["kind"] == "intermediate")
     assert set(inter["train"]["examples_seen"]) == {"t-sametopic", "t-mlm"} and inter["train"]["updates"] == 4
     mlm_dev = [m for m in inter["metrics"] if m["task"] == "t-mlm"]

@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 
 import xstilts.tasks.xtreme as xt
-from xstilts.data.official import read_conll, read_squad_json, read_tsv_pairs
+from xstilts.data.readers import NLI_LABELS, read_conll, read_squad_json, read_tsv_pairs
 from xstilts.errors import UserError
-from xstilts.evaluate.suites import XTREME, XTREME_R
-from xstilts.tasks.registry import get_task
+from xstilts.metrics.suites import XTREME, XTREME_R
+from xstilts.tasks.catalog import TaskCatalog
+
+CATALOG = TaskCatalog.builtin()
 
 FIX = Path(__file__).parent / "fixtures" / "official"
 TASKS = ("xnli", "mnli", "pawsx", "udpos", "panx", "squad_v1", "xquad", "mlqa", "tydiqa")
@@ -30,7 +32,7 @@ FILES = [("xnli", "test", lang) for lang in ("en", "de", "ar")] + [("xnli", "dev
 
 
 def load(task: str, split: str, lang: str, root: Path = FIX) -> list[dict]:
-    return get_task(task, data_dir=root).source.load(split, lang)
+    return CATALOG.get(task, data_dir=root).source.load(split, lang)
 
 
 def one_line_error(fn, *args, **kwargs) -> str:
@@ -53,28 +55,29 @@ def test_definitions():
               "xquad": ("span_qa", "target", "squad", "squad_v1"), "mlqa": ("span_qa", "target", "mlqa", "squad_v1"),
               "tydiqa": ("span_qa", "target", "squad", None)}
     for name, (fmt, kind, metric, train_task) in expect.items():
-        task = get_task(name)
-        assert (task.format, task.kind, task.metric, task.train_task, task.train_language) == (
+        task = CATALOG.get(name)
+        assert (task.format.name, task.kind, task.metric, task.train_task, task.train_language) == (
             fmt, kind, metric, train_task, "en")
         assert task.local is not None and isinstance(task.source, xt.XtremeHub)
-        hub, local = task.languages, get_task(name, data_dir=FIX).languages
+        hub, local = task.languages, CATALOG.get(name, data_dir=FIX).languages
         assert local[:len(hub)] == hub if name != "udpos" else set(hub) < set(local)
-    assert get_task("xnli").fields == ("text_a", "text_b") and get_task("xnli").labels == xt.NLI_LABELS
-    assert get_task("pawsx").labels == ("0", "1") and get_task("panx").labels == xt.PANX_TAGS
-    assert len(get_task("udpos").labels) == 17 and get_task("xquad").labels is None
+    assert CATALOG.get("xnli").fields == ("text_a", "text_b") and CATALOG.get("xnli").labels == NLI_LABELS
+    assert CATALOG.get("pawsx").labels == ("0", "1") and CATALOG.get("panx").labels == xt.PANX_TAGS
+    assert len(CATALOG.get("udpos").labels) == 17 and CATALOG.get("xquad").labels is None
 
 
 def test_languages_cover_both_suites_in_official_order():
     for name in ("xnli", "pawsx", "udpos", "panx", "xquad", "mlqa", "tydiqa"):
-        langs = get_task(name, data_dir=FIX).languages  # the official files cover both suites
+        langs = CATALOG.get(name, data_dir=FIX).languages  # the official files cover both suites
         assert langs[:len(XTREME.tasks[name].languages)] == XTREME.tasks[name].languages
         assert set(XTREME_R.tasks.get(name, XTREME.tasks[name]).languages) <= set(langs)
         assert len(set(langs)) == len(langs)
-    assert len(get_task("panx").languages) == 48 and "qu" in get_task("panx").languages
-    assert len(get_task("udpos", data_dir=FIX).languages) == 38 and "wo" in get_task("udpos", data_dir=FIX).languages
-    assert len(get_task("udpos").languages) == 33  # google/xtreme holds UD v2.5: XTREME's languages only
-    assert get_task("xquad").languages[-1] == "ro" and len(get_task("xnli").languages) == 15
-    assert get_task("mnli").languages == get_task("squad_v1").languages == ("en",)
+    assert len(CATALOG.get("panx").languages) == 48 and "qu" in CATALOG.get("panx").languages
+    udpos = CATALOG.get("udpos", data_dir=FIX).languages
+    assert len(udpos) == 38 and "wo" in udpos
+    assert len(CATALOG.get("udpos").languages) == 33  # google/xtreme holds UD v2.5: XTREME's languages only
+    assert CATALOG.get("xquad").languages[-1] == "ro" and len(CATALOG.get("xnli").languages) == 15
+    assert CATALOG.get("mnli").languages == CATALOG.get("squad_v1").languages == ("en",)
 
 
 # ---- local files: every fixture file
@@ -85,9 +88,9 @@ def test_fixture_file_loads_clean(task, split, lang):
     examples = load(task, split, lang)
     assert 2 <= len(examples) <= 4
     assert len({ex["id"] for ex in examples}) == len(examples)
-    labels = get_task(task).labels
+    labels = CATALOG.get(task).labels
     for ex in examples:
-        fmt = get_task(task).format
+        fmt = CATALOG.get(task).format.name
         if fmt == "classification":
             assert set(ex) == {"id", "text_a", "text_b", "label"} and ex["label"] in labels
             assert ex["text_a"] and ex["text_b"]
@@ -102,27 +105,28 @@ def test_fixture_file_loads_clean(task, split, lang):
 
 def test_every_fixture_file_is_covered():
     on_disk = {p for p in FIX.rglob("*") if p.is_file() and p.name != "make_fixtures.py"}
-    sources = {t: get_task(t, data_dir=FIX).source for t, _, _ in FILES}
+    sources = {t: CATALOG.get(t, data_dir=FIX).source for t, _, _ in FILES}
     covered = {sources[t].root / sources[t].path(s, lang) for t, s, lang in FILES}
     assert on_disk == covered
 
 
-def test_xnli_through_the_registry_binding():
-    examples = get_task("xnli", data_dir=FIX).source.load("test", "de")
+def test_xnli_through_the_catalog_binding():
+    examples = CATALOG.get("xnli", data_dir=FIX).source.load("test", "de")
     assert examples[0] == {"id": "test-de-0", "text_a": 'Er sagte "Hallo" zu allen.',  # csv quoting undone
                            "text_b": "Er begrüßte die Leute.", "label": "entailment"}
     assert [ex["label"] for ex in examples] == ["entailment", "neutral", "contradiction"]
     assert load("xnli", "test", "ar")[1]["text_b"] == "الموقع لا يذكر أي فائز."
-    assert get_task("xnli", data_dir=FIX).source.describe() == f"local:{FIX / 'xnli'}"
+    assert CATALOG.get("xnli", data_dir=FIX).source.describe() == f"local:{FIX / 'xnli'}"
 
 
 def test_xnli_trains_on_glue_mnli():
-    train = get_task("xnli").training_source(FIX).load("train", "en")
+    xnli = CATALOG.get("xnli")
+    train = CATALOG.training_source(xnli, FIX).load("train", "en")
     assert train[0]["text_a"] == '"Good," he said, "we leave at dawn."'  # GLUE TSV: quotes are text
     assert [ex["label"] for ex in train] == ["entailment", "contradiction", "neutral"]
-    dev = get_task("xnli").training_source(FIX).load("dev", "en")
+    dev = CATALOG.training_source(xnli, FIX).load("dev", "en")
     assert [ex["label"] for ex in dev] == ["entailment", "neutral"]  # gold_label, not label1..label5
-    assert len(get_task("xnli").data_checksum([("train", "en"), ("test", "de")], FIX)) == 16
+    assert len(CATALOG.checksum(xnli, [("train", "en"), ("test", "de")], FIX)) == 16
 
 
 def test_pawsx():
@@ -171,7 +175,7 @@ def test_missing_file_names_the_path(tmp_path):
     msg = one_line_error(load, "xnli", "test", "de", tmp_path)
     assert str(tmp_path / "xnli" / "test-de.tsv") in msg and "missing" in msg
     assert str(tmp_path / "MNLI" / "train.tsv") in one_line_error(
-        get_task("xnli").training_source(tmp_path).load, "train", "en")
+        CATALOG.training_source(CATALOG.get("xnli"), tmp_path).load, "train", "en")
     assert "missing" in one_line_error(read_squad_json, tmp_path / "nope.json", "test", "en")
 
 
@@ -184,7 +188,7 @@ def test_unknown_split_or_language():
 def test_tsv_too_few_columns(tmp_path):
     f = tmp_path / "dev-de.tsv"
     f.write_text("a\tb\tneutral\nonly one\tcolumn-less\n", encoding="utf-8")
-    msg = one_line_error(read_tsv_pairs, f, "dev", "de", labels=xt.NLI_LABELS)
+    msg = one_line_error(read_tsv_pairs, f, "dev", "de", labels=NLI_LABELS)
     assert msg.startswith(f"{f}:2: 2 tab-separated columns, expected 3")
 
 
@@ -198,7 +202,7 @@ def test_tsv_test_file_without_labels_says_why(tmp_path):
 def test_tsv_label_outside_set_and_bad_quoting(tmp_path):
     f = tmp_path / "test-de.tsv"
     f.write_text("a\tb\tentailment\n\na\tb\tcontradictory\n", encoding="utf-8")
-    msg = one_line_error(read_tsv_pairs, f, "test", "de", labels=xt.NLI_LABELS)
+    msg = one_line_error(read_tsv_pairs, f, "test", "de", labels=NLI_LABELS)
     assert msg.startswith(f"{f}:3: label 'contradictory' is not one of")
     f.write_text('a\tb\tneutral\n"open quote\tb\tneutral\n', encoding="utf-8")
     assert one_line_error(read_tsv_pairs, f, "test", "de").startswith(f"{f}:")
@@ -254,7 +258,7 @@ def test_json_errors(tmp_path):
     assert msg.endswith("qas[0].answers[0]: expected 'answer_start' to be int, found str")
     qa = {"id": "q1", "question": "?", "answers": [{"text": "Rome", "answer_start": 0}]}
     _squad(f, [qa, qa])
-    assert one_line_error(read_squad_json, f, "test", "de").endswith("qas[1]: duplicate id 'q1'")
+    assert one_line_error(read_squad_json, f, "test", "de").endswith("qas[1]: id 'q1' appears twice")
     f.write_text("[]", encoding="utf-8")
     assert one_line_error(read_squad_json, f, "test", "de") == (
         f"{f}: top level: expected 'data' to be list, found NoneType")
@@ -281,7 +285,7 @@ def test_json_id_prefix(tmp_path):
 
 def test_hub_names():
     def names(task, split, lang):
-        src = get_task(task).source
+        src = CATALOG.get(task).source
         return src.dataset, src.config(split, lang), src.split_name(split, lang)
 
     assert names("xnli", "test", "sw") == ("facebook/xnli", "sw", "test")
@@ -298,14 +302,14 @@ def test_hub_names():
     assert names("tydiqa", "train", "en") == ("google/xtreme", "tydiqa", "train")
     assert names("tydiqa", "test", "sw") == ("google/xtreme", "tydiqa", "validation")
     assert set(xt.UDPOS_HUB_NAMES) == set(XTREME.tasks["udpos"].languages)
-    assert "XTREME-R" in one_line_error(get_task("udpos").source.config, "test", "wo")
-    assert "no train split" in one_line_error(get_task("xquad").source.split_name, "train", "en")
-    assert get_task("xquad").source.checksum("test", "de") == "hub:google/xquad:xquad.de:validation:main"
+    assert "XTREME-R" in one_line_error(CATALOG.get("udpos").source.config, "test", "wo")
+    assert "no train split" in one_line_error(CATALOG.get("xquad").source.split_name, "train", "en")
+    assert CATALOG.get("xquad").source.checksum("test", "de") == "hub:google/xquad:xquad.de:validation:main"
 
 
 def test_hub_convert():
     def convert(task, record, lang):
-        return get_task(task).source.convert(record, lang)
+        return CATALOG.get(task).source.convert(record, lang)
 
     assert convert("xnli", {"premise": "P", "hypothesis": "H", "label": 2}, "de") == {
         "id": None, "text_a": "P", "text_b": "H", "label": "contradiction"}
@@ -338,6 +342,6 @@ def test_hub_load_filters_and_numbers(monkeypatch):
         return rows if config == "tydiqa" else [{"premise": "P", "hypothesis": "H", "label": 0}] * 2
 
     monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
-    assert [ex["id"] for ex in get_task("tydiqa").source.load("train", "en")] == ["english-1-0", "english-3-0"]
-    assert [ex["id"] for ex in get_task("xnli").source.load("test", "de")] == ["test-de-0", "test-de-1"]
+    assert [ex["id"] for ex in CATALOG.get("tydiqa").source.load("train", "en")] == ["english-1-0", "english-3-0"]
+    assert [ex["id"] for ex in CATALOG.get("xnli").source.load("test", "de")] == ["test-de-0", "test-de-1"]
     assert calls == [("google/xtreme", "tydiqa", "train"), ("facebook/xnli", "de", "test")]

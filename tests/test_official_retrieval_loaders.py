@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-import xstilts.tasks.xtreme_retrieval  # noqa: F401  (registers the tasks)
 from xstilts.data import official_retrieval as o
 from xstilts.errors import UserError
-from xstilts.tasks.registry import get_task
+from xstilts.tasks.catalog import TaskCatalog
+
+CATALOG = TaskCatalog.builtin()
 
 ROOT = Path(__file__).parent / "fixtures" / "official_retrieval"
 Q1, Q2, Q3 = "56beb4343aeaaa14008c925b", "56beb4343aeaaa14008c925f", "56d20650e7d4791d00902614"
@@ -48,22 +49,22 @@ def test_tatoeba_pairs_line_i_with_line_i():
     ]
 
 
-def test_tatoeba_through_the_registry():
-    task = get_task("tatoeba", data_dir=ROOT)
+def test_tatoeba_through_the_catalog():
+    task = CATALOG.get("tatoeba", data_dir=ROOT)
     records = task.source.load("test", "de")
     assert records[0] == {"id": "de-0", "source": "Ich habe Hunger.", "target": "I'm hungry."}
     assert records[2]["source"] == "Das Wetter ist heute schön."
     _ids_unique(records)
-    assert (task.format, task.kind, task.metric, task.fields) == (
+    assert (task.format.name, task.kind, task.metric, task.fields) == (
         "retrieval", "target", "accuracy", ("target", "source"))  # English queries, as the official evaluation
     assert len(task.languages) == 41 and {"az", "lt", "pl", "uk", "ro"} <= set(task.languages)
-    assert len(get_task("tatoeba").languages) == 36  # the hub has XTREME's languages only
+    assert len(CATALOG.get("tatoeba").languages) == 36  # the hub has XTREME's languages only
 
 
 def test_tatoeba_errors_name_the_file(copy):
-    source = get_task("tatoeba", data_dir=copy).source
+    source = CATALOG.get("tatoeba", data_dir=copy).source
     assert "tatoeba/v1/tatoeba.rus-eng.rus: missing data file" in _error(source.load, "test", "ru")
-    assert "tatoeba has no 'dev' split" in _error(source.load, "dev", "de")
+    assert "tatoeba has no dev split" in _error(source.load, "dev", "de")
     (copy / "tatoeba/v1/tatoeba.deu-eng.eng").write_text("I'm hungry.\n", encoding="utf-8")
     assert _error(source.load, "test", "de").endswith(
         "tatoeba.deu-eng.eng: 1 lines, but tatoeba.deu-eng.deu has 3 (the files are line-aligned)")
@@ -94,7 +95,7 @@ def test_bucc_dev_sentences_and_gold():
     ]
     _ids_unique(records)
     assert o.bucc_gold_pairs(records) == {("de-000000001", "en-000000003"), ("de-000000002", "en-000000001")}
-    zh = get_task("bucc2018", data_dir=ROOT).source.load("dev", "zh")
+    zh = CATALOG.get("bucc2018", data_dir=ROOT).source.load("dev", "zh")
     assert zh[0]["text"] == "该条约于2010年签署。"
     assert o.bucc_gold_pairs(zh) == {("zh-000000001", "en-000000001")}
 
@@ -151,7 +152,7 @@ def test_lareqa_drops_a_question_outside_every_sentence(copy):
 
 def test_lareqa_needs_all_eleven_files_and_valid_json(copy):
     assert "lareqa/xquad-r/ar.json: missing data file" in _error(
-        get_task("lareqa", data_dir=ROOT).source.load, "test", "de")
+        CATALOG.get("lareqa", data_dir=ROOT).source.load, "test", "de")
     (copy / "lareqa/xquad-r/el.json").write_text('{"data": [\n{"paragraphs": ]}', encoding="utf-8")
     assert "el.json:2: invalid JSON" in _error(o.lareqa_files(copy, ("de", "el", "zh")).load, "test", "de")
 
@@ -160,7 +161,7 @@ def test_lareqa_needs_all_eleven_files_and_valid_json(copy):
 
 
 def test_mewslix_queries_per_language_and_entity_pool():
-    source = get_task("mewslix", data_dir=ROOT).source
+    source = CATALOG.get("mewslix", data_dir=ROOT).source
     assert source.load("test", "de") == [
         {"id": "de-000230-0", "kind": "query", "lang": "de",
          "text": "Paris: Die Delegation reiste am Montag nach { Paris } .", "relevant": ["Q90"]},
@@ -199,7 +200,7 @@ def test_mewslix_errors_name_file_and_line(copy):
 
 
 def test_xcopa_reads_xtreme_and_clone_layouts():
-    task = get_task("xcopa", data_dir=ROOT)
+    task = CATALOG.get("xcopa", data_dir=ROOT)
     assert task.source.load("dev", "zh") == [
         {"id": "zh-0", "question": "那人打开水龙头。 What was the effect?", "choices": ["厕所里满是水。", "水从水龙头喷口流出。"],
          "label": 1},
@@ -209,25 +210,25 @@ def test_xcopa_reads_xtreme_and_clone_layouts():
     assert task.source.load("test", "th") == [
         {"id": "th-7", "question": "ดวงตาของฉันแดงและบวม What was the cause?", "choices": ["ฉันร้องไห้", "ฉันหัวเราะ"],
          "label": 0}]
-    assert (task.format, task.metric, task.fields, task.train_task) == (
+    assert (task.format.name, task.metric, task.fields, task.train_task) == (
         "multiple_choice", "accuracy", ("question", "choices"), "copa")
-    assert task.training_source(ROOT).load("dev", "en") == [
+    assert CATALOG.training_source(task, ROOT).load("dev", "en") == [
         {"id": "en-0", "question": "The man turned on the faucet. What was the effect?",
          "choices": ["The toilet filled with water.", "Water flowed from the spout."], "label": 1}]
 
 
 def test_copa_and_siqa_english_training_data(copy):
-    copa = get_task("copa", data_dir=ROOT)
+    copa = CATALOG.get("copa", data_dir=ROOT)
     assert copa.kind == "intermediate"
     assert [r["id"] for r in copa.source.load("train", "en")] == ["en-0", "en-1"]
-    siqa = get_task("siqa", data_dir=ROOT).source
+    siqa = CATALOG.get("siqa", data_dir=ROOT).source
     assert siqa.load("train", "en")[0] == {
         "id": "en-0", "question": "Cameron decided to have a barbecue and gathered her friends together. "
                                   "How would Others feel as a result?",
         "choices": ["like attending", "like staying home", "a good friend to have"], "label": 0}
     assert [r["label"] for r in siqa.load("train", "en")] == [0, 1]
     assert siqa.load("dev", "en")[0]["label"] == 2
-    assert "siqa is English only" in _error(siqa.load, "dev", "de")
+    assert "siqa has no language 'de' (it has en)" in _error(siqa.load, "dev", "de")
     # AI2's leaderboard layout: questions and a labels file
     shutil.rmtree(copy / "siqa")
     (copy / "socialiqa-train-dev").mkdir()
@@ -246,38 +247,42 @@ def test_copa_errors_name_file_and_line(copy):
     assert _error(o.xcopa_files(copy).load, "test", "zh").endswith("test.zh.jsonl:2: label is 2, not 0 or 1")
     path.write_text(rows[0] + "\n" + rows[0] + "\n", encoding="utf-8")
     assert _error(o.xcopa_files(copy).load, "test", "zh").endswith("test.zh.jsonl:2: idx 0 appears twice")
+    path.write_text(rows[0].replace('"label": 0', '"label": false') + "\n", encoding="utf-8")
+    assert _error(o.xcopa_files(copy).load, "test", "zh").endswith(
+        "test.zh.jsonl:1: expected 'label' to be int, found bool")
     path.write_text(rows[0].replace('"premise"', '"premiss"') + "\n", encoding="utf-8")
-    assert _error(o.xcopa_files(copy).load, "test", "zh").endswith("test.zh.jsonl:1: expected str 'premise'")
+    assert _error(o.xcopa_files(copy).load, "test", "zh").endswith(
+        "test.zh.jsonl:1: expected 'premise' to be str, found NoneType")
 
 
 # ---------------------------------------------------------------- hub naming (no network)
 
 
 def test_hub_configs_splits_and_conversions():
-    tatoeba = get_task("tatoeba").source
+    tatoeba = CATALOG.get("tatoeba").source
     assert (tatoeba.dataset, tatoeba.config("test", "zh"), tatoeba.split_name("test", "zh")) == (
         "google/xtreme", "tatoeba.cmn", "validation")
     assert tatoeba.config("test", "fa") == "tatoeba.pes" and tatoeba.config("test", "sw") == "tatoeba.swh"
     assert tatoeba.convert({"source_sentence": "Ich habe Hunger.\n", "target_sentence": "I'm hungry.\n",
                             "source_lang": "deu", "target_lang": "eng"}, "de") == {
         "source": "Ich habe Hunger.", "target": "I'm hungry."}
-    xcopa = get_task("xcopa").source
+    xcopa = CATALOG.get("xcopa").source
     assert (xcopa.dataset, xcopa.config("dev", "qu")) == ("cambridgeltl/xcopa", "qu")
     assert (xcopa.split_name("dev", "qu"), xcopa.split_name("test", "qu")) == ("validation", "test")
     row = {"premise": "那人打开水龙头。", "choice1": "厕所里满是水。", "choice2": "水从水龙头喷口流出。", "question": "effect",
            "label": 1, "idx": 0, "changed": False}
     assert xcopa.convert(row, "zh") == o.xcopa_files(ROOT).load("dev", "zh")[0]
-    copa = get_task("copa").source
+    copa = CATALOG.get("copa").source
     assert (copa.dataset, copa.config("train", "en"), copa.split_name("dev", "en")) == (
         "aps/super_glue", "copa", "validation")
-    siqa = get_task("siqa").source
+    siqa = CATALOG.get("siqa").source
     assert (siqa.dataset, siqa.config("train", "en"), siqa.split_name("dev", "en")) == (
         "allenai/social_i_qa", None, "validation")
     assert siqa.convert({"context": "Cameron decided to have a barbecue and gathered her friends together.",
                          "question": "How would Others feel as a result?", "answerA": "like attending",
                          "answerB": "like staying home", "answerC": "a good friend to have", "label": "1"}, "en") == {
         k: v for k, v in o.siqa_files(ROOT).load("train", "en")[0].items() if k != "id"}
-    assert "xcopa has no 'train' split" in _error(xcopa.split_name, "train", "zh")
+    assert "xcopa has no train split" in _error(xcopa.split_name, "train", "zh")
 
 
 def test_numbered_hub_gives_row_ids(monkeypatch):
@@ -287,16 +292,16 @@ def test_numbered_hub_gives_row_ids(monkeypatch):
             {"source_sentence": "火车站在哪里？\n", "target_sentence": "Where is the train station?\n"}]
     calls = []
     monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: calls.append((a, k)) or rows)
-    records = get_task("tatoeba").source.load("test", "zh")
+    records = CATALOG.get("tatoeba").source.load("test", "zh")
     assert calls == [(("google/xtreme", "tatoeba.cmn"), {"split": "validation", "revision": None})]
     assert records == o.tatoeba_files(ROOT).load("test", "zh")[:2]
 
 
 def test_bucc_lareqa_mewslix_need_data_dir():
     for name in ("bucc2018", "lareqa", "mewslix"):
-        source = get_task(name).source
-        assert source.languages() == get_task(name, data_dir=ROOT).languages
+        source = CATALOG.get(name).source
+        assert source.languages() == CATALOG.get(name, data_dir=ROOT).languages
         assert "set data_dir to the official files" in _error(source.load, "test", "de")
         assert name in _error(source.checksum, "test", "de")
-    assert get_task("lareqa").metric == get_task("mewslix").metric == "map@20"
-    assert get_task("bucc2018").format == "bucc" and get_task("mewslix").format == "answer_retrieval"
+    assert CATALOG.get("lareqa").metric == CATALOG.get("mewslix").metric == "map@20"
+    assert CATALOG.get("bucc2018").format.name == "bucc" and CATALOG.get("mewslix").format.name == "answer_retrieval"

@@ -174,6 +174,7 @@ def test_bad_input_is_a_user_error(tmp_path):
         read_jsonl(tmp_path / "dev-en.jsonl")
     with pytest.raises(UserError, match="meta.json"):
         read_meta(tmp_path)
-    (tmp_path / "food.yml").write_text("conversations:\n- - a\n  - [b\n", encoding="utf-8")
+    (tmp_path / "data" / "english").mkdir(parents=True)
+    (tmp_path / "data" / "english" / "food.yml").write_text("conversations:\n- - a\n  - [b\n", encoding="utf-8")
     with pytest.raises(UserError, match=r"food\.yml:\d+: invalid YAML"):
-        pocket._read_yaml(tmp_path / "food.yml")
+        pocket.read_conversations(tmp_path)

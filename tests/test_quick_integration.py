@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from xstilts.config import EvalConfig
-from xstilts.experiments.execute import fixed_subset
+from xstilts.config.schema import EvalConfig
+from xstilts.evaluate.zero_shot import fixed_subset
 from xstilts.formats.retrieval import embed
 from xstilts.models.backbone import load_backbone
-from xstilts.tasks.registry import get_task
+from xstilts.tasks.catalog import TaskCatalog
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = {"none", "pocket-answer", "pocket-sametopic", "pocket-answer+pocket-sametopic"}
@@ -38,7 +38,8 @@ def quick_run(tmp_path_factory) -> Path:
 
 def test_quick_results_cover_languages_and_settings(quick_run):
     rows = list(csv.DictReader(io.StringIO(_xstilts("results", str(quick_run), "--format", "csv").stdout)))
-    assert {"job_id", "model", "intermediate", "target", "language", "metric", "value", "seed"} <= set(rows[0])
+    assert {"job_id", "model", "intermediate", "target", "language", "metric", "value", "headline",
+            "seed"} <= set(rows[0])
     for target, min_langs in (("pocket-topic", 10), ("pocket-retrieval", 50)):
         test_rows = [r for r in rows if r["target"] == target and r["split"] == "test"]
         for setting in SETTINGS:
@@ -64,7 +65,7 @@ def test_baseline_retrieval_equals_numpy_nearest_neighbour(quick_run):
                   if json.loads(p.read_text())["kind"] == "retrieval"
                   and json.loads(p.read_text())["intermediate"] == "none")
     cfg = EvalConfig(**result["spec"]["eval"])
-    task = get_task("pocket-retrieval")
+    task = TaskCatalog.builtin().get("pocket-retrieval")
     backbone, tokenizer = load_backbone(result["model"])
     reported = {m["language"]: m["value"] for m in result["metrics"]}
     for lang in ("de", "ru", "zh-Hans", "hi"):

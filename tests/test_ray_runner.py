@@ -8,6 +8,7 @@ import yaml
 from cli_runs import XSTILTS, job_metrics
 
 from xstilts.experiments.queue import Queue
+from xstilts.experiments.rundir import RunDir
 
 
 def test_a_grid_on_a_two_node_ray_cluster_equals_the_local_run(tiny_model, tiny_task_files, tmp_path, monkeypatch):
@@ -38,7 +39,7 @@ def test_a_grid_on_a_two_node_ray_cluster_equals_the_local_run(tiny_model, tiny_
     expected = job_metrics(tmp_path / "local")
     assert len({k[0] for k in expected}) == 2 + 3  # 2 intermediate jobs (one per lr), 3 target jobs
     assert job_metrics(tmp_path / "ray") == expected
-    log = Queue(tmp_path / "ray").log()
+    log = Queue(RunDir(tmp_path / "ray")).log()
     assert sorted(e["event"] for e in log) == ["done"] * 5 + ["start"] * 5
     nodes = {e["detail"] for e in log if e["event"] == "start"}
     assert len(nodes) == 2 and all(n.startswith("ray node ") for n in nodes)  # both nodes took jobs

@@ -19,13 +19,13 @@ import yaml
 from cli_runs import XSTILTS, job_metrics
 from rich.console import Console
 
-from xstilts.config import ExperimentConfig
+from xstilts.config.schema import ExperimentConfig
+from xstilts.data.sources import JsonlDirSource
 from xstilts.errors import JobsFailed
 from xstilts.experiments.plan import plan
 from xstilts.experiments.queue import Queue
+from xstilts.experiments.rundir import RunDir
 from xstilts.experiments.runner import run_experiment
-from xstilts.tasks import registry
-from xstilts.tasks.registry import JsonlDirSource
 
 
 def _config(path: Path, model: str, task_files: Path, steps: int = 40, **extra) -> Path:
@@ -72,7 +72,7 @@ def test_sigkill_during_intermediate_training_then_resume_gives_the_same_results
     _finish(_run(config, out, "--checkpoint-every", "0"))
     assert job_metrics(out) == expected
     job_id = interrupted[0].name
-    events = [e["event"] for e in Queue(out).log() if e["job_id"] == job_id]
+    events = [e["event"] for e in Queue(RunDir(out)).log() if e["job_id"] == job_id]
     assert events == ["start", "expired", "resume", "done"]  # the dead worker's lease was taken over
     result = json.loads((interrupted[0] / "result.json").read_text())
     assert 0 < result["train"]["resumed_from_update"] < result["train"]["updates"] == 200
@@ -88,7 +88,7 @@ def test_sigterm_releases_the_lease_and_the_next_run_resumes(tiny_model, tiny_ta
     proc.communicate(timeout=120)
     assert proc.returncode != 0
     (job_dir,) = [p.parent for p in out.glob("jobs/*/train_state")]
-    queue = Queue(out)
+    queue = Queue(RunDir(out))
     assert [e["event"] for e in queue.log() if e["job_id"] == job_dir.name] == ["start", "interrupted"]
     assert not queue.running() and not (job_dir / "FAILED").exists()
     _finish(_run(config, out))
@@ -104,7 +104,7 @@ def test_two_processes_on_one_output_folder_run_each_job_once(tiny_model, tiny_t
         _finish(proc)
     planned = {j["id"] for j in json.loads((out / "plan.json").read_text())}
     assert len(planned) == 2 + 3 and all((out / "jobs" / i / "result.json").is_file() for i in planned)
-    log = Queue(out).log()
+    log = Queue(RunDir(out)).log()
     assert Counter(e["job_id"] for e in log if e["event"] == "start") == dict.fromkeys(planned, 1)
     assert Counter(e["job_id"] for e in log if e["event"] == "done") == dict.fromkeys(planned, 1)
     assert {e["event"] for e in log} == {"start", "done"}
@@ -115,12 +115,12 @@ def test_workers_option_runs_every_job_with_the_results_of_one_worker(tiny_model
     _finish(_run(config, tmp_path / "one"))
     _finish(_run(config, tmp_path / "two", "--workers", "2"))
     assert job_metrics(tmp_path / "two") == job_metrics(tmp_path / "one")
-    owners = {e["owner"] for e in Queue(tmp_path / "two").log()}
+    owners = {e["owner"] for e in Queue(RunDir(tmp_path / "two")).log()}
     assert len(owners) == 2  # both workers took part
 
 
 def test_leases_block_live_owners_and_expire(tmp_path):
-    first, second = Queue(tmp_path, ttl=30), Queue(tmp_path, ttl=30)
+    first, second = Queue(RunDir(tmp_path), ttl=30), Queue(RunDir(tmp_path), ttl=30)
     assert first.claim("a") and not second.claim("a") and first.claim("a")  # re-claiming one's own is fine
     first.release("a", "done")
     assert second.claim("a")
@@ -150,24 +150,24 @@ class _BrokenTrain(JsonlDirSource):
         return super().load(split, language)
 
 
-def test_a_failed_job_stops_its_dependents_but_not_the_others(tiny_model, tiny_tasks, monkeypatch, tmp_path):
-    answer = registry.get_task("t-answer")
-    monkeypatch.setitem(registry._TASKS, "t-answer", dataclasses.replace(
-        answer, source=_BrokenTrain(answer.source.dir)))
+def test_a_failed_job_stops_its_dependents_but_not_the_others(tiny_model, tiny_catalog, tmp_path):
+    answer = tiny_catalog.get("t-answer")
+    broken_catalog = tiny_catalog.with_tasks(dataclasses.replace(answer, source=_BrokenTrain(answer.source.dir)))
     budget = {"batch_size": 8, "lr": 1e-3, "max_length": 32, "max_steps": 5}
     cfg = ExperimentConfig.model_validate({
         "model": tiny_model, "intermediate": {"settings": ["t-answer", "t-sametopic"], "train": budget},
         "targets": [{"task": "t-topic", "train": budget, "probe_reference": False}]})
     with pytest.raises(JobsFailed) as failure:
-        run_experiment(cfg, "", tmp_path, Console(quiet=True))
-    jobs = {(j.kind, j.setting): j.id for j in plan(cfg)}
+        run_experiment(cfg, broken_catalog, "", tmp_path, Console(quiet=True))
+    jobs = {(j.kind, j.setting): j.id for j in plan(cfg, broken_catalog).jobs}
+    assert jobs == {(j.kind, j.setting): j.id for j in plan(cfg, tiny_catalog).jobs}  # the same data checksums
     broken = jobs[("intermediate", "t-answer")]
     assert failure.value.failed == {broken: "OSError: disk gone"}
     assert (tmp_path / "jobs" / broken / "FAILED").read_text() == "OSError: disk gone"
     done = {k for k, i in jobs.items() if (tmp_path / "jobs" / i / "result.json").is_file()}
     assert done == {("intermediate", "t-sametopic"), ("target", "t-sametopic"), ("target", "none")}
 
-    monkeypatch.setitem(registry._TASKS, "t-answer", answer)  # fixed: a new run does the rest
-    summary = run_experiment(cfg, "", tmp_path, Console(quiet=True))
+    # fixed: a new run does the rest
+    summary = run_experiment(cfg, tiny_catalog, "", tmp_path, Console(quiet=True))
     assert summary == {**summary, "ran": 2, "skipped": 3}
     assert not (tmp_path / "jobs" / broken / "FAILED").exists()

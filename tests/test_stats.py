@@ -10,7 +10,7 @@ from scipy import stats as sps
 from scipy.stats import ortho_group
 
 from xstilts.analysis.stats import Interval, bootstrap_gain, bootstrap_score, seed_interval
-from xstilts.evaluate.per_example import metric_value
+from xstilts.metrics.per_example import metric_value
 from xstilts.train.meters import linear_cka
 
 

@@ -6,19 +6,19 @@ import pytest
 from rich.console import Console
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from xstilts.config import ExperimentConfig
+from xstilts.config.schema import ExperimentConfig
 from xstilts.experiments.execute import RunOptions
+from xstilts.experiments.rundir import RunDir
 from xstilts.experiments.runner import run_experiment
-from xstilts.experiments.store import load_results
 
 
-def test_tensorboard_logs_loss_lr_throughput_and_dev_scores(tiny_model, tiny_tasks, tmp_path):
+def test_tensorboard_logs_loss_lr_throughput_and_dev_scores(tiny_model, tiny_catalog, tmp_path):
     budget = {"batch_size": 8, "lr": 1e-3, "max_length": 32, "epochs": 2, "select_on_dev": True}
     cfg = ExperimentConfig.model_validate({
         "model": tiny_model, "intermediate": {"settings": ["t-sametopic"], "train": budget},
         "targets": [{"task": "t-topic", "train": budget, "probe_reference": False}], "trackers": ["tensorboard"]})
-    run_experiment(cfg, "", tmp_path, Console(quiet=True), options=RunOptions(trackers=cfg.trackers))
-    results = [r for r in load_results(tmp_path) if r["kind"] != "retrieval"]
+    run_experiment(cfg, tiny_catalog, "", tmp_path, Console(quiet=True), options=RunOptions(trackers=cfg.trackers))
+    results = [r for r in RunDir(tmp_path).load_results() if r["kind"] != "retrieval"]
     assert len(results) == 3
     for r in results:
         events = EventAccumulator(str(tmp_path / "tracking" / r["job_id"]))
@@ -32,6 +32,6 @@ def test_tensorboard_logs_loss_lr_throughput_and_dev_scores(tiny_model, tiny_tas
         assert lr[-1] == pytest.approx(0, abs=1e-9) and max(lr) == pytest.approx(1e-3, rel=1e-6)  # warm-up, decay
 
 
-def test_an_uninstalled_tracker_is_a_config_error(tiny_model, tiny_tasks):
+def test_an_uninstalled_tracker_is_a_config_error(tiny_model):
     with pytest.raises(ValueError, match="tracker 'wandb' needs the wandb package"):
         ExperimentConfig.model_validate({"model": tiny_model, "targets": [{"task": "t-topic"}], "trackers": ["wandb"]})

@@ -8,14 +8,16 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from xstilts.config import ExperimentConfig, load_config
+from xstilts.config.schema import ExperimentConfig
 from xstilts.errors import UserError
 from xstilts.experiments.plan import plan
+from xstilts.experiments.resolve import load_experiment
+from xstilts.experiments.rundir import RunDir
 from xstilts.experiments.runner import run_experiment
-from xstilts.experiments.store import load_results
-from xstilts.tasks.registry import get_task
+from xstilts.tasks.catalog import TaskCatalog
 
 FIXTURES = Path(__file__).parent / "fixtures"
+CATALOG = TaskCatalog.builtin()
 TINY = {"batch_size": 4, "lr": 1e-3, "max_length": 32, "max_steps": 2}
 
 
@@ -35,7 +37,7 @@ def _config(model: str, settings: list[str], data_dir: Path | None) -> Experimen
 
 
 def test_variant_reads_the_translated_files(data_dir):
-    en, de = get_task("mnli", data_dir=data_dir), get_task("mnli@de", data_dir=data_dir)
+    en, de = CATALOG.get("mnli", data_dir=data_dir), CATALOG.get("mnli@de", data_dir=data_dir)
     assert (de.name, de.train_language, de.languages) == ("mnli@de", "de", ("de",))
     assert (de.format, de.fields, de.metric, de.labels, de.head_name) == \
            (en.format, en.fields, en.metric, en.labels, en.head_name)
@@ -44,51 +46,52 @@ def test_variant_reads_the_translated_files(data_dir):
     assert [ex["label"] for ex in train] == ["entailment", "contradiction", "neutral", "entailment"]
     assert train[0]["id"] == "train-en-0@de"
     assert [ex["id"] for ex in de.source.load("dev", "de")] == ["dev-en-0@de", "dev-en-1@de"]
-    assert de.data_checksum([("train", "de")], data_dir) != en.data_checksum([("train", "en")], data_dir)
+    assert CATALOG.checksum(de, [("train", "de")], data_dir) != CATALOG.checksum(en, [("train", "en")], data_dir)
     with pytest.raises(UserError, match="has no language 'fr'"):
         de.source.load("train", "fr")
 
 
-def test_names_are_checked_without_data_dir(tiny_model, tiny_tasks, tmp_path):
+def test_names_are_checked_without_data_dir(tiny_model, tiny_catalog, tmp_path):
     cfg = _config(tiny_model, ["mnli@de", "mnli+mnli@de"], None)
     assert cfg.intermediate.settings == ["none", "mnli@de", "mnli+mnli@de"]
     for bad in ("nosuch@de", "mnli@DE1", "mnli@en", "xnli@de", "t-sametopic@de"):
-        assert get_task(bad, quiet=True) is None
+        assert tiny_catalog.find(bad) is None  # t-sametopic has no official-file reader to translate
     yaml = tmp_path / "bad.yaml"
     yaml.write_text(f"model: {tiny_model}\nintermediate:\n  settings: [none, mnli, nosuch@de]\n"
                     "targets:\n  - task: t-topic\n", encoding="utf-8")
     with pytest.raises(UserError) as e:
-        load_config(yaml)
+        load_experiment(yaml)
     assert str(e.value) == f"{yaml}:3: intermediate.settings: unknown intermediate task 'nosuch@de' in setting " \
                            "'nosuch@de'"
 
 
-def test_translations_need_their_files(tiny_model, tiny_tasks, data_dir):
+def test_translations_need_their_files(tiny_model, tiny_catalog, data_dir):
     with pytest.raises(UserError, match=r"^mnli@de: translated data are read from files only: set data_dir") as e:
-        plan(_config(tiny_model, ["mnli@de"], None))
+        plan(_config(tiny_model, ["mnli@de"], None), tiny_catalog)
     assert "\n" not in str(e.value)
     missing = data_dir / "translated" / "de" / "MNLI" / "dev_matched.tsv"
     missing.unlink()
     with pytest.raises(UserError) as e:
-        plan(_config(tiny_model, ["mnli@de"], data_dir))
+        plan(_config(tiny_model, ["mnli@de"], data_dir), tiny_catalog)
     assert str(e.value) == f"{missing}: missing data file (dev split, mnli translated into 'de')"
 
 
-def test_translated_and_english_train_one_head(tiny_model, tiny_tasks, data_dir, tmp_path):
-    from xstilts.config import EvalConfig, TrainConfig
-    from xstilts.experiments.execute import _train_model
+def test_translated_and_english_train_one_head(tiny_model, tiny_catalog, data_dir, tmp_path):
+    from xstilts.config.schema import EvalConfig, TrainConfig
     from xstilts.models.backbone import load_backbone
+    from xstilts.train.phase import PhaseTask, train_phase
 
-    tasks = [get_task(n, data_dir=data_dir) for n in ("mnli", "mnli@de")]
+    tasks = [CATALOG.get(n, data_dir=data_dir) for n in ("mnli", "mnli@de")]
+    phase = [PhaseTask(t, t.source.load("train", t.train_language), t.source.load("dev", t.train_language))
+             for t in tasks]
     backbone, tok = load_backbone(tiny_model)
-    spec = {"seed": 1, "head_pooling": "cls", "data_dir": str(data_dir)}
-    model, _ = _train_model(backbone, tok, tasks, TrainConfig(**TINY), EvalConfig(), spec, lambda *a: None, "x")
+    model, _ = train_phase(backbone, tok, phase, TrainConfig(**TINY), EvalConfig(), 1, "cls", lambda *a: None, "x")
     assert list(model.heads) == ["nli"] and model.head_of == {"mnli": "nli", "mnli@de": "nli"}
 
     cfg = _config(tiny_model, ["none", "mnli@de", "mnli+mnli@de"], data_dir)
-    summary = run_experiment(cfg, "", tmp_path / "out", Console(quiet=True))
+    summary = run_experiment(cfg, tiny_catalog, "", tmp_path / "out", Console(quiet=True))
     assert summary["ran"] == 2 + 3
-    results = {(r["kind"], r["intermediate"]): r for r in load_results(tmp_path / "out")}
+    results = {(r["kind"], r["intermediate"]): r for r in RunDir(tmp_path / "out").load_results()}
     alone, multi = results["intermediate", "mnli@de"], results["intermediate", "mnli+mnli@de"]
     assert set(alone["train"]["sampling_probabilities"]) == {"mnli@de"}
     assert set(multi["train"]["sampling_probabilities"]) == {"mnli", "mnli@de"}

@@ -8,13 +8,14 @@ import pytest
 import torch
 
 from xstilts.analysis.report import target_table
-from xstilts.evaluate.metrics import tatoeba_accuracy
-from xstilts.experiments.execute import fixed_subset, seeded_subset
+from xstilts.evaluate.zero_shot import fixed_subset
 from xstilts.formats.base import collate
+from xstilts.formats.pooling import encode, pool
 from xstilts.formats.retrieval import embed
+from xstilts.metrics.official import tatoeba_accuracy
 from xstilts.models.backbone import load_backbone
-from xstilts.models.pooling import encode, pool
 from xstilts.train.loop import length_grouped_batches
+from xstilts.train.phase import seeded_subset
 from xstilts.train.sampling import task_probabilities
 
 
@@ -90,7 +91,8 @@ def _report_rows() -> list[dict]:
         for seed in seeds:
             for lang, delta in (("en", 30), ("de", 0), ("fr", 10)):
                 rows.append({"job_id": f"{setting}-{recipe}-{seed}", "target": "t", "task": "t", "split": "test",
-                             "metric": "accuracy", "seed": seed, "intermediate": setting, "recipe": recipe,
+                             "metric": "accuracy", "headline": True, "seed": seed, "intermediate": setting,
+                             "recipe": recipe,
                              "language": lang, "value": base + delta + 2 * (seed == 2)})
     return rows
 
@@ -110,7 +112,7 @@ def test_report_intervals_come_from_each_jobs_examples():
     paired gains; a 10-point gain on 100 examples per language is significant, a probe identical to the
     baseline's first seed is not."""
     from xstilts.analysis.report import uncertainty_tables
-    from xstilts.evaluate import per_example
+    from xstilts.metrics import per_example
 
     rows = _report_rows()
     examples: dict[str, dict] = {}
@@ -148,7 +150,7 @@ def test_samplers_draw_their_stated_distribution(sampler, kwargs, expected):
 
 
 def test_budgets_in_updates():
-    from xstilts.config import TrainConfig
+    from xstilts.config.schema import TrainConfig
     from xstilts.train.loop import planned_updates
 
     assert planned_updates([100, 60], TrainConfig(batch_size=8, epochs=2)) == 40

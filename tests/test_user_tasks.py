@@ -9,21 +9,16 @@ import pytest
 import yaml
 from rich.console import Console
 
-from xstilts.config import ExperimentConfig
+from xstilts.config.schema import ExperimentConfig
 from xstilts.errors import UserError
+from xstilts.experiments.export import rows as export_rows
+from xstilts.experiments.resolve import resolve
+from xstilts.experiments.rundir import RunDir
 from xstilts.experiments.runner import run_experiment
-from xstilts.experiments.store import load_results, metric_rows
-from xstilts.tasks import registry
-from xstilts.tasks.user import check_task, load_task_file, load_tasks_dir, register_tasks_dir
+from xstilts.tasks.catalog import TaskCatalog
+from xstilts.tasks.user import check_task, load_task_file, load_tasks_dir
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "user-task"
-
-
-@pytest.fixture
-def own_registry(monkeypatch):
-    """A copy of the registry (built-ins and any tiny tasks) for this test only."""
-    registry._load_builtin()
-    monkeypatch.setattr(registry, "_TASKS", dict(registry._TASKS))
 
 
 def _jsonl(path: Path, rows: list[dict]) -> None:
@@ -50,7 +45,7 @@ def test_classification_jsonl_with_mapping_and_ids(tmp_path):
     (tmp_path / "dev.jsonl").write_text('{"utterance": "refund my fee", "intent": "billing"}\n\n'
                                         '{"utterance": "late box", "intent": "delivery", "ticket": "x"}\n')
     task = load_task_file(_task(tmp_path, {**INTENT, "fields": {"text": "utterance", "label": "intent"}}))
-    assert (task.name, task.format, task.kind, task.metric, task.fields) == (
+    assert (task.name, task.format.name, task.kind, task.metric, task.fields) == (
         "intent", "classification", "intermediate", "accuracy", ("text",))
     assert task.labels == ("billing", "delivery") and task.languages == ("en",)
     assert task.source.load("dev", "en") == [{"id": "dev.jsonl:1", "text": "refund my fee", "label": "billing"},
@@ -132,7 +127,8 @@ def _one_line(err: pytest.ExceptionInfo) -> str:
 
 
 @pytest.mark.parametrize("change, expected", [
-    ({"format": "regression"}, "task.yaml:2: format: Input should be 'classification'"),
+    ({"format": "regression"},
+     "task.yaml:2: format: expected one of classification, multiple_choice, span_qa, tagging (got 'regression')"),
     ({"name": "Support Intent"}, "task.yaml:1: name: String should match pattern"),
     ({"name": "none"}, "task.yaml:1: name: 'none' is the no-intermediate baseline"),
     ({"colour": "red"}, "task.yaml:6: colour: unknown field"),
@@ -235,7 +231,7 @@ def test_format_specific_row_errors(tmp_path):
     fails(tag, {"tokens": ["a"], "tags": ["B-X"]}, "tag 'B-X' is not one of O")
 
 
-def test_folder_loading_and_name_clashes(tmp_path, own_registry):
+def test_folder_loading_and_name_clashes(tmp_path):
     _jsonl(tmp_path / "train.jsonl", ROWS)
     _jsonl(tmp_path / "dev.jsonl", ROWS)
     folder = tmp_path
@@ -243,9 +239,12 @@ def test_folder_loading_and_name_clashes(tmp_path, own_registry):
     _task(folder, {**INTENT, "name": "intent2"}, "b.yml")
     (folder / "notes.txt").write_text("not a task")
     assert [t.name for t in load_tasks_dir(folder)] == ["intent", "intent2"]
-    assert [t.name for t in register_tasks_dir(folder)] == ["intent", "intent2"]
-    assert registry.get_task("intent2").source.describe() == f"user:{folder / 'b.yml'}"
-    register_tasks_dir(folder)  # the same files again: replaced, no clash
+    builtin_names = TaskCatalog.builtin().names()
+    catalog = TaskCatalog.builtin().with_dir(folder)
+    assert sorted(set(catalog.names()) - set(builtin_names)) == ["intent", "intent2"]
+    assert catalog.get("intent2").source.describe() == f"user:{folder / 'b.yml'}"
+    again = catalog.with_dir(folder)  # the same files again: no clash
+    assert again.names() == catalog.names() and again.get("intent2") == catalog.get("intent2")
     _task(folder, INTENT, "c.yaml")
     with pytest.raises(UserError) as err:
         load_tasks_dir(folder)
@@ -254,7 +253,7 @@ def test_folder_loading_and_name_clashes(tmp_path, own_registry):
     builtin = _task(tmp_path / "other", {**INTENT, "name": "pocket-topic",
                                          "data": {"train": "../train.jsonl", "dev": "../dev.jsonl"}})
     with pytest.raises(UserError) as err:
-        register_tasks_dir(builtin.parent)
+        TaskCatalog.builtin().with_dir(builtin.parent)
     assert _one_line(err) == f"{builtin}:1: name: task 'pocket-topic' is already defined as a built-in task"
     with pytest.raises(UserError, match="tasks folder not found"):
         load_tasks_dir(tmp_path / "missing")
@@ -263,18 +262,20 @@ def test_folder_loading_and_name_clashes(tmp_path, own_registry):
         load_tasks_dir(tmp_path / "empty")
 
 
-def test_register_checks_the_data_first(tmp_path, own_registry):
+def test_register_checks_the_data_first(tmp_path):
     _jsonl(tmp_path / "train.jsonl", ROWS)
     (tmp_path / "dev.jsonl").write_text("")
     _task(tmp_path, INTENT)
+    catalog = TaskCatalog.builtin()
     with pytest.raises(UserError, match=r"dev.jsonl: no examples"):
-        register_tasks_dir(tmp_path)
-    assert registry.get_task("intent", quiet=True) is None  # all or nothing
+        catalog.with_dir(tmp_path)
+    assert catalog.find("intent") is None  # all or nothing
 
 
-def test_shipped_example(own_registry):
-    (task,) = register_tasks_dir(EXAMPLE / "tasks")
-    assert (task.name, task.format, task.kind, task.metric) == ("support-intent", "classification", "intermediate",
+def test_shipped_example():
+    catalog = TaskCatalog.builtin().with_dir(EXAMPLE / "tasks")
+    (task,) = [catalog.get(name) for name in sorted(set(catalog.names()) - set(TaskCatalog.builtin().names()))]
+    assert (task.name, task.format.name, task.kind, task.metric) == ("support-intent", "classification", "intermediate",
                                                                 "accuracy")
     assert check_task(task) == {"train-en": 48, "dev-en": 16}
     for split in ("train", "dev"):
@@ -286,24 +287,25 @@ def test_shipped_example(own_registry):
     cfg = ExperimentConfig.model_validate(config)
     assert cfg.intermediate.settings == ["none", "support-intent"] and cfg.model == "me5-small@L2"
     assert cfg.targets[0].task == "pocket-topic" and cfg.intermediate.train.max_steps == 5
+    resolve(cfg, catalog)  # every task it names is in the catalog with the example's tasks
 
 
-def test_user_task_as_intermediate_in_a_tiny_run(tiny_model, tiny_tasks, own_registry, tmp_path):
+def test_user_task_as_intermediate_in_a_tiny_run(tiny_model, tiny_catalog, tmp_path):
     words = {"food": "we like pizza and bread", "sport": "they play ball and win the game"}
     rows = [{"text": text, "label": label} for _ in range(8) for label, text in words.items()]
     _jsonl(tmp_path / "data" / "train.jsonl", rows)
     (tmp_path / "data" / "dev.tsv").write_text("text\tlabel\n" + "".join(f"{t}\t{y}\n" for y, t in words.items()))
     _task(tmp_path / "tasks", {"name": "my-topic", "format": "classification", "labels": ["food", "sport"],
                                "data": {"train": "../data/train.jsonl", "dev": "../data/dev.tsv"}})
-    register_tasks_dir(tmp_path / "tasks")
+    catalog = tiny_catalog.with_dir(tmp_path / "tasks")
     budget = {"batch_size": 8, "lr": 1e-3, "max_length": 32, "max_steps": 2}
     cfg = ExperimentConfig.model_validate({
         "model": tiny_model, "intermediate": {"settings": ["none", "my-topic"], "train": budget},
         "targets": [{"task": "t-topic", "train": budget, "eval": {"max_examples_per_language": 10},
                      "probe_reference": False}]})
-    summary = run_experiment(cfg, "", tmp_path / "run", Console(quiet=True))
+    summary = run_experiment(cfg, catalog, "", tmp_path / "run", Console(quiet=True))
     assert summary["ran"] == 3
-    rows = metric_rows(load_results(tmp_path / "run"))
+    rows = export_rows(RunDir(tmp_path / "run"))
     dev = [r for r in rows if r["kind"] == "intermediate" and r["task"] == "my-topic"]
     assert [(r["split"], r["language"], r["metric"], r["n"]) for r in dev] == [("dev", "en", "accuracy", 2)]
     tests = [r for r in rows if r["target"] == "t-topic" and r["split"] == "test"]

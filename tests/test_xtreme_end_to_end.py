@@ -9,11 +9,13 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from xstilts.config import ExperimentConfig
+from xstilts.config.schema import ExperimentConfig
 from xstilts.evaluate.official_files import suite_task
 from xstilts.evaluate.scoring import score_language
+from xstilts.experiments import export
+from xstilts.experiments.rundir import RunDir
 from xstilts.experiments.runner import run_experiment
-from xstilts.experiments.store import load_results, metric_rows
+from xstilts.tasks.catalog import TaskCatalog
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TINY = {"batch_size": 4, "lr": 1e-3, "max_length": 64, "max_steps": 3}
@@ -39,12 +41,12 @@ def run(tiny_model, data_dir, tmp_path_factory) -> Path:
         "targets": [{"task": t, "train": TINY, "eval": {"languages": langs, "max_length": 64, "layer": 1}
                      if t in ("tatoeba", "bucc2018") else {"languages": langs, "max_length": 64}}
                     for t, langs in targets]})
-    run_experiment(cfg, "", out, Console(quiet=True))
+    run_experiment(cfg, TaskCatalog.builtin(), "", out, Console(quiet=True))
     return out
 
 
 def test_every_format_gets_per_language_results(run):
-    rows = [r for r in metric_rows(load_results(run)) if r["split"] == "test"]
+    rows = [r for r in export.rows(RunDir(run)) if r["split"] == "test"]
     got = {(r["target"], r["language"], r["intermediate"]) for r in rows}
     for task, langs in (("xnli", "en de"), ("udpos", "en de hi"), ("xquad", "en de zh"), ("xcopa", "zh"),
                         ("tatoeba", "de"), ("bucc2018", "de")):
@@ -57,14 +59,15 @@ def test_every_format_gets_per_language_results(run):
 
 
 def test_protocol_defaults_apply_under_config_overrides(run):
-    spec = next(r["spec"] for r in load_results(run) if r["target"] == "xquad" and r["train"]["recipe"] != "probe")
+    spec = next(r["spec"] for r in RunDir(run).load_results()
+                if r["target"] == "xquad" and r["train"]["recipe"] != "probe")
     assert spec["train"]["warmup_ratio"] == 0.1 and spec["train"]["batch_size"] == 4  # protocol, then config
     assert spec["eval"]["max_length"] == 64
 
 
 def test_official_layout_predictions_rescore_to_the_run_metrics(run):
     """Every target job wrote predictions and labels in the evaluator's layout; scoring them gives its numbers."""
-    for result in load_results(run):
+    for result in RunDir(run).load_results():
         if result["kind"] == "intermediate":
             continue
         job = run / "jobs" / result["job_id"]
@@ -78,10 +81,10 @@ def test_official_layout_predictions_rescore_to_the_run_metrics(run):
 
 
 def test_predictions_file_formats(run):
-    result = next(r for r in load_results(run) if r["target"] == "xquad" and r["intermediate"] == "none")
+    result = next(r for r in RunDir(run).load_results() if r["target"] == "xquad" and r["intermediate"] == "none")
     answers = json.loads((run / "jobs" / result["job_id"] / "predictions" / "xquad" / "test-de.json").read_text())
     assert answers and all(isinstance(v, str) for v in answers.values())
-    udpos = next(r for r in load_results(run) if r["target"] == "udpos" and r["intermediate"] == "none")
+    udpos = next(r for r in RunDir(run).load_results() if r["target"] == "udpos" and r["intermediate"] == "none")
     text = (run / "jobs" / udpos["job_id"] / "predictions" / "udpos" / "test-de.tsv").read_text()
     assert "\n\n" in text and set(text.split()) <= set(
         "ADJ ADP ADV AUX CCONJ DET INTJ NOUN NUM PART PRON PROPN PUNCT SCONJ SYM VERB X".split())
@@ -93,8 +96,8 @@ def test_multitask_intermediate_hands_its_backbone_to_a_target(tiny_model, data_
         "model": tiny_model, "seeds": [1], "data_dir": str(data_dir),
         "intermediate": {"settings": ["mnli+squad_v1+hellaswag"], "train": {**TINY, "max_steps": 6}},
         "targets": [{"task": "xnli", "train": TINY, "eval": {"languages": ["de"], "max_length": 64}}]})
-    run_experiment(cfg, "", tmp_path, Console(quiet=True))
-    results = load_results(tmp_path)
+    run_experiment(cfg, TaskCatalog.builtin(), "", tmp_path, Console(quiet=True))
+    results = RunDir(tmp_path).load_results()
     inter = next(r for r in results if r["kind"] == "intermediate")
     assert set(inter["train"]["sampling_probabilities"]) == {"mnli", "squad_v1", "hellaswag"}
     assert {(m["task"], m["split"], m["language"]) for m in inter["metrics"]} >= {

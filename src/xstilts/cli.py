@@ -64,13 +64,6 @@ def data_build(suite: str = typer.Argument(..., help="pocket"),
 TASKS_DIR = typer.Option(None, "--tasks-dir", help="folder of user task YAML definitions")
 
 
-def _register(tasks_dir: Path | None) -> None:
-    if tasks_dir is not None:
-        from xstilts.tasks.user import register_tasks_dir
-
-        register_tasks_dir(tasks_dir)
-
-
 class Suite(str, Enum):
     xtreme = "xtreme"
     xtreme_r = "xtreme-r"
@@ -83,18 +76,19 @@ def tasks_list(suite: Suite | None = typer.Option(None, help="only this suite's 
                tasks_dir: Path | None = TASKS_DIR,
                format: Listing = typer.Option(Listing.table, "--format")) -> None:
     """List the known tasks with format, kind, metric, languages and sources."""
-    from xstilts.evaluate.suites import SUITES
-    from xstilts.tasks.registry import get_task, task_names
+    from xstilts.metrics.suites import SUITES
+    from xstilts.tasks.catalog import TaskCatalog
 
-    _register(tasks_dir)
-
-    tasks = [get_task(n) for n in task_names()]
+    catalog = TaskCatalog.builtin()
+    if tasks_dir is not None:
+        catalog = catalog.with_dir(tasks_dir)
+    tasks = [catalog.get(n) for n in catalog.names()]
     if suite is Suite.pocket:
         tasks = [t for t in tasks if t.name.startswith("pocket-")]
     elif suite is not None:
         members = SUITES[suite.value].tasks
         tasks = [t for t in tasks if t.name in members]
-    entries = [{"name": t.name, "format": t.format, "kind": t.kind, "metric": t.metric,
+    entries = [{"name": t.name, "format": t.format.name, "kind": t.kind, "metric": t.metric,
                 "languages": list(SUITES[suite.value].tasks[t.name].languages if suite not in (None, Suite.pocket)
                                   else t.languages),
                 "sources": [t.source.describe()] + (["local:<data_dir> (official layout)"] if t.local else []),
@@ -127,17 +121,18 @@ def run(config: Path = typer.Argument(..., help="experiment YAML"),
     Finished jobs are skipped; a job interrupted during training continues from its last checkpoint.
     Several runs (or machines) may share one output directory: each job runs once.
     """
-    from xstilts.config import load_config
     from xstilts.experiments.execute import RunOptions
-    from xstilts.experiments.runner import run_experiment, stop_on_sigterm
+    from xstilts.experiments.resolve import load_experiment
+    from xstilts.experiments.runner import run_experiment
+    from xstilts.experiments.worker import stop_on_sigterm
 
-    _register(tasks_dir)
     stop_on_sigterm()
-    cfg = load_config(config)
+    file, catalog = load_experiment(config, tasks_dir)
+    cfg = file.cfg
     out = out or Path("runs") / cfg.name
     options = RunOptions(checkpoint_every=checkpoint_every, trackers=list(cfg.trackers))
-    summary = run_experiment(cfg, config.read_text(encoding="utf-8"), out, console, workers=workers,
-                             options=options, runner=runner.value, address=address)
+    summary = run_experiment(cfg, catalog, file.text, out, console, workers=workers, options=options,
+                             runner=runner.value, address=address)
     report = _write_report(out, cfg.intermediate.settings, cfg.name)
     console.print(f"{summary['ran']} jobs run, {summary['skipped']} already done, {summary['seconds']} s")
     print(report.read_text(encoding="utf-8"))
@@ -147,17 +142,18 @@ def run(config: Path = typer.Argument(..., help="experiment YAML"),
 def _write_report(out: Path, settings: list[str], title: str) -> Path:
     from xstilts.analysis.report import build_report
     from xstilts.cache import atomic_write_text
-    from xstilts.evaluate import per_example
-    from xstilts.experiments.index import rows
-    from xstilts.experiments.store import load_results
+    from xstilts.experiments.export import rows
+    from xstilts.experiments.rundir import RunDir
+    from xstilts.metrics import per_example
+
+    run = RunDir(out)
 
     @functools.cache  # a probe shared by several grid groups is read once
     def examples(job_id: str) -> dict:
-        return per_example.read(out / "jobs" / job_id / per_example.FILE)
+        return per_example.read(run.per_example(job_id))
 
-    path = out / "report.md"
-    atomic_write_text(path, build_report(rows(out), settings, title, examples, load_results(out)))
-    return path
+    atomic_write_text(run.report_path, build_report(rows(run), settings, title, examples, run.load_results()))
+    return run.report_path
 
 
 @app.command()
@@ -183,11 +179,12 @@ def results(out: Path = typer.Argument(..., help="experiment output directory"),
             output: Path | None = typer.Option(None, help="write here instead of stdout (needed for parquet)")) -> None:
     """Export every metric (from the SQLite index, refreshed from the result files): one row per
     (job, language, metric)."""
-    from xstilts.experiments.index import export
+    from xstilts.experiments.export import export
+    from xstilts.experiments.rundir import RunDir
 
     if format is Table.parquet and output is None:
         raise UserError("results: --format parquet needs --output FILE")
-    data = export(out, format.value, output)
+    data = export(RunDir(out), format.value, output)
     if output is None:
         sys.stdout.write(data)
 
@@ -195,10 +192,11 @@ def results(out: Path = typer.Argument(..., help="experiment output directory"),
 @app.command()
 def status(out: Path = typer.Argument(..., help="experiment output directory")) -> None:
     """Done, running, failed and pending jobs of an experiment."""
-    from xstilts.experiments.index import format_status
-    from xstilts.experiments.index import status as job_status
+    from xstilts.experiments.rundir import RunDir
+    from xstilts.experiments.status import format_status
+    from xstilts.experiments.status import status as job_status
 
-    print(format_status(job_status(out)))
+    print(format_status(job_status(RunDir(out))))
 
 
 @app.command()
@@ -210,29 +208,28 @@ def plan(config: Path = typer.Argument(..., help="experiment YAML"),
          tasks_dir: Path | None = TASKS_DIR,
          format: Listing = typer.Option(Listing.table, "--format")) -> None:
     """The jobs an experiment needs, which are done, and their estimated accelerator-hours; runs nothing."""
-    from xstilts.config import load_config
     from xstilts.experiments.cost import estimate, format_estimate
     from xstilts.experiments.plan import plan as plan_jobs
-    from xstilts.experiments.store import is_done, read_result
+    from xstilts.experiments.resolve import load_experiment
+    from xstilts.experiments.rundir import RunDir
 
-    _register(tasks_dir)
-    cfg = load_config(config)
-    out = out or Path("runs") / cfg.name
-    jobs = plan_jobs(cfg, lambda job_id: read_result(out, job_id))
-    done = {j.id for j in jobs if is_done(out, j.id)}
+    file, catalog = load_experiment(config, tasks_dir)
+    cfg = file.cfg
+    run = RunDir(out or Path("runs") / cfg.name)
+    jobs = plan_jobs(cfg, catalog, run.read_result).jobs
+    done = {j.id for j in jobs if run.is_done(j.id)}
     if utilisation == "measured":
         from xstilts.experiments.cost import achieved
-        from xstilts.experiments.store import load_results
 
-        share = achieved(load_results(out), accelerator)
+        share = achieved(run.load_results(), accelerator)
     else:
         try:
             share = float(utilisation)
         except ValueError:
             raise UserError(f"--utilisation {utilisation!r}: expected a number in (0, 1] or 'measured'") from None
-    est = estimate(jobs, accelerator=accelerator, utilisation=share, is_done=done.__contains__)
+    est = estimate(jobs, catalog, accelerator=accelerator, utilisation=share, is_done=done.__contains__)
     entries = [{"id": j.id, "kind": j.kind, "status": "done" if j.id in done else "pending", "setting": j.setting,
-                "target": j.spec.get("target"), "seed": j.spec["seed"], "upstream": j.upstream, "grid": j.grid}
+                "target": j.target, "seed": j.spec.seed, "upstream": j.upstream, "grid": j.grid}
                for j in jobs]
     if format is Listing.json:
         print(json.dumps({"jobs": entries, "estimate": est}, indent=1))

@@ -10,10 +10,9 @@ import numpy as np
 import pandas as pd
 
 from xstilts.analysis.stats import Interval, bootstrap_gain, bootstrap_score, seed_interval, signed
-from xstilts.config import NONE_SETTING
-from xstilts.evaluate import per_example
-from xstilts.evaluate.metrics import primary_metric
-from xstilts.experiments.store import ROW_COLUMNS
+from xstilts.config.schema import NONE_SETTING
+from xstilts.experiments.export import ROW_COLUMNS
+from xstilts.metrics import per_example
 
 PROBE = "probe (frozen)"  # the column of the linear probe on the frozen pretrained encoder
 Examples = Callable[[str], dict[str, np.ndarray]]  # job id -> its per-example statistics
@@ -33,8 +32,7 @@ def _markdown(df: pd.DataFrame, index_name: str, cell: Callable[[object], str] =
 
 def _headline(rows: pd.DataFrame, target: str) -> pd.DataFrame:
     """A target's test rows of its headline metric, the probe's setting named PROBE."""
-    sub = rows[(rows.target == target) & (rows.split == "test") & (rows.task == target)]
-    sub = sub[sub.metric == primary_metric(set(sub.metric))].copy()
+    sub = rows[(rows.target == target) & (rows.split == "test") & (rows.task == target) & rows.headline].copy()
     sub.loc[sub.recipe == "probe", "intermediate"] = PROBE
     return sub
 
@@ -124,9 +122,8 @@ def movement_table(results: list[dict]) -> pd.DataFrame:
 
 def _english_dev(df: pd.DataFrame) -> pd.DataFrame:
     """Headline English dev score of each intermediate task per setting (mean over seeds)."""
-    inter = df[(df.kind == "intermediate") & (df.split == "dev")]
-    keep = inter.groupby("task").metric.transform(lambda m: m == primary_metric(set(m)))
-    return inter[keep].pivot_table(index="intermediate", columns="task", values="value", aggfunc="mean")
+    inter = df[(df.kind == "intermediate") & (df.split == "dev") & df.headline]
+    return inter.pivot_table(index="intermediate", columns="task", values="value", aggfunc="mean")
 
 
 def selection_table(df: pd.DataFrame, targets: list[str]) -> tuple[pd.DataFrame, dict[str, float | None]]:
@@ -185,7 +182,8 @@ def build_report(rows: list[dict], settings: list[str], title: str, examples: Ex
             if (sub.recipe != "probe").sum() == 0:  # a shared probe alone makes no table
                 continue
             seeds = sorted({str(int(s)) for s in group[group.target == target].seed.dropna()})
-            parts += [(f"## {target}{f' ({name})' if name else ''} ({primary_metric(set(sub.metric))}, "
+            metric = sub[sub.headline].metric.iloc[0]
+            parts += [(f"## {target}{f' ({name})' if name else ''} ({metric}, "
                       f"{sub.language.nunique()} languages, seeds: {', '.join(seeds) or 'n/a'})"), "",
                       _markdown(target_table(group, target, settings), "language"), ""]
             summary, per_language = uncertainty_tables(group, target, settings, examples)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as sps
 
-from xstilts.evaluate.per_example import metric_from_sums, metric_value
+from xstilts.metrics.per_example import metric_from_sums, metric_value
 
 # resamples are drawn in chunks of about this many example indices, which bounds memory
 _CHUNK_ENTRIES = 1 << 21

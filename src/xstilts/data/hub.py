@@ -40,7 +40,8 @@ class HubSource:
         return [self.convert(r, language) for r in records]
 
     def checksum(self, split: str, language: str) -> str:
-        return f"hub:{self.dataset}:{self.config(split, language)}:{self.split_name(split, language)}:{self.revision or 'main'}"
+        config, hub_split = self.config(split, language), self.split_name(split, language)
+        return f"hub:{self.dataset}:{config}:{hub_split}:{self.revision or 'main'}"
 
     def describe(self) -> str:
         return f"hub:{self.dataset}"

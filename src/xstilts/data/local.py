@@ -20,7 +20,8 @@ class LocalFiles:
     langs: tuple[str, ...]
     label_set: tuple[str, ...] | None = None
 
-    def _file(self, split: str, language: str) -> Path:
+    def file(self, split: str, language: str) -> Path:
+        """The file of ``split`` and ``language``; a UserError naming it when it is missing."""
         file = Path(self.root) / self.path(split, language)
         if not file.is_file():
             raise UserError(f"{file}: missing data file ({split} split, language {language!r})")
@@ -33,10 +34,10 @@ class LocalFiles:
         return self.label_set
 
     def load(self, split: str, language: str) -> list[dict]:
-        return self.read(self._file(split, language), split, language)
+        return self.read(self.file(split, language), split, language)
 
     def checksum(self, split: str, language: str) -> str:
-        return sha256_file(self._file(split, language))
+        return sha256_file(self.file(split, language))
 
     def describe(self) -> str:
         return f"local:{self.root}"

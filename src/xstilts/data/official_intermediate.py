@@ -6,7 +6,8 @@ anli_plus (classification, ``{"id", "text_a", "text_b", "label"}``): ANLI v1.0's
     ``anli_v1.0/R{1,2,3}/{train,dev}.jsonl`` (uid, context, hypothesis, label "e"/"n"/"c"), SNLI's
     ``snli_1.0/snli_1.0_train.jsonl`` (sentence1, sentence2, gold_label; "-" rows, which have no
     gold label, are skipped) and GLUE's ``MNLI/train.tsv`` (the mnli task's reader).
-squad_v2 (span_qa): ``squad/{train,dev}-v2.0.json``; an ``is_impossible`` question has empty answer lists.
+squad_v2 (span_qa): ``squad/{train,dev}-v2.0.json`` (``xstilts.data.readers.read_squad_v2``); an
+    ``is_impossible`` question has empty answer lists.
 hellaswag, commonsenseqa, cosmosqa (multiple_choice, ``{"id", "question", "choices", "label": index}``):
     ``hellaswag/hellaswag_{train,val}.jsonl`` (question ``ctx``, choices ``endings``, id ``ind``);
     ``commonsenseqa/{train,dev}_rand_split.jsonl`` (question ``question.stem``, choices
@@ -25,19 +26,16 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from xstilts.data.files import read_text
+from xstilts.data.files import jsonl_rows, read_text
 from xstilts.data.local import LocalFiles
-from xstilts.data.official import _check_label, read_tsv_pairs
-from xstilts.data.official_retrieval import _get, _jsonl
+from xstilts.data.readers import NLI_LABELS, check_label, get_field, read_tsv_pairs
+from xstilts.data.sources import Source
 from xstilts.errors import UserError
-from xstilts.tasks.registry import Source
-from xstilts.tasks.xtreme import NLI_LABELS
 
 ANLI_LABELS = {"e": "entailment", "n": "neutral", "c": "contradiction"}
 QQP_LABELS = ("not_duplicate", "duplicate")  # is_duplicate 0, 1
@@ -127,7 +125,7 @@ def jsonl_reader(convert: Callable[[dict, str], dict | None]) -> Callable[[Path,
 
     def read(path: Path, split: str, language: str) -> list[dict]:
         out, where = [], []
-        for n, row in _jsonl(path):
+        for n, row in jsonl_rows(path):
             if (ex := convert(row, f"{path}:{n}")) is not None:
                 ex["id"] = ex["id"] if ex["id"] is not None else f"{split}-{language}-{len(out)}"
                 out.append(ex)
@@ -156,20 +154,20 @@ def _texts(row: dict, key: str, n: int, where: str) -> list[str]:
 
 
 def anli_record(row: dict, where: str) -> dict:
-    label = _get(row, "label", where)
+    label = get_field(row, "label", where)
     if label not in ANLI_LABELS:
         raise UserError(f"{where}: label {label!r} is not one of e, n, c")
-    return {"id": _get(row, "uid", where), "text_a": _get(row, "context", where),
-            "text_b": _get(row, "hypothesis", where), "label": ANLI_LABELS[label]}
+    return {"id": get_field(row, "uid", where), "text_a": get_field(row, "context", where),
+            "text_b": get_field(row, "hypothesis", where), "label": ANLI_LABELS[label]}
 
 
 def snli_record(row: dict, where: str) -> dict | None:
-    label = _get(row, "gold_label", where)
+    label = get_field(row, "gold_label", where)
     if label == "-":  # no majority among the annotators: no gold label
         return None
     if label not in NLI_LABELS:
         raise UserError(f"{where}: gold_label {label!r} is not one of {', '.join(NLI_LABELS)} or '-'")
-    return {"id": None, "text_a": _get(row, "sentence1", where), "text_b": _get(row, "sentence2", where),
+    return {"id": None, "text_a": get_field(row, "sentence1", where), "text_b": get_field(row, "sentence2", where),
             "label": label}  # numbered: pairID is not known to be unique
 
 
@@ -202,39 +200,9 @@ def read_sst2(path: Path, split: str, language: str) -> list[dict]:
             continue
         if len(row := line.split("\t")) != 2:
             raise UserError(f"{path}:{n}: {len(row)} tab-separated columns, expected 2 (sentence, label)")
-        _check_label(path, n, row[1], ("0", "1"))
+        check_label(path, n, row[1], ("0", "1"))
         out.append({"id": f"{split}-{language}-{len(out)}", "text": row[0], "label": SST2_LABELS[int(row[1])]})
     return out
-
-
-# ---------------------------------------------------------------- SQuAD 2.0
-
-
-def read_squad_v2(path: Path, split: str, language: str) -> list[dict]:
-    """A SQuAD 2.0 JSON file: answerable questions as SQuAD v1.1 (answers required), ``is_impossible`` ones
-    with ``{"text": [], "answer_start": []}`` (their ``plausible_answers`` are not gold)."""
-    try:
-        data = json.loads(read_text(path))
-    except json.JSONDecodeError as e:
-        raise UserError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from None
-    out, where_of = [], []
-    for i, article in enumerate(_get(data, "data", f"{path}: top level", list)):
-        for j, par in enumerate(_get(article, "paragraphs", f"{path}: data[{i}]", list)):
-            context = _get(par, "context", f"{path}: data[{i}].paragraphs[{j}]")
-            for k, qa in enumerate(_get(par, "qas", f"{path}: data[{i}].paragraphs[{j}]", list)):
-                where = f"{path}: data[{i}].paragraphs[{j}].qas[{k}]"
-                impossible = qa.get("is_impossible", False) if isinstance(qa, dict) else False
-                if not isinstance(impossible, bool):
-                    raise UserError(f"{where}: expected bool 'is_impossible'")
-                answers = [] if impossible else _get(qa, "answers", where, list)
-                if not impossible and not answers:
-                    raise UserError(f"{where}: an answerable question (is_impossible false) without answers")
-                texts = [_get(a, "text", f"{where}.answers[{x}]") for x, a in enumerate(answers)]
-                starts = [_get(a, "answer_start", f"{where}.answers[{x}]", int) for x, a in enumerate(answers)]
-                out.append({"id": _get(qa, "id", where), "question": _get(qa, "question", where),
-                            "context": context, "answers": {"text": texts, "answer_start": starts}})
-                where_of.append(where)
-    return _unique(out, where_of)
 
 
 # ---------------------------------------------------------------- multiple choice
@@ -242,21 +210,18 @@ def read_squad_v2(path: Path, split: str, language: str) -> list[dict]:
 
 def hellaswag_record(row: dict, where: str) -> dict:
     """An official HellaSwag line (label an int) or a hub row (label a digit string)."""
-    ind = row.get("ind") if isinstance(row, dict) else None
-    if type(ind) is not int:
-        raise UserError(f"{where}: expected int 'ind'")
-    return {"id": str(ind), "question": _get(row, "ctx", where), "choices": _texts(row, "endings", 4, where),
-            "label": _choice(row.get("label"), 4, where)}
+    return {"id": str(get_field(row, "ind", where, int)), "question": get_field(row, "ctx", where),
+            "choices": _texts(row, "endings", 4, where), "label": _choice(row.get("label"), 4, where)}
 
 
 def commonsenseqa_record(row: dict, where: str) -> dict:
     """An official CommonsenseQA line: ``question: {stem, choices: [{label, text}]}``, ``answerKey``."""
-    question = _get(row, "question", where, dict)
-    choices = _get(question, "choices", where, list)
-    keys = [_get(c, "label", f"{where}: choices") for c in choices]
-    texts = [_get(c, "text", f"{where}: choices") for c in choices]
-    return _commonsenseqa(_get(row, "id", where), _get(question, "stem", where), keys, texts,
-                          _get(row, "answerKey", where), where)
+    question = get_field(row, "question", where, dict)
+    choices = get_field(question, "choices", where, list)
+    keys = [get_field(c, "label", f"{where}: choices") for c in choices]
+    texts = [get_field(c, "text", f"{where}: choices") for c in choices]
+    return _commonsenseqa(get_field(row, "id", where), get_field(question, "stem", where), keys, texts,
+                          get_field(row, "answerKey", where), where)
 
 
 def _commonsenseqa(qid: str, stem: str, keys: list[str], texts: list[str], answer: str, where: str) -> dict:
@@ -279,9 +244,10 @@ COSMOSQA_COLUMNS = ("id", "context", "question", "answer0", "answer1", "answer2"
 
 def cosmosqa_record(row: dict, where: str) -> dict:
     """A CosmosQA row (csv or hub): question ``context + " " + question``, as jiant."""
-    question = f"{_get(row, 'context', where)} {_get(row, 'question', where)}"
-    return {"id": _get(row, "id", where), "question": question,
-            "choices": [_get(row, f"answer{x}", where) for x in range(4)], "label": _choice(row.get("label"), 4, where)}
+    question = f"{get_field(row, 'context', where)} {get_field(row, 'question', where)}"
+    return {"id": get_field(row, "id", where), "question": question,
+            "choices": [get_field(row, f"answer{x}", where) for x in range(4)],
+            "label": _choice(row.get("label"), 4, where)}
 
 
 def read_cosmosqa(path: Path, split: str, language: str) -> list[dict]:

@@ -39,19 +39,19 @@ xcopa, copa, siqa (format "multiple_choice"): ``{"id", "question", "choices", "l
 from __future__ import annotations
 
 import hashlib
-import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 from xstilts.cache import sha256_file
-from xstilts.data.files import read_text
+from xstilts.data.files import jsonl_rows, read_lines
 from xstilts.data.hub import HubSource
 from xstilts.data.local import LocalFiles
+from xstilts.data.readers import get_field, squad_paragraphs
+from xstilts.data.sources import splits
 from xstilts.errors import UserError
-from xstilts.evaluate.suites import XTREME, XTREME_R
+from xstilts.metrics.suites import XTREME, XTREME_R
 
 TATOEBA_LANGS = XTREME_R.tasks["tatoeba"].languages  # XTREME's 36 and XTREME-R's az, lt, pl, uk, ro
 TATOEBA_HUB_LANGS = XTREME.tasks["tatoeba"].languages  # google/xtreme has no tatoeba config for the others
@@ -76,16 +76,6 @@ def _no_others(split: str, language: str) -> tuple[str, ...]:
     return ()
 
 
-@lru_cache(maxsize=64)
-def _sha(path: str, mtime_ns: int, size: int) -> str:
-    return sha256_file(Path(path))
-
-
-def _file_sha(path: Path) -> str:
-    st = path.stat()
-    return _sha(str(path), st.st_mtime_ns, st.st_size)
-
-
 @dataclass(frozen=True)
 class OfficialFiles(LocalFiles):
     """LocalFiles whose examples also come from ``others(split, lang)`` (paths under root, which the checksum
@@ -95,10 +85,10 @@ class OfficialFiles(LocalFiles):
     pool: Callable[[Path, str], list[dict]] | None = None
 
     def checksum(self, split: str, language: str) -> str:
-        parts = [f"{self.path(split, language)}:{_file_sha(self._file(split, language))}"]
+        parts = [f"{self.path(split, language)}:{sha256_file(self.file(split, language))}"]
         for rel in self.others(split, language):
             file = Path(self.root) / rel
-            parts.append(f"{rel}:{_file_sha(file) if file.is_file() else 'absent'}")
+            parts.append(f"{rel}:{sha256_file(file) if file.is_file() else 'absent'}")
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
     def candidates(self, split: str) -> list[dict]:
@@ -146,15 +136,6 @@ class NumberedHub(HubSource):
         return [{"id": f"{language}-{i}", **ex} for i, ex in enumerate(super().load(split, language))]
 
 
-def splits(task: str, **names: str) -> Callable[[str, str], str]:
-    """``(split, language) -> names[split]``; a UserError for a split the task lacks."""
-    def name(split: str, language: str) -> str:
-        if split not in names:
-            raise UserError(f"{task} has no {split!r} split (it has: {', '.join(names)})")
-        return names[split]
-    return name
-
-
 def iso3(language: str) -> str:
     """The Tatoeba (LASER) code of a language."""
     if language not in ISO3:
@@ -162,66 +143,9 @@ def iso3(language: str) -> str:
     return ISO3[language]
 
 
-def _english(task: str, language: str) -> None:
-    if language != "en":
-        raise UserError(f"{task} is English only, not {language!r}")
-
-
 def _first(root: Path, *paths: str) -> str:
     """The first of ``paths`` present under root (the first when none is)."""
     return next((p for p in paths if (root / p).is_file()), paths[0])
-
-
-# ---------------------------------------------------------------- reading
-
-
-def _lines(path: Path) -> list[str]:
-    """Lines as ``open()`` iterates them (universal newlines), without line ends."""
-    lines = read_text(path).split("\n")
-    return lines[:-1] if lines[-1] == "" else lines
-
-
-def _jsonl(path: Path) -> Iterator[tuple[int, dict]]:
-    """(line number, object) of a JSON-lines file, streamed."""
-    try:
-        with open(path, "rb") as f:
-            for n, raw in enumerate(f, 1):
-                try:
-                    line = raw.decode("utf-8")
-                except UnicodeDecodeError:
-                    raise UserError(f"{path}:{n}: not UTF-8") from None
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise UserError(f"{path}:{n}: invalid JSON: {e.msg}") from None
-                if not isinstance(obj, dict):
-                    raise UserError(f"{path}:{n}: expected a JSON object per line")
-                yield n, obj
-    except FileNotFoundError:
-        raise UserError(f"{path}: missing data file") from None
-    except OSError as e:
-        raise UserError(f"{path}: cannot read: {e}") from None
-
-
-def _get(obj, key: str, where: str, kind: type = str):
-    """``obj[key]`` of type ``kind``, or a UserError naming ``where``."""
-    value = obj.get(key) if isinstance(obj, dict) else None
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise UserError(f"{where}: expected {kind.__name__} {key!r}")
-    return value
-
-
-def _spans(obj: dict, text: str, where: str) -> list[tuple[int, int]]:
-    """Mewsli-X ``sentence_spans`` ([{"start", "end"}]) inside ``text``."""
-    out = []
-    for span in _get(obj, "sentence_spans", where, list):
-        start, end = _get(span, "start", where, int), _get(span, "end", where, int)
-        if not 0 <= start < end <= len(text):
-            raise UserError(f"{where}: sentence span [{start}, {end}) outside a text of {len(text)} characters")
-        out.append((start, end))
-    return out
 
 
 # ---------------------------------------------------------------- Tatoeba
@@ -230,7 +154,7 @@ def _spans(obj: dict, text: str, where: str) -> list[tuple[int, int]]:
 def read_tatoeba(file: Path, split: str, language: str) -> list[dict]:
     """``tatoeba.<xxx>-eng.<xxx>`` and its line-aligned ``.eng``; lines are stripped as xtreme does."""
     eng = file.with_suffix(".eng")
-    src, tgt = _lines(file), _lines(eng)
+    src, tgt = read_lines(file), read_lines(eng)
     if len(src) != len(tgt):
         raise UserError(f"{eng}: {len(tgt)} lines, but {file.name} has {len(src)} (the files are line-aligned)")
     return [{"id": f"{language}-{i}", "source": s.strip(), "target": t.strip()}
@@ -256,7 +180,7 @@ def tatoeba_files(root: Path, langs: tuple[str, ...] = TATOEBA_LANGS) -> Officia
 def _tsv(path: Path) -> dict[str, str]:
     """``id<TAB>sentence`` lines (the second field, as xtreme's ``cut -f2``), in order."""
     out: dict[str, str] = {}
-    for n, line in enumerate(_lines(path), 1):
+    for n, line in enumerate(read_lines(path), 1):
         if not line:
             continue
         fields = line.split("\t")
@@ -277,7 +201,7 @@ def read_bucc(file: Path, split: str, language: str) -> list[dict]:
     gold: dict[str, list[str]] | None = None
     if gold_file.is_file():
         gold = {i: [] for i in src}
-        for n, line in enumerate(_lines(gold_file), 1):
+        for n, line in enumerate(read_lines(gold_file), 1):
             if not line:
                 continue
             fields = line.split("\t")
@@ -309,50 +233,30 @@ def bucc_files(root: Path, langs: tuple[str, ...] = BUCC_LANGS) -> OfficialFiles
 # ---------------------------------------------------------------- LAReQA (XQuAD-R)
 
 
-def _read_json(path: Path):
-    try:
-        return json.loads(read_text(path))
-    except json.JSONDecodeError as e:
-        raise UserError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from None
-
-
 def _xquad_r(path: Path, language: str) -> tuple[list[dict], list[dict], dict[str, list[str]]]:
     """Questions (with "xling", their qa id), candidates and qa id -> answer candidate ids of one file."""
-    questions, candidates, answers, seen = [], [], {}, set()
-    n_par = 0
-    for a, article in enumerate(_get(_read_json(path), "data", f"{path}", list)):
-        for p, par in enumerate(_get(article, "paragraphs", f"{path}: data[{a}]", list)):
-            n_par += 1
-            where = f"{path}: data[{a}].paragraphs[{p}]"
-            context = _get(par, "context", where)
-            breaks = []
-            for b in _get(par, "sentence_breaks", where, list):
-                if not (isinstance(b, list) and len(b) == 2 and all(type(x) is int for x in b)):
-                    raise UserError(f"{where}: sentence_breaks holds {b!r}, not a [start, end] pair")
-                breaks.append(tuple(b))
-            sentences = [context[s:e] for s, e in breaks]
-            ids = [f"{language}_{n_par}_{i}" for i in range(len(breaks))]
-            kept = False
-            for q, qa in enumerate(_get(par, "qas", where, list)):
-                at = f"{where}.qas[{q}]"
-                qa_id, text = _get(qa, "id", at), _get(qa, "question", at)
-                answer = _get(qa, "answers", at, list)
-                if not answer:
-                    raise UserError(f"{at}: no answer")
-                start = _get(answer[0], "answer_start", at, int)
-                sentence = next((context[s:e] for s, e in breaks if s <= start < e), None)
-                if sentence is None:  # the official loader skips it (a sentence-breaking error)
-                    continue
-                if qa_id in seen:
-                    raise UserError(f"{at}: question id {qa_id!r} appears twice")
-                seen.add(qa_id)
-                kept = True
-                questions.append({"id": f"{qa_id}_{language}", "kind": "query", "lang": language,
-                                  "text": text, "xling": qa_id})
-                answers.setdefault(qa_id, []).extend(c for c, s in zip(ids, sentences) if s == sentence)
-            if kept:  # the official loader adds a paragraph's sentences with its questions
-                candidates += [{"id": c, "kind": "candidate", "lang": language, "text": s, "context": context}
-                               for c, s in zip(ids, sentences)]
+    questions, candidates, answers = [], [], {}
+    for n_par, par in enumerate(squad_paragraphs(path), 1):
+        breaks = []
+        for b in get_field(par.raw, "sentence_breaks", par.where, list):
+            if not (isinstance(b, list) and len(b) == 2 and all(type(x) is int for x in b)):
+                raise UserError(f"{par.where}: sentence_breaks holds {b!r}, not a [start, end] pair")
+            breaks.append(tuple(b))
+        sentences = [par.context[s:e] for s, e in breaks]
+        ids = [f"{language}_{n_par}_{i}" for i in range(len(breaks))]
+        kept = False
+        for q in par.questions:
+            start = q.starts[0]
+            sentence = next((par.context[s:e] for s, e in breaks if s <= start < e), None)
+            if sentence is None:  # the official loader skips it (a sentence-breaking error)
+                continue
+            kept = True
+            questions.append({"id": f"{q.id}_{language}", "kind": "query", "lang": language, "text": q.question,
+                              "xling": q.id})
+            answers.setdefault(q.id, []).extend(c for c, s in zip(ids, sentences) if s == sentence)
+        if kept:  # the official loader adds a paragraph's sentences with its questions
+            candidates += [{"id": c, "kind": "candidate", "lang": language, "text": s, "context": par.context}
+                           for c, s in zip(ids, sentences)]
     return questions, candidates, answers
 
 
@@ -397,6 +301,17 @@ def lareqa_files(root: Path, langs: tuple[str, ...] = LAREQA_LANGS) -> OfficialF
 _MARKED = re.compile(r"\{(.*?)\}")
 
 
+def _spans(obj: dict, text: str, where: str) -> list[tuple[int, int]]:
+    """Mewsli-X ``sentence_spans`` ([{"start", "end"}]) inside ``text``."""
+    out = []
+    for span in get_field(obj, "sentence_spans", where, list):
+        start, end = get_field(span, "start", where, int), get_field(span, "end", where, int)
+        if not 0 <= start < end <= len(text):
+            raise UserError(f"{where}: sentence span [{start}, {end}) outside a text of {len(text)} characters")
+        out.append((start, end))
+    return out
+
+
 def _one_line(text: str) -> str:
     return " ".join(text.splitlines()).replace("  ", " ").strip()
 
@@ -415,29 +330,29 @@ def mewslix_query(text: str, spans: list[tuple[int, int]], start: int, end: int,
 def read_mewslix(file: Path, split: str, language: str) -> list[dict]:
     """The mentions of ``language``'s articles in ``wikinews_mentions-<split>.jsonl``."""
     out, seen = [], set()
-    for n, doc in _jsonl(file):
+    for n, doc in jsonl_rows(file):
         where = f"{file}:{n}"
-        context = _get(doc, "context", where, dict)
-        if _get(context, "language", where) != language:
+        context = get_field(doc, "context", where, dict)
+        if get_field(context, "language", where) != language:
             continue
-        text = _get(context, "text", where)
+        text = get_field(context, "text", where)
         if not text:
             raise UserError(f"{where}: the article text is empty (the _no_text release file? "
                             "get-mewsli-x.sh writes wikinews_mentions-<split>.jsonl with the text)")
         spans = _spans(context, text, where)
-        for m in _get(doc, "mentions", where, list):
-            span = _get(m, "mention_span", where, dict)
-            start, end = _get(span, "start", where, int), _get(span, "end", where, int)
-            mention = _get(span, "text", where)
+        for m in get_field(doc, "mentions", where, list):
+            span = get_field(m, "mention_span", where, dict)
+            start, end = get_field(span, "start", where, int), get_field(span, "end", where, int)
+            mention = get_field(span, "text", where)
             if not 0 <= start < end or text[start:end] != mention:
                 raise UserError(f"{where}: mention {mention!r} is not the text at [{start}, {end})")
-            example_id = _get(m, "example_id", where)
+            example_id = get_field(m, "example_id", where)
             if example_id in seen:
                 raise UserError(f"{where}: example_id {example_id!r} appears twice")
             seen.add(example_id)
             out.append({"id": example_id, "kind": "query", "lang": language,
                         "text": mewslix_query(text, spans, start, end, mention, where),
-                        "relevant": [_get(m, "entity_id", where)]})
+                        "relevant": [get_field(m, "entity_id", where)]})
     if not out:
         raise UserError(f"{file}: no mentions in language {language!r}")
     return out
@@ -446,14 +361,14 @@ def read_mewslix(file: Path, split: str, language: str) -> list[dict]:
 def read_mewslix_candidates(path: Path) -> list[dict]:
     """``candidate_set_entities.jsonl``; text as Mewsli-X's ``preprocess_entity_description``."""
     out, seen = [], set()
-    for n, entity in _jsonl(path):
+    for n, entity in jsonl_rows(path):
         where = f"{path}:{n}"
-        entity_id, description = _get(entity, "entity_id", where), _get(entity, "description", where)
+        entity_id, description = get_field(entity, "entity_id", where), get_field(entity, "description", where)
         if entity_id in seen:
             raise UserError(f"{where}: entity_id {entity_id!r} appears twice")
         seen.add(entity_id)
         text = " ".join(description[s:e] for s, e in _spans(entity, description, where))
-        out.append({"id": entity_id, "kind": "candidate", "lang": _get(entity, "description_language", where),
+        out.append({"id": entity_id, "kind": "candidate", "lang": get_field(entity, "description_language", where),
                     "text": _one_line(text)})
     return out
 
@@ -474,21 +389,21 @@ def mewslix_files(root: Path, langs: tuple[str, ...] = MEWSLIX_LANGS) -> Officia
 
 
 def _copa(row: dict, where: str, language: str) -> dict:
-    kind = _get(row, "question", where)
+    kind = get_field(row, "question", where)
     if kind not in ("cause", "effect"):
         raise UserError(f"{where}: question is {kind!r}, not 'cause' or 'effect'")
-    label = _get(row, "label", where, int)
+    label = get_field(row, "label", where, int)
     if label not in (0, 1):
         raise UserError(f"{where}: label is {label}, not 0 or 1")
-    return {"id": f"{language}-{_get(row, 'idx', where, int)}",
-            "question": f"{_get(row, 'premise', where)} What was the {kind}?",
-            "choices": [_get(row, "choice1", where), _get(row, "choice2", where)], "label": label}
+    return {"id": f"{language}-{get_field(row, 'idx', where, int)}",
+            "question": f"{get_field(row, 'premise', where)} What was the {kind}?",
+            "choices": [get_field(row, "choice1", where), get_field(row, "choice2", where)], "label": label}
 
 
 def read_copa(file: Path, split: str, language: str) -> list[dict]:
     """An XCOPA or (SuperGLUE) COPA JSON-lines file."""
     out, seen = [], set()
-    for n, row in _jsonl(file):
+    for n, row in jsonl_rows(file):
         example = _copa(row, f"{file}:{n}", language)
         if example["id"] in seen:
             raise UserError(f"{file}:{n}: idx {row['idx']} appears twice")
@@ -505,24 +420,24 @@ def copa_from_hub(row: dict, language: str) -> dict:
 def _siqa(row: dict, label: int, where: str, i: int) -> dict:
     if label not in (0, 1, 2):
         raise UserError(f"{where}: label {label + 1} is not 1, 2 or 3")
-    return {"id": f"en-{i}", "question": f"{_get(row, 'context', where)} {_get(row, 'question', where)}",
-            "choices": [_get(row, f"answer{x}", where) for x in "ABC"], "label": label}
+    return {"id": f"en-{i}", "question": f"{get_field(row, 'context', where)} {get_field(row, 'question', where)}",
+            "choices": [get_field(row, f"answer{x}", where) for x in "ABC"], "label": label}
 
 
 def read_siqa(file: Path, split: str, language: str) -> list[dict]:
     """xtreme's ``socialIQa_v1.4_*.jsonl`` (answer letter in "correct") or AI2's ``<split>.jsonl`` with
     ``<split>-labels.lst`` (1, 2 or 3 a line)."""
-    rows = list(_jsonl(file))
+    rows = list(jsonl_rows(file))
     if file.name.startswith("socialIQa_v1.4"):
         out = []
         for i, (n, row) in enumerate(rows):
-            letter = _get(row, "correct", f"{file}:{n}")
+            letter = get_field(row, "correct", f"{file}:{n}")
             if letter not in ("A", "B", "C"):
                 raise UserError(f"{file}:{n}: correct is {letter!r}, not A, B or C")
             out.append(_siqa(row, "ABC".index(letter), f"{file}:{n}", i))
         return out
     label_file = file.with_name(f"{file.stem}-labels.lst")
-    lines = [(n, line.strip()) for n, line in enumerate(_lines(label_file), 1) if line.strip()]
+    lines = [(n, line.strip()) for n, line in enumerate(read_lines(label_file), 1) if line.strip()]
     if len(lines) != len(rows):
         raise UserError(f"{label_file}: {len(lines)} labels for the {len(rows)} questions of {file.name}")
     for n, line in lines:
@@ -548,20 +463,18 @@ def xcopa_files(root: Path, langs: tuple[str, ...] = XCOPA_LANGS) -> OfficialFil
 
 
 def copa_files(root: Path) -> OfficialFiles:
-    root, split = Path(root), splits("copa", train="train", dev="val")
+    root, split = Path(root), splits("copa", ("en",), train="train", dev="val")
 
     def path(s: str, language: str) -> str:
-        _english("copa", language)
         s = split(s, language)
         return _first(root, f"xcopa/{s}.en.jsonl", f"COPA/{s}.jsonl")
     return OfficialFiles(root, path, read_copa, ("en",))
 
 
 def siqa_files(root: Path) -> OfficialFiles:
-    root, split = Path(root), splits("siqa", train="train", dev="dev")
+    root, split = Path(root), splits("siqa", ("en",), train="train", dev="dev")
 
     def path(s: str, language: str) -> str:
-        _english("siqa", language)
         s = split(s, language)
         return _first(root, f"siqa/socialIQa_v1.4_{'trn' if s == 'train' else 'dev'}.jsonl",
                       f"socialiqa-train-dev/{s}.jsonl")

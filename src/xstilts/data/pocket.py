@@ -26,6 +26,7 @@ import yaml
 
 from xstilts import __version__
 from xstilts.cache import atomic_dir, atomic_write_json, cache_dir, sha256_file
+from xstilts.data.files import read_json
 from xstilts.errors import UserError
 
 POCKET_TASKS = ("pocket-topic", "pocket-retrieval", "pocket-answer", "pocket-sametopic")
@@ -54,15 +55,16 @@ def pocket_root() -> Path:
     return cache_dir() / "data" / "pocket"
 
 
-def _package(dist: str, module: str) -> tuple[Path, str]:
-    """Directory and installed version of a source package."""
+def installed_package(dist: str, module: str) -> tuple[Path, str]:
+    """(directory, installed version) of the source package ``dist``, imported as ``module``; a UserError when it
+    is not installed."""
     spec = util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
         raise UserError(f"the pocket suite needs the {dist} package: pip install 'xstilts[offline]'")
     return Path(next(iter(spec.submodule_search_locations))), metadata.version(dist)
 
 
-def _clean(text: object) -> str | None:
+def clean_text(text: object) -> str | None:
     """Whitespace-normalised text, or None for non-strings and empty strings."""
     if not isinstance(text, str):
         return None
@@ -87,12 +89,13 @@ def _read_yaml(path: Path) -> dict:
     return data
 
 
-def _conversations(corpus: Path) -> dict[str, dict[str, list[list[str | None]]]]:
-    """language -> category (file name) -> conversations; bad utterances become None."""
+def read_conversations(corpus: Path) -> dict[str, dict[str, list[list[str | None]]]]:
+    """language -> category (file name) -> conversations of the chatterbot-corpus package at ``corpus``; bad
+    utterances become None."""
     out: dict[str, dict[str, list[list[str | None]]]] = {}
     for lang_dir in sorted(p for p in (corpus / "data").iterdir() if p.name in CHATTER_LANGS):
         out[CHATTER_LANGS[lang_dir.name]] = {
-            path.stem: [[_clean(u) for u in conv] for conv in _read_yaml(path).get("conversations") or []
+            path.stem: [[clean_text(u) for u in conv] for conv in _read_yaml(path).get("conversations") or []
                         if isinstance(conv, list)]
             for path in sorted(lang_dir.glob("*.yml"))
         }
@@ -129,7 +132,7 @@ def _stratified(items: list[tuple[str, str]], rng: random.Random) -> dict[str, l
 
 def _topic_splits(corpus: Path) -> tuple[list[str], dict[tuple[str, str], list[tuple[str, str]]]]:
     """Labels and (split, language) -> (text, label) for pocket-topic."""
-    convs = _conversations(corpus)
+    convs = read_conversations(corpus)
     labels = sorted(convs["en"])
     rng = random.Random(SEED)
     splits = {(split, "en"): items for split, items in _stratified(_utterances(convs["en"], labels), rng).items()}
@@ -169,7 +172,7 @@ def _answer_items(convs: list[list[str | None]], rng: random.Random, banned: set
 
 def _answer(corpus: Path) -> tuple[dict, None]:
     """90/10 train/dev by conversation; dev drops questions that also occur in train."""
-    convs = [c for _, cs in sorted(_conversations(corpus)["en"].items()) for c in cs if len(c) > 1]
+    convs = [c for _, cs in sorted(read_conversations(corpus)["en"].items()) for c in cs if len(c) > 1]
     rng = random.Random(SEED)
     order = list(range(len(convs)))
     rng.shuffle(order)
@@ -186,7 +189,8 @@ def _pairs(items: list[tuple[str, str]], n: int, rng: random.Random) -> list[dic
     by_label: dict[str, list[str]] = defaultdict(list)
     for text, label in items:
         by_label[label].append(text)
-    same = [(a, b) for label in sorted(by_label) for i, a in enumerate(by_label[label]) for b in by_label[label][i + 1:]]
+    same = [(a, b) for label in sorted(by_label)
+            for i, a in enumerate(by_label[label]) for b in by_label[label][i + 1:]]
     same = rng.sample(same, min(n // 2, len(same)))
     different: set[tuple[str, str]] = set()
     while len(different) < len(same):
@@ -249,7 +253,7 @@ def _locale_rows(paths: list[Path]) -> list[tuple[str, str, bool]]:
     rows, sources, targets = [], set(), set()
     for path in paths:
         for target, source, plural in _catalog_entries(path):
-            s, t = _clean(source), _clean(target)
+            s, t = clean_text(source), clean_text(target)
             kept = bool(not plural and s and t and s != t and s not in sources and t not in targets
                         and _english_words(t) >= 3)
             if kept:
@@ -274,7 +278,7 @@ def _retrieval(root: Path) -> tuple[dict, None]:
     """One test language per locale with >= 100 pairs of >= 3 English words, deduplicated both ways."""
     splits = {}
     for locale, paths in _locale_catalogs(root).items():
-        records = [{"source": _clean(s), "target": _clean(t)} for t, s, kept in _locale_rows(paths) if kept]
+        records = [{"source": clean_text(s), "target": clean_text(t)} for t, s, kept in _locale_rows(paths) if kept]
         if len(records) >= MIN_TEST:
             splits["test", locale.replace("_", "-")] = records
     return splits, None
@@ -325,7 +329,7 @@ def build_pocket(force: bool = False) -> dict[str, Path]:
     out = {}
     for name in POCKET_TASKS:
         _, _, (dist, module), builder = TASKS[name]
-        root, version = _package(dist, module)
+        root, version = installed_package(dist, module)
         source = {"package": dist, "version": version}
         out[name] = task_dir = pocket_root() / name
         if force or not _is_current(task_dir, source):
@@ -335,11 +339,5 @@ def build_pocket(force: bool = False) -> dict[str, Path]:
 
 def read_meta(task_dir: Path) -> dict:
     """The dataset's meta.json."""
-    path = Path(task_dir) / "meta.json"
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise UserError(f"{path}: cannot read: {e.strerror}") from None
-    except ValueError as e:
-        raise UserError(f"{path}: invalid JSON: {e}") from None
+    return read_json(Path(task_dir) / "meta.json")
 

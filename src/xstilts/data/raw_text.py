@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 
 from xstilts.cache import sha256_file
+from xstilts.data.files import utf8_lines
 from xstilts.errors import UserError
 
 
@@ -34,20 +35,7 @@ class RawTextSource:
 
     def _lines(self, lang: str) -> list[tuple[int, str]]:
         """(line number, text) of the file's non-blank lines."""
-        path = self._file(lang)
-        try:
-            data = path.read_bytes()
-        except OSError as e:
-            raise UserError(f"{path}: cannot read: {e.strerror}") from None
-        lines = []
-        for n, raw in enumerate(data.split(b"\n"), 1):
-            try:
-                text = raw.decode("utf-8").strip()
-            except UnicodeDecodeError:
-                raise UserError(f"{path}:{n}: not UTF-8 text") from None
-            if text:
-                lines.append((n, text))
-        return lines
+        return [(n, text) for n, line in utf8_lines(self._file(lang)) if (text := line.strip())]
 
     def languages(self) -> tuple[str, ...]:
         return tuple(sorted(self.files, key=lambda lang: lang != "en"))

@@ -11,7 +11,7 @@ from xstilts.formats.base import collate, feature_length
 @torch.inference_mode()
 def predict_logits(model: torch.nn.Module, task: str, features: list[dict], batch_size: int,
                    pad_id: int) -> list[np.ndarray]:
-    """Outputs of ``model.heads[task]``, one array per feature (sequence outputs keep the batch's padding)."""
+    """Outputs of ``model.logits(task, ...)`` (a MultiHeadModel), one array per feature (sequence outputs keep the batch's padding)."""
     model.eval()
     device = next(model.parameters()).device
     order = np.argsort([-feature_length(f) for f in features], kind="stable")
@@ -19,7 +19,7 @@ def predict_logits(model: torch.nn.Module, task: str, features: list[dict], batc
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
         batch = collate([features[i] for i in idx], pad_id)
-        logits = model(task, {k: v.to(device) for k, v in batch.items()}).float().cpu().numpy()
+        logits = model.logits(task, {k: v.to(device) for k, v in batch.items()}).float().cpu().numpy()
         for i, row in zip(idx, logits):
             out[i] = row
     return out

@@ -20,8 +20,8 @@ import json
 from pathlib import Path
 
 from xstilts.errors import UserError
-from xstilts.evaluate import metrics
-from xstilts.evaluate.suites import SUITES, SuiteTask, aggregate
+from xstilts.metrics import official as metrics
+from xstilts.metrics.suites import SUITES, SuiteTask, aggregate
 
 
 def _lines(path: Path) -> list[str]:

@@ -16,7 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from xstilts.config.schema import TrainConfig
 from xstilts.errors import UserError
+from xstilts.experiments.plan import eval_languages
+from xstilts.experiments.specs import IntermediateSpec, Job, RetrievalSpec, TargetSpec
+from xstilts.tasks.catalog import TaskCatalog
+from xstilts.tasks.definition import TaskDef
 
 # --- ESTIMATES: official dataset sizes (examples) -------------------------------------------------------------
 # English training sets (train split) of intermediate tasks and of targets' training sources.
@@ -47,15 +52,10 @@ TEST_SIZES: dict[str, dict[str, int]] = {
     "tatoeba": {"*": 1_000}, "bucc2018": {"*": 10_000},  # bucc: per side, rough
     "xcopa": {"*": 500},
 }
-# Typical tokens per example (one sequence) by task format, capped at the job's max_length; tasks override.
-TOKENS_BY_FORMAT: dict[str, int] = {
-    "classification": 60, "span_qa": 180, "tagging": 40, "multiple_choice": 60, "retrieval": 20, "bucc": 30,
-    "answer_retrieval": 60, "mlm": 128,
-}
+# Typical tokens per sequence and sequences per example (choices of multiple-choice tasks) where a task differs
+# from its format's cost hint (``Format.cost``); capped at the job's max_length.
 TOKENS_BY_TASK: dict[str, int] = {"sst2": 25, "qqp": 35, "ccg": 35, "copa": 20, "xcopa": 20, "hellaswag": 70}
-# Sequences per example: choices of multiple-choice tasks, the two sides of a retrieval pair.
 SEQS_BY_TASK: dict[str, int] = {"hellaswag": 4, "commonsenseqa": 5, "cosmosqa": 4, "siqa": 3, "copa": 2, "xcopa": 2}
-SEQS_BY_FORMAT: dict[str, int] = {"multiple_choice": 4, "retrieval": 2, "bucc": 2, "answer_retrieval": 2}
 DEFAULT_SIZE = 10_000
 
 # --- Model parameter counts (hub ids that are not local) -------------------------------------------------------
@@ -145,13 +145,11 @@ _LOCAL_SOURCES = {"PocketSource", "PocketTextSource", "JsonlDirSource"}
 class _Sizes:
     """Split sizes per (task, split, language): the estimate tables first, else counted locally."""
 
-    def __init__(self, data_dir: str | None, notes: set[str]):
-        self.data_dir, self.notes, self._cache = data_dir, notes, {}
+    def __init__(self, catalog: TaskCatalog, data_dir: str | None, notes: set[str]):
+        self.catalog, self.data_dir, self.notes, self._cache = catalog, data_dir, notes, {}
 
-    def task(self, name: str):
-        from xstilts.tasks.registry import get_task
-
-        return get_task(name, data_dir=self.data_dir)
+    def task(self, name: str) -> TaskDef:
+        return self.catalog.get(name, self.data_dir)
 
     def size(self, name: str, split: str, lang: str) -> int:
         key = (name, split, lang)
@@ -163,7 +161,7 @@ class _Sizes:
                 n = TEST_SIZES[name].get(lang, TEST_SIZES[name]["*"])
             else:
                 task = self.task(name)
-                source = task.training_source(self.data_dir) if split in ("train", "dev") else task.source
+                source = self.catalog.training_source(task, self.data_dir) if split in ("train", "dev") else task.source
                 local = self.data_dir is not None or type(source).__name__ in _LOCAL_SOURCES
                 n = _counted(source, split, lang) if local else None  # never touch the hub
                 if n is None:
@@ -176,72 +174,60 @@ class _Sizes:
 
     def tokens(self, name: str, max_length: int) -> int:
         """Tokens per example: sequences per example × typical tokens per sequence (capped at max_length)."""
-        fmt = self.task(name).format
-        per_seq = TOKENS_BY_TASK.get(name, TOKENS_BY_FORMAT.get(fmt, 60))
-        return SEQS_BY_TASK.get(name, SEQS_BY_FORMAT.get(fmt, 1)) * min(per_seq, max_length)
+        hint = self.task(name).format.cost
+        return SEQS_BY_TASK.get(name, hint.sequences) * min(TOKENS_BY_TASK.get(name, hint.tokens), max_length)
 
 
-def _train_source_name(task) -> str:
-    return task.train_task or task.name
+def _examples_seen(train: TrainConfig, train_size: int) -> float:
+    if train.max_examples:
+        return float(train.max_examples)
+    if train.max_steps:
+        return float(train.max_steps * train.batch_size * train.grad_accum)
+    return float(train.epochs) * train_size
 
 
-def _examples_seen(train: dict, train_size: int) -> float:
-    if train.get("max_examples"):
-        return float(train["max_examples"])
-    if train.get("max_steps"):
-        return float(train["max_steps"] * train.get("batch_size", 32) * train.get("grad_accum", 1))
-    return float(train.get("epochs", 1.0)) * train_size
-
-
-def _dev_passes(train: dict, seen: float) -> int:
+def _dev_passes(train: TrainConfig, seen: float) -> int:
     """English dev checks: one an epoch (or every eval_every_steps updates, at most) with select_on_dev, else one."""
-    if not train.get("select_on_dev"):
+    if not train.select_on_dev:
         return 1
-    if train.get("eval_every_steps"):
-        updates = seen / (train.get("batch_size", 32) * train.get("grad_accum", 1))
-        return max(1, math.ceil(updates / train["eval_every_steps"]))
-    return max(1, math.ceil(train.get("epochs", 1.0)))
+    if train.eval_every_steps:
+        return max(1, math.ceil(seen / (train.batch_size * train.grad_accum) / train.eval_every_steps))
+    return max(1, math.ceil(train.epochs))
 
 
-def job_tokens(job, sizes: _Sizes) -> tuple[float, float]:
+def job_tokens(job: Job, sizes: _Sizes) -> tuple[float, float]:
     """(trained tokens, inferred tokens) of one job."""
-    from xstilts.experiments.plan import eval_languages
-
     spec = job.spec
     train_tok = infer_tok = 0.0
-    if job.kind == "intermediate":
-        train = spec["train"]
-        names = spec["intermediate"]
+    if isinstance(spec, IntermediateSpec):
+        names = list(spec.intermediate)
+    elif isinstance(spec, TargetSpec):
+        target = sizes.task(spec.target)
+        names = [target.train_task or target.name]
     else:
-        train = spec.get("train")
         names = []
-    if job.kind == "target":
-        names = [_train_source_name(sizes.task(spec["target"]))]
-    if train is not None and names:
-        length, cap = train.get("max_length", 128), train.get("max_train_examples")
-        counts = {n: min(sizes.size(n, "train", "en"), cap or math.inf) for n in names}
+    if names:
+        train = spec.train
+        counts = {n: min(sizes.size(n, "train", "en"), train.max_train_examples or math.inf) for n in names}
         total = sum(counts.values())
-        mean_tok = sum(counts[n] * sizes.tokens(n, length) for n in names) / max(total, 1)
-        recipe = train.get("recipe", "full")
+        mean_tok = sum(counts[n] * sizes.tokens(n, train.max_length) for n in names) / max(total, 1)
         # the probe reads the train set once, frozen (forward only); lp-ft then fine-tunes
-        train_tok = 0.0 if recipe == "probe" else _examples_seen(train, total) * mean_tok
-        infer_tok += total * mean_tok if recipe in ("probe", "lp-ft") else 0.0
-        dev_tok = sum(min(sizes.size(n, "dev", "en"), train.get("eval_subset") or math.inf) * sizes.tokens(n, length)
+        train_tok = 0.0 if train.recipe == "probe" else _examples_seen(train, total) * mean_tok
+        infer_tok += total * mean_tok if train.recipe in ("probe", "lp-ft") else 0.0
+        dev_tok = sum(min(sizes.size(n, "dev", "en"), train.eval_subset or math.inf) * sizes.tokens(n, train.max_length)
                       for n in names)
         infer_tok += _dev_passes(train, _examples_seen(train, total)) * dev_tok
-    if job.kind in ("target", "retrieval"):
-        task = sizes.task(spec["target"])
-        ev = spec.get("eval", {})
-        length, per_lang = ev.get("max_length", 128), ev.get("max_examples_per_language")
-        splits = ["test", "dev"] if task.format == "bucc" else ["test"]
-        for lang in eval_languages(task, ev.get("languages")):
-            for split in splits:
-                n = min(sizes.size(task.name, split, lang), per_lang or math.inf)
-                infer_tok += n * sizes.tokens(task.name, length)
+    if isinstance(spec, (TargetSpec, RetrievalSpec)):
+        task = sizes.task(spec.target)
+        ev = spec.eval
+        for lang in eval_languages(task, ev.languages):
+            for split in task.format.eval_splits:
+                n = min(sizes.size(task.name, split, lang), ev.max_examples_per_language or math.inf)
+                infer_tok += n * sizes.tokens(task.name, ev.max_length)
     return train_tok, infer_tok
 
 
-def estimate(jobs: Iterable, model_params: int | None = None, accelerator: str = "a100",
+def estimate(jobs: Iterable[Job], catalog: TaskCatalog, model_params: int | None = None, accelerator: str = "a100",
              utilisation: float | Achieved = DEFAULT_UTILISATION, is_done: Callable[[str], bool] | None = None,
              model: str | None = None) -> dict:
     """FLOPs and hours of ``jobs`` on ``accelerator`` at ``utilisation`` of its peak. ``model_params`` (else
@@ -260,7 +246,7 @@ def estimate(jobs: Iterable, model_params: int | None = None, accelerator: str =
         "on eval_subset examples, at most: early stopping may end sooner) with select_on_dev, else once"),
     ]
     models: dict[str, int] = {}  # reference -> N, unless model_params is given
-    for ref in [] if model_params is not None else dict.fromkeys(model or j.spec.get("model") for j in jobs):
+    for ref in [] if model_params is not None else dict.fromkeys(model or j.spec.model.model for j in jobs):
         n = model_params_of(ref) if ref else None
         if n is None:
             raise UserError(f"parameter count of model {ref!r} unknown: pass model_params")
@@ -277,9 +263,9 @@ def estimate(jobs: Iterable, model_params: int | None = None, accelerator: str =
     sizes: dict[str | None, _Sizes] = {}  # per data_dir
     rows, total, pending = [], 0.0, 0.0
     for job in jobs:
-        data_dir = job.spec.get("data_dir")
-        train_tok, infer_tok = job_tokens(job, sizes.setdefault(data_dir, _Sizes(data_dir, notes)))
-        n_params = model_params if model_params is not None else models[model or job.spec.get("model")]
+        data_dir = job.spec.model.data_dir
+        train_tok, infer_tok = job_tokens(job, sizes.setdefault(data_dir, _Sizes(catalog, data_dir, notes)))
+        n_params = model_params if model_params is not None else models[model or job.spec.model.model]
         flops = 6 * n_params * train_tok + 2 * n_params * infer_tok
         hours = flops / rate / 3600
         rows.append({"id": job.id, "kind": job.kind, "flops": flops, "hours": hours})

@@ -1,8 +1,8 @@
 """Training jobs on several processes: ``accelerate launch`` (DDP or FSDP) of this module, one process per GPU.
 
 The runner pickles the experiment and the job to ``OUT/jobs/<id>/launch.pkl``; every launched process
-loads it and runs the job. Without CUDA the processes talk over gloo on the CPU, which is how the tests
-exercise this path.
+loads it and runs the job there (``experiment.run_here(job)``). Without CUDA the processes talk over gloo on
+the CPU, which is how the tests exercise this path.
 """
 
 from __future__ import annotations
@@ -12,20 +12,12 @@ import pickle
 import subprocess
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from xstilts.experiments.execute import job_dir, run_job
-from xstilts.experiments.plan import Job
-
-if TYPE_CHECKING:
-    from xstilts.experiments.runner import Experiment
-
-HANDOFF = "launch.pkl"
+from xstilts.config.schema import AccelerateConfig
 
 
-def command(exp: Experiment, handoff: Path) -> list[str]:
-    """The ``accelerate launch`` command line for the experiment's ``accelerate:`` block."""
-    acc = exp.cfg.accelerate
+def command(acc: AccelerateConfig, handoff: Path) -> list[str]:
+    """The ``accelerate launch`` command line for an ``accelerate:`` block."""
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(acc.num_processes),
            "--num_machines", "1", "--mixed_precision", acc.mixed_precision, "--dynamo_backend", "no",
            "--main_process_port", "0"]
@@ -37,13 +29,13 @@ def command(exp: Experiment, handoff: Path) -> list[str]:
     return [*cmd, "-m", "xstilts.experiments.launch", str(handoff)]
 
 
-def run_launched(job: Job, exp: Experiment) -> None:
-    """Run ``job`` through ``accelerate launch``; a failure raises with the launched processes' last error line."""
-    handoff = job_dir(exp.out, job.id) / HANDOFF
+def run_launched(job: object, experiment: object, acc: AccelerateConfig, handoff: Path) -> None:
+    """Run ``job`` of ``experiment`` through ``accelerate launch``; a failure raises with the launched processes'
+    last error line."""
     handoff.parent.mkdir(parents=True, exist_ok=True)
-    handoff.write_bytes(pickle.dumps((exp, job)))
+    handoff.write_bytes(pickle.dumps((experiment, job)))
     try:
-        proc = subprocess.run(command(exp, handoff), check=False, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        proc = subprocess.run(command(acc, handoff), check=False, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                               text=True)
     finally:
         handoff.unlink(missing_ok=True)
@@ -53,13 +45,12 @@ def run_launched(job: Job, exp: Experiment) -> None:
 
 
 def main() -> None:
-    exp, job = pickle.loads(Path(sys.argv[1]).read_bytes())
+    experiment, job = pickle.loads(Path(sys.argv[1]).read_bytes())
     import torch
 
     if not torch.cuda.is_available():
         os.environ["ACCELERATE_USE_CPU"] = "true"
-    exp.enter_worker()
-    run_job(job, exp.out, options=exp.options)
+    experiment.run_here(job)
 
 
 if __name__ == "__main__":

@@ -21,9 +21,8 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
-QUEUE_NAME = "queue.sqlite"
+from xstilts.experiments.rundir import RunDir
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS leases (
@@ -53,8 +52,8 @@ def pid_alive(pid: int) -> bool:
 class Queue:
     """This process's view of ``OUT/queue.sqlite``; one instance per worker."""
 
-    def __init__(self, out: Path, ttl: float = 60.0):
-        self.path = Path(out) / QUEUE_NAME
+    def __init__(self, run: RunDir, ttl: float = 60.0):
+        self.path = run.queue_path
         self.ttl = ttl
         self.host = socket.gethostname()
         self.owner = f"{self.host}:{os.getpid()}:{uuid.uuid4().hex[:8]}"

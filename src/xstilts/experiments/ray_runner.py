@@ -12,10 +12,9 @@ import time
 from rich.console import Console
 
 from xstilts.errors import JobsFailed, UserError
-from xstilts.experiments.plan import Job
 from xstilts.experiments.queue import Queue
-from xstilts.experiments.runner import POLL_SECONDS, Experiment, run_claimed
-from xstilts.experiments.store import is_done
+from xstilts.experiments.specs import Job
+from xstilts.experiments.worker import POLL_SECONDS, Experiment, enter_worker, run_claimed
 
 
 def _run_task(exp: Experiment, job: Job, threads: int, *upstream: str) -> str:
@@ -23,13 +22,13 @@ def _run_task(exp: Experiment, job: Job, threads: int, *upstream: str) -> str:
     row names the Ray node."""
     import ray
 
-    exp.enter_worker(threads)
-    queue = Queue(exp.out)
+    enter_worker(threads)
+    queue = Queue(exp.run)
     while not queue.claim(job.id):
-        if is_done(exp.out, job.id):
+        if exp.run.is_done(job.id):
             return job.id
         time.sleep(POLL_SECONDS)
-    if is_done(exp.out, job.id):
+    if exp.run.is_done(job.id):
         queue.release(job.id, None)
     else:
         run_claimed(job, exp, queue, where=f"ray node {ray.get_runtime_context().get_node_id()}")
@@ -48,7 +47,7 @@ def run_on_ray(exp: Experiment, address: str | None, console: Console) -> None:
     try:
         task = ray.remote(_run_task)
         while True:  # a selection adds jobs once its candidates are done
-            pending = [j for j in exp.plan() if not is_done(exp.out, j.id)]
+            pending = [j for j in exp.plan().jobs if not exp.run.is_done(j.id)]
             if not pending:
                 return
             refs = {}

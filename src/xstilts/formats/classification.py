@@ -11,16 +11,41 @@ from torch import nn
 from transformers import PretrainedConfig
 
 from xstilts.errors import UserError
-from xstilts.evaluate.metrics import accuracy
-from xstilts.formats.base import pooled_head
-from xstilts.models.pooling import encode
-from xstilts.tasks.registry import TaskDef
+from xstilts.formats.base import CostHint, FieldProblem, HeadFormat, Row, TaskInfo, label_files, pooled_head
+from xstilts.formats.pooling import encode
+from xstilts.metrics.official import accuracy
 
 
-class Classification:
+class Classification(HeadFormat):
+    """Examples {"id", <text fields>, "label"}: one text, or a pair; labels are the task's label strings."""
+
     name = "classification"
+    cost = CostHint(60)
+    user_fields = ("text", "text_a", "text_b", "label")
+    labelled = True
 
-    def featurize(self, task: TaskDef, examples: list[dict], tokenizer: Any, max_length: int) -> list[dict]:
+    def user_columns(self, given: dict[str, Any]) -> dict[str, Any]:
+        """``text``, or ``text_a`` and ``text_b`` (a pair); and ``label``."""
+        pair = {"text_a", "text_b"} & given.keys()
+        if pair and "text" in given:
+            raise FieldProblem(("fields", "text"), "use text, or text_a and text_b, not both")
+        if len(pair) == 1:
+            raise FieldProblem(("fields", pair.pop()), "text_a and text_b go together")
+        columns = super().user_columns(given)
+        drop = ("text",) if pair else ("text_a", "text_b")
+        return {f: c for f, c in columns.items() if f not in drop}
+
+    def user_example(self, row: Row, columns: dict[str, Any], labels: list[str] | None, metric: str) -> dict:
+        label = row.raw(columns["label"])
+        label = str(label) if isinstance(label, int) and not isinstance(label, bool) else label
+        if label not in labels:
+            raise UserError(f"{row.at}: label {label!r} is not one of {', '.join(labels)}")
+        return {**{f: row.text(columns[f]) for f in columns if f.startswith("text")}, "label": label}
+
+    def official_files(self, predictions: list, examples: list[dict], ext: str) -> tuple[str, str]:
+        return label_files(predictions, [ex["label"] for ex in examples], ext)
+
+    def featurize(self, task: TaskInfo, examples: list[dict], tokenizer: Any, max_length: int) -> list[dict]:
         index = {label: i for i, label in enumerate(task.labels)}
         texts = [[ex[f] for ex in examples] for f in task.fields]
         enc = tokenizer(*texts, truncation=True, max_length=max_length)
@@ -31,24 +56,18 @@ class Classification:
             feats.append({"input_ids": ids, "label": index[ex["label"]]})
         return feats
 
-    def make_head(self, task: TaskDef, config: PretrainedConfig, kind: str = "linear") -> nn.Module:
+    def make_head(self, task: TaskInfo, config: PretrainedConfig, kind: str = "linear") -> nn.Module:
         return pooled_head(config, len(task.labels), kind)
 
     def represent(self, backbone: nn.Module, batch: dict, pooling: str) -> torch.Tensor:
         return encode(backbone, batch["input_ids"], batch["attention_mask"], pooling)
 
-    def head_logits(self, head: nn.Module, reps: torch.Tensor, batch: dict) -> torch.Tensor:
-        return head(reps)
-
-    def logits(self, backbone: nn.Module, head: nn.Module, batch: dict, pooling: str) -> torch.Tensor:
-        return self.head_logits(head, self.represent(backbone, batch, pooling), batch)
-
     def loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
         return F.cross_entropy(logits, batch["labels"])
 
     def predict(self, outputs: list[np.ndarray], features: list[dict], examples: list[dict],
-                task: TaskDef) -> list:
+                task: TaskInfo) -> list:
         return [task.labels[int(o.argmax())] for o in outputs]
 
-    def score(self, predictions: list, examples: list[dict], task: TaskDef, language: str) -> dict[str, float]:
+    def score(self, predictions: list, examples: list[dict], task: TaskInfo, language: str) -> dict[str, float]:
         return {"accuracy": accuracy(predictions, [ex["label"] for ex in examples])}

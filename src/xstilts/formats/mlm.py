@@ -18,9 +18,8 @@ from torch import nn
 from transformers import PretrainedConfig
 
 from xstilts.errors import UserError
-from xstilts.evaluate.metrics import accuracy
-from xstilts.formats.base import IGNORE_INDEX
-from xstilts.tasks.registry import TaskDef
+from xstilts.formats.base import IGNORE_INDEX, CostHint, HeadFormat, TaskInfo
+from xstilts.metrics.official import accuracy
 
 MASK_RATE, KEEP_MASK, KEEP_RANDOM = 0.15, 0.8, 0.1
 
@@ -75,12 +74,14 @@ class MLMHead(nn.Module):
         return F.linear(self.layer_norm(F.gelu(self.dense(hidden))), embeddings, self.bias)
 
 
-class MaskedLM:
+class MaskedLM(HeadFormat):
     """Examples {"id", "text"}; scored by masked-token accuracy (percent)."""
 
     name = "mlm"
+    cost = CostHint(128)
+    probe_able = False  # the tied decoder reads the embeddings the encoder trains
 
-    def featurize(self, task: TaskDef, examples: list[dict], tokenizer: Any, max_length: int) -> list[dict]:
+    def featurize(self, task: TaskInfo, examples: list[dict], tokenizer: Any, max_length: int) -> list[dict]:
         if tokenizer.mask_token_id is None:
             raise UserError(f"{task.name}: the model's tokenizer has no mask token, which masked LM needs")
         enc = tokenizer([ex["text"] for ex in examples], truncation=True, max_length=max_length,
@@ -92,16 +93,22 @@ class MaskedLM:
             feats.append({"input_ids": inputs, "label": labels})
         return feats
 
-    def make_head(self, task: TaskDef, config: PretrainedConfig, kind: str = "linear") -> nn.Module:
+    def make_head(self, task: TaskInfo, config: PretrainedConfig, kind: str = "linear") -> nn.Module:
         return MLMHead(config.hidden_size)
 
-    def logits(self, backbone: nn.Module, head: nn.Module, batch: dict, pooling: str) -> torch.Tensor:
-        """(B, M, vocab) logits at each row's masked positions (M: the batch's most masked); under inference
-        mode (prediction) the (B, M) argmax ids instead, so predictions never hold vocabulary-sized arrays."""
+    def attach(self, head: nn.Module, backbone: nn.Module) -> None:
+        head.attach(backbone)
+
+    def represent(self, backbone: nn.Module, batch: dict, pooling: str) -> torch.Tensor:
+        """Hidden states at each row's masked positions: (B, M, hidden), M the batch's most masked."""
         hidden = backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
         order, _ = _masked(batch["labels"])
-        picked = hidden.gather(1, order.unsqueeze(-1).expand(-1, -1, hidden.size(-1)))
-        scores = head(picked, backbone.get_input_embeddings().weight)
+        return hidden.gather(1, order.unsqueeze(-1).expand(-1, -1, hidden.size(-1)))
+
+    def logits(self, backbone: nn.Module, head: nn.Module, batch: dict, pooling: str) -> torch.Tensor:
+        """(B, M, vocab) logits at the masked positions; under inference mode (prediction) the (B, M) argmax ids
+        instead, so predictions never hold vocabulary-sized arrays."""
+        scores = head(self.represent(backbone, batch, pooling), backbone.get_input_embeddings().weight)
         return scores.argmax(-1) if torch.is_inference_mode_enabled() else scores
 
     def loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
@@ -112,7 +119,7 @@ class MaskedLM:
         return F.cross_entropy(logits.flatten(0, 1).float(), gold.flatten(), ignore_index=IGNORE_INDEX)
 
     def predict(self, outputs: list[np.ndarray], features: list[dict], examples: list[dict],
-                task: TaskDef) -> list:
+                task: TaskInfo) -> list:
         """Per example {"predicted": ids, "gold": ids} at its masked positions, in position order."""
         preds = []
         for out, feat in zip(outputs, features):
@@ -121,7 +128,7 @@ class MaskedLM:
             preds.append({"predicted": [int(i) for i in ids[:len(gold)]], "gold": gold})
         return preds
 
-    def score(self, predictions: list, examples: list[dict], task: TaskDef, language: str) -> dict[str, float]:
+    def score(self, predictions: list, examples: list[dict], task: TaskInfo, language: str) -> dict[str, float]:
         pred = [i for p in predictions for i in p["predicted"]]
         gold = [i for p in predictions for i in p["gold"]]
         if not gold:

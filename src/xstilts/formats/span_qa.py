@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -11,8 +12,8 @@ from torch import nn
 from transformers import PretrainedConfig
 
 from xstilts.errors import UserError
-from xstilts.evaluate.metrics import mlqa_scores, normalize_squad, squad_scores
-from xstilts.tasks.registry import TaskDef
+from xstilts.formats.base import CostHint, HeadFormat, Row, TaskInfo
+from xstilts.metrics.official import mlqa_scores, normalize_squad, squad_scores
 
 DOC_STRIDE = 128  # tokens shared by consecutive windows of a long context (at most half of a window)
 MAX_QUERY_LENGTH = 64  # question tokens kept (capped at half of max_length)
@@ -45,10 +46,53 @@ def _best_span(logits: np.ndarray, offsets: list) -> tuple[float, int, int] | No
     return float(score[i, j]), int(s[i]), int(e[j])
 
 
-class SpanQA:
-    name = "span_qa"
+def _squad_json(examples: list[dict]) -> dict:
+    """Examples in SQuAD v1.1's JSON layout, one paragraph per question."""
+    return {"data": [{"paragraphs": [{"context": ex["context"], "qas": [{
+        "id": ex["id"], "question": ex["question"],
+        "answers": [{"text": t, "answer_start": s} for t, s in zip(ex["answers"]["text"],
+                                                                    ex["answers"]["answer_start"])]}]}]}
+                     for ex in examples]}
 
-    def featurize(self, task: TaskDef, examples: list[dict], tokenizer: Any, max_length: int) -> list[dict]:
+
+class SpanQA(HeadFormat):
+    """Examples {"id", "question", "context", "answers": {"text": [...], "answer_start": [...]}}."""
+
+    name = "span_qa"
+    metrics = ("squad", "squad_v2", "mlqa")
+    cost = CostHint(180)
+    user_fields = ("question", "context", "answer", "answer_start")
+
+    def headline(self, metric: str) -> str:
+        return "f1"
+
+    def user_inputs(self, columns: dict[str, Any]) -> tuple[str, ...]:
+        return ("question", "context")
+
+    def user_example(self, row: Row, columns: dict[str, Any], labels: list[str] | None, metric: str) -> dict:
+        context, answer, start = row.text(columns["context"]), row.raw(columns["answer"]), row.raw(columns["answer_start"])
+        answers = [answer] if isinstance(answer, str) else answer
+        starts = [start] if not isinstance(start, list) else start
+        if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
+            raise UserError(f"{row.at}: field {columns['answer']!r} must be a string or a list of strings")
+        answers = [a for a in answers if a]
+        starts = [row.integer(columns["answer_start"], s) for s in starts if s != ""]
+        if len(starts) != len(answers):
+            raise UserError(f"{row.at}: {len(answers)} answers but {len(starts)} answer_start values")
+        if not answers and metric != "squad_v2":
+            raise UserError(f"{row.at}: no answer (only metric squad_v2 allows unanswerable questions)")
+        for a, s in zip(answers, starts):
+            if context[s:s + len(a)] != a:
+                raise UserError(f"{row.at}: answer {a!r} is not at answer_start {s} of the context")
+        return {"question": row.text(columns["question"]), "context": context,
+                "answers": {"text": answers, "answer_start": starts}}
+
+    def official_files(self, predictions: list, examples: list[dict], ext: str) -> tuple[str, str]:
+        """Predictions as {id: answer text}; labels as a SQuAD JSON file."""
+        return (json.dumps(dict(zip((ex["id"] for ex in examples), predictions)), ensure_ascii=False),
+                json.dumps(_squad_json(examples), ensure_ascii=False))
+
+    def featurize(self, task: TaskInfo, examples: list[dict], tokenizer: Any, max_length: int) -> list[dict]:
         query_length = min(MAX_QUERY_LENGTH, max_length // 2)
         questions = [ex["question"].lstrip() for ex in examples]
         q_offsets = tokenizer(questions, add_special_tokens=False, truncation=True, max_length=query_length,
@@ -72,7 +116,7 @@ class SpanQA:
             feats.append({"input_ids": ids, "start": start, "end": end, "_example": n, "_offsets": offsets})
         return feats
 
-    def make_head(self, task: TaskDef, config: PretrainedConfig, kind: str = "linear") -> nn.Module:
+    def make_head(self, task: TaskInfo, config: PretrainedConfig, kind: str = "linear") -> nn.Module:
         return nn.Linear(config.hidden_size, 2)
 
     def represent(self, backbone: nn.Module, batch: dict, pooling: str) -> torch.Tensor:
@@ -82,14 +126,11 @@ class SpanQA:
         logits = head(reps)
         return logits.masked_fill(~batch["attention_mask"].bool().unsqueeze(-1), torch.finfo(logits.dtype).min)
 
-    def logits(self, backbone: nn.Module, head: nn.Module, batch: dict, pooling: str) -> torch.Tensor:
-        return self.head_logits(head, self.represent(backbone, batch, pooling), batch)
-
     def loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
         return (F.cross_entropy(logits[..., 0], batch["start"]) + F.cross_entropy(logits[..., 1], batch["end"])) / 2
 
     def predict(self, outputs: list[np.ndarray], features: list[dict], examples: list[dict],
-                task: TaskDef) -> list:
+                task: TaskInfo) -> list:
         """The best span over an example's windows; "" (no answer) for squad_v2 when the null score wins."""
         best: list[tuple[float, str]] = [(-np.inf, "")] * len(examples)
         null = [np.inf] * len(examples)
@@ -103,7 +144,7 @@ class SpanQA:
         allow_null = task.metric == "squad_v2"
         return ["" if allow_null and null[n] > score else text for n, (score, text) in enumerate(best)]
 
-    def score(self, predictions: list, examples: list[dict], task: TaskDef, language: str) -> dict[str, float]:
+    def score(self, predictions: list, examples: list[dict], task: TaskInfo, language: str) -> dict[str, float]:
         """SQuAD v1.1 or MLQA exact match and F1; squad_v2 as its official script (no-answer gold is [""])."""
         golds = {i: ex["answers"]["text"] for i, ex in enumerate(examples)}
         preds = dict(enumerate(predictions))

@@ -11,10 +11,10 @@ from torch import nn
 from transformers import PretrainedConfig
 
 from xstilts.errors import UserError
-from xstilts.evaluate.metrics import accuracy, seqeval_scores
-from xstilts.evaluate.per_example import chunk_counts
-from xstilts.formats.base import IGNORE_INDEX, head_dropout
-from xstilts.tasks.registry import TaskDef
+from xstilts.formats.base import IGNORE_INDEX, CostHint, HeadFormat, Row, TaskInfo, head_dropout, lines
+from xstilts.metrics import per_example
+from xstilts.metrics.official import accuracy, seqeval_scores
+from xstilts.metrics.per_example import chunk_counts
 
 
 def _first_subwords(words: list[int | None]) -> list[tuple[int, int]]:
@@ -22,10 +22,35 @@ def _first_subwords(words: list[int | None]) -> list[tuple[int, int]]:
     return [(t, w) for t, w in enumerate(words) if w is not None and (t == 0 or words[t - 1] != w)]
 
 
-class Tagging:
-    name = "tagging"
+class Tagging(HeadFormat):
+    """Examples {"id", "tokens", "tags"}: one tag of the task's label set per word."""
 
-    def featurize(self, task: TaskDef, examples: list[dict], tokenizer: Any, max_length: int) -> list[dict]:
+    name = "tagging"
+    metrics = ("seqeval", "accuracy")
+    cost = CostHint(40)
+    user_fields = ("tokens", "tags")
+    labelled = True
+
+    def headline(self, metric: str) -> str:
+        return "accuracy" if metric == "accuracy" else "f1"
+
+    def user_inputs(self, columns: dict[str, Any]) -> tuple[str, ...]:
+        return ("tokens",)
+
+    def user_example(self, row: Row, columns: dict[str, Any], labels: list[str] | None, metric: str) -> dict:
+        tokens, tags = row.words(columns["tokens"]), row.words(columns["tags"])
+        if not tokens or len(tokens) != len(tags):
+            raise UserError(f"{row.at}: {len(tokens)} tokens but {len(tags)} tags")
+        if bad := next((t for t in tags if t not in labels), None):
+            raise UserError(f"{row.at}: tag {bad!r} is not one of {', '.join(labels)}")
+        return {"tokens": tokens, "tags": tags}
+
+    def official_files(self, predictions: list, examples: list[dict], ext: str) -> tuple[str, str]:
+        """One tag per line, a blank line after each sentence."""
+        return ("".join(lines(tags) + "\n" for tags in predictions),
+                "".join(lines(ex["tags"]) + "\n" for ex in examples))
+
+    def featurize(self, task: TaskInfo, examples: list[dict], tokenizer: Any, max_length: int) -> list[dict]:
         index = {tag: i for i, tag in enumerate(task.labels)}
         enc = tokenizer([ex["tokens"] for ex in examples], is_split_into_words=True, truncation=True,
                         max_length=max_length)
@@ -41,23 +66,17 @@ class Tagging:
             feats.append({"input_ids": enc["input_ids"][k], "label": label, "_words": words})
         return feats
 
-    def make_head(self, task: TaskDef, config: PretrainedConfig, kind: str = "linear") -> nn.Module:
+    def make_head(self, task: TaskInfo, config: PretrainedConfig, kind: str = "linear") -> nn.Module:
         return nn.Sequential(nn.Dropout(head_dropout(config)), nn.Linear(config.hidden_size, len(task.labels)))
 
     def represent(self, backbone: nn.Module, batch: dict, pooling: str) -> torch.Tensor:
         return backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
 
-    def head_logits(self, head: nn.Module, reps: torch.Tensor, batch: dict) -> torch.Tensor:
-        return head(reps)
-
-    def logits(self, backbone: nn.Module, head: nn.Module, batch: dict, pooling: str) -> torch.Tensor:
-        return self.head_logits(head, self.represent(backbone, batch, pooling), batch)
-
     def loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
         return F.cross_entropy(logits.flatten(0, 1), batch["labels"].flatten(), ignore_index=IGNORE_INDEX)
 
     def predict(self, outputs: list[np.ndarray], features: list[dict], examples: list[dict],
-                task: TaskDef) -> list:
+                task: TaskInfo) -> list:
         """A tag per word; words cut off by truncation get "O" (or the first label when there is no "O")."""
         fallback = "O" if "O" in task.labels else task.labels[0]
         preds = []
@@ -68,15 +87,18 @@ class Tagging:
             preds.append(tags)
         return preds
 
-    def example_counts(self, predictions: list, examples: list[dict], task: TaskDef) -> dict[str, np.ndarray]:
+    def example_stats(self, predictions: list, examples: list[dict], task: TaskInfo, language: str,
+                      scores: dict[str, float]) -> dict[str, np.ndarray]:
         """Per-sentence statistics of the headline metric: chunk counts for F1, (correct, total) for accuracy."""
         gold = [ex["tags"] for ex in examples]
         if task.metric == "accuracy":
-            return {"accuracy": np.array([[sum(p == g for p, g in zip(ps, gs)), len(gs)]
-                                          for ps, gs in zip(predictions, gold)], dtype=np.float64).reshape(-1, 2)}
-        return {"f1": chunk_counts(gold, predictions)}
+            counts = {"accuracy": np.array([[sum(p == g for p, g in zip(ps, gs)), len(gs)]
+                                            for ps, gs in zip(predictions, gold)], dtype=np.float64).reshape(-1, 2)}
+        else:
+            counts = {"f1": chunk_counts(gold, predictions)}
+        return per_example.reproducing(counts, scores)
 
-    def score(self, predictions: list, examples: list[dict], task: TaskDef, language: str) -> dict[str, float]:
+    def score(self, predictions: list, examples: list[dict], task: TaskInfo, language: str) -> dict[str, float]:
         """seqeval chunk F1 (XTREME's POS and NER), or per-token accuracy for metric "accuracy" (CCG)."""
         gold = [ex["tags"] for ex in examples]
         if task.metric == "accuracy":

@@ -1,4 +1,4 @@
-"""Loading a backbone (any HF encoder) with its tokenizer, and the shared-backbone multi-head model."""
+"""Loading and saving a backbone (any HF encoder) with its tokenizer; its blocks, parameter depths and freezing."""
 
 from __future__ import annotations
 
@@ -73,23 +73,6 @@ def freeze(backbone: nn.Module, parts: list[str]) -> list[str]:
                 frozen.append(name)
                 break
     return frozen
-
-
-class MultiHeadModel(nn.Module):
-    """One backbone and named heads; ``head_of`` maps each task to its head (tasks may share one).
-    ``forward(task, batch)`` returns that task's logits."""
-
-    def __init__(self, backbone: nn.Module, heads: dict[str, nn.Module], formats: dict[str, Any],
-                 head_of: dict[str, str], pooling: str):
-        super().__init__()
-        self.backbone = backbone
-        self.heads = nn.ModuleDict(heads)
-        self.formats = formats
-        self.head_of = head_of
-        self.pooling = pooling
-
-    def forward(self, task: str, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.formats[task].logits(self.backbone, self.heads[self.head_of[task]], batch, self.pooling)
 
 
 def save_backbone(backbone: nn.Module, tokenizer: Any, directory: Path) -> None:

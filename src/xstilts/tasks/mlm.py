@@ -6,8 +6,8 @@ than 3 English words, duplicates, plural forms, locales below its 100-pair thres
 translations identical to their English are skipped), plus the chatterbot-corpus utterances of the
 languages that are not pocket-topic test languages (below its 100-utterance threshold). Any line equal,
 after whitespace normalisation, to a text of a pocket test split (topic test texts, retrieval test sources
-and targets) is then dropped. A corpus of your own: ``register_mlm_task("mlm-wiki", {"de": "de.txt",
-"sw": "sw.txt"})`` (one sentence per line); user task YAML files will take such corpora once the config
+and targets) is then dropped. A corpus of your own: ``catalog.with_tasks(mlm_task("mlm-wiki", {"de": "de.txt",
+"sw": "sw.txt"}))`` (one sentence per line); user task YAML files will take such corpora once the config
 accepts new task types.
 """
 
@@ -21,7 +21,7 @@ from pathlib import Path
 from xstilts.cache import atomic_dir, atomic_write_json, cache_dir
 from xstilts.data.files import read_jsonl
 from xstilts.data.raw_text import RawTextSource
-from xstilts.tasks.registry import TaskDef, register
+from xstilts.tasks.definition import TaskDef
 
 RECIPE = 2  # bump when the corpus recipe changes, so cached corpora are rebuilt
 TEST_FIELDS = {"pocket-topic": ("text",), "pocket-retrieval": ("source", "target")}  # texts to keep out
@@ -46,13 +46,13 @@ def _leftover_text(topic_languages: set[str]) -> dict[str, dict[str, None]]:
     from xstilts.data import pocket
 
     lines: dict[str, dict[str, None]] = defaultdict(dict)
-    django, _ = pocket._package(*pocket.DJANGO)
+    django, _ = pocket.installed_package(*pocket.DJANGO)
     for lang, msgid, msgstr, used in pocket.catalog_entries(django):
-        text = pocket._clean(msgstr)
-        if not used and text and text != pocket._clean(msgid):
+        text = pocket.clean_text(msgstr)
+        if not used and text and text != pocket.clean_text(msgid):
             lines[lang][text] = None
-    chatter, _ = pocket._package(*pocket.CHATTER)
-    for lang, categories in pocket._conversations(chatter).items():
+    chatter, _ = pocket.installed_package(*pocket.CHATTER)
+    for lang, categories in pocket.read_conversations(chatter).items():
         if lang != "en" and lang not in topic_languages:
             lines[lang].update((u, None) for convs in categories.values() for conv in convs for u in conv if u)
     return lines
@@ -112,9 +112,6 @@ def mlm_task(name: str, files: dict[str, str | Path], dev_fraction: float = 0.05
     return TaskDef(name, "mlm", "intermediate", "accuracy", RawTextSource(files, dev_fraction))
 
 
-def register_mlm_task(name: str, files: dict[str, str | Path], dev_fraction: float = 0.05) -> TaskDef:
-    """Register ``mlm_task(name, files)`` so experiment configs can name it in intermediate settings."""
-    return register(mlm_task(name, files, dev_fraction))
-
-
-register(TaskDef("mlm-pocket", "mlm", "intermediate", "accuracy", PocketTextSource()))
+TASKS = (
+    TaskDef("mlm-pocket", "mlm", "intermediate", "accuracy", PocketTextSource()),
+)

@@ -14,8 +14,9 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from xstilts.data.sources import Source
 from xstilts.errors import UserError
-from xstilts.tasks.registry import Source, TaskDef, get_task
+from xstilts.tasks.definition import TaskDef
 
 LANGUAGE = re.compile(r"[a-z]{2,3}(-[A-Za-z]+)?")
 
@@ -82,16 +83,13 @@ class NeedsFiles:
         return f"translated:{self.language}:(no data_dir)"
 
 
-def variant(name: str, data_dir: str | Path | None = None) -> TaskDef | None:
-    """The task ``<task>@<lang>`` (its files under data_dir when given); None unless ``task`` is known, trains
-    on its own data, has an official-file reader, and ``lang`` looks like a language code other than its own."""
-    base_name, _, lang = name.partition("@")
-    base = get_task(base_name, quiet=True)
-    if (base is None or base.local is None or base.train_task or not LANGUAGE.fullmatch(lang)
-            or lang == base.train_language):
+def variant(base: TaskDef, lang: str) -> TaskDef | None:
+    """The task ``<base>@<lang>``; None unless ``base`` trains on its own data, has an official-file reader, and
+    ``lang`` looks like a language code other than its own."""
+    if base.local is None or base.train_task or not LANGUAGE.fullmatch(lang) or lang == base.train_language:
         return None
     local = base.local
-    task = replace(base, name=name, train_language=lang, head=base.head_name, source=NeedsFiles(base.name, lang, base),
+    return replace(base, name=f"{base.name}@{lang}", train_language=lang, head=base.head_name,
+                   source=NeedsFiles(base.name, lang, base),
                    local=lambda root: Translated(base.name, lang, local(Path(root) / "translated" / lang),
                                                  base.train_language))
-    return replace(task, source=task.local(Path(data_dir))) if data_dir is not None else task

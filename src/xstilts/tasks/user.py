@@ -1,6 +1,6 @@
 """Tasks defined without Python: one YAML file per task in a folder, data in JSONL, CSV or TSV files.
 
-``register_tasks_dir(folder)`` registers every ``*.yaml`` (or ``*.yml``) file of ``folder``::
+``TaskCatalog.with_dir(folder)`` adds the task of every ``*.yaml`` (or ``*.yml``) file of ``folder``::
 
     name: support-intent        # unique; lowercase letters, digits and _ . -
     description: ...            # optional, free text
@@ -48,17 +48,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from xstilts.cache import sha256_file
-from xstilts.config import NONE_SETTING, field_error, read_yaml_mapping, validation_error
+from xstilts.config.schema import NONE_SETTING
+from xstilts.config.yaml_file import field_error, read_yaml_mapping, validation_error
 from xstilts.data.files import jsonl_rows, read_text
 from xstilts.errors import UserError
-from xstilts.tasks import registry
-from xstilts.tasks.registry import TaskDef
+from xstilts.formats.base import FieldProblem, Format, Row
+from xstilts.formats.registry import format_names, get_format
+from xstilts.tasks.definition import TaskDef
 
-METRICS = {"classification": ("accuracy",), "multiple_choice": ("accuracy",), "span_qa": ("squad", "squad_v2"),
-           "tagging": ("seqeval",)}
-FORMAT_FIELDS = {"multiple_choice": ("question", "choices", "label"),
-                 "span_qa": ("question", "context", "answer", "answer_start"), "tagging": ("tokens", "tags")}
-INPUTS = {"multiple_choice": ("question", "choices"), "span_qa": ("question", "context"), "tagging": ("tokens",)}
 SUFFIXES = (".jsonl", ".csv", ".tsv")
 
 
@@ -69,13 +66,21 @@ class TaskFile(BaseModel):
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
     description: str = ""
-    format: Literal["classification", "multiple_choice", "span_qa", "tagging"]
+    format: str
     kind: Literal["intermediate", "target"] = "intermediate"
     metric: str | None = None
     labels: list[str] | None = None
     fields: dict[str, Any] = Field(default_factory=dict)  # a column name, or for choices a list of them
     data: dict[Literal["train", "dev", "test"], str]
     languages: list[str] = Field(default_factory=lambda: ["en"], min_length=1)
+
+    @field_validator("format")
+    @classmethod
+    def _file_format(cls, name: str) -> str:
+        offered = [n for n in format_names() if get_format(n).user_fields]
+        if name not in offered:
+            raise ValueError(f"expected one of {', '.join(offered)}")
+        return name
 
     @field_validator("labels", mode="before")
     @classmethod
@@ -85,12 +90,7 @@ class TaskFile(BaseModel):
             if isinstance(v, list) else v
 
 
-class _Bad(Exception):
-    def __init__(self, loc: tuple, msg: str):
-        self.loc, self.msg = loc, msg
-
-
-def _yaml_error(path: Path, loc: tuple, msg: str) -> UserError:
+def task_file_error(path: Path, loc: tuple, msg: str) -> UserError:
     """``path:line: field: msg``, the line looked up in the YAML file."""
     try:
         root = yaml.compose(path.read_text(encoding="utf-8"))
@@ -99,67 +99,44 @@ def _yaml_error(path: Path, loc: tuple, msg: str) -> UserError:
     return field_error(path, root, loc, msg)
 
 
-def _columns(spec: TaskFile) -> dict[str, str | list[str]]:
-    """format field -> column, defaults filled in; _Bad on a field the format does not read."""
-    given = dict(spec.fields)
-    if spec.format == "classification":
-        pair = {"text_a", "text_b"} & given.keys()
-        if pair and "text" in given:
-            raise _Bad(("fields", "text"), "use text, or text_a and text_b, not both")
-        if len(pair) == 1:
-            raise _Bad(("fields", pair.pop()), "text_a and text_b go together")
-        wanted = (("text_a", "text_b") if pair else ("text",)) + ("label",)
-    else:
-        wanted = FORMAT_FIELDS[spec.format]
-    for key, col in given.items():
-        if key not in wanted and key != "id":
-            known = ", ".join(("text", "text_a", "text_b", "label") if spec.format == "classification" else wanted)
-            raise _Bad(("fields", key), f"not a field of {spec.format} (fields: {known}, id)")
-        if key == "choices" and isinstance(col, list):
-            if len(col) < 2 or not all(isinstance(c, str) for c in col):
-                raise _Bad(("fields", key), "expected one column, or a list of two column names or more")
-        elif not isinstance(col, str):
-            raise _Bad(("fields", key), f"expected a column name (got {col!r})")
-    return {f: given.get(f, f) for f in wanted} | ({"id": given["id"]} if "id" in given else {})
-
-
 def _check(spec: TaskFile, path: Path) -> TaskFile:
     """The cross-field rules pydantic's types do not express; the spec with metric and fields filled in."""
     if spec.name == NONE_SETTING:
-        raise _Bad(("name",), f"{NONE_SETTING!r} is the no-intermediate baseline, not a task name")
-    metric = spec.metric or METRICS[spec.format][0]
-    if metric not in METRICS[spec.format]:
-        raise _Bad(("metric",), f"{spec.format} is scored with {' or '.join(METRICS[spec.format])} (got {metric!r})")
-    if spec.format in ("classification", "tagging"):
+        raise FieldProblem(("name",), f"{NONE_SETTING!r} is the no-intermediate baseline, not a task name")
+    fmt = get_format(spec.format)
+    metric = spec.metric or fmt.metrics[0]
+    if metric not in fmt.metrics:
+        raise FieldProblem(("metric",), f"{spec.format} is scored with {' or '.join(fmt.metrics)} (got {metric!r})")
+    if fmt.labelled:
         if spec.labels is None:
-            raise _Bad(("labels",), f"required for {spec.format}")
+            raise FieldProblem(("labels",), f"required for {spec.format}")
         if not spec.labels:
-            raise _Bad(("labels",), "must not be empty")
+            raise FieldProblem(("labels",), "must not be empty")
         if dup := next((x for i, x in enumerate(spec.labels) if x in spec.labels[:i]), None):
-            raise _Bad(("labels",), f"{dup!r} is listed twice")
+            raise FieldProblem(("labels",), f"{dup!r} is listed twice")
     elif spec.labels is not None:
-        raise _Bad(("labels",), f"not used by {spec.format}")
+        raise FieldProblem(("labels",), f"not used by {spec.format}")
     if dup := next((x for i, x in enumerate(spec.languages) if x in spec.languages[:i]), None):
-        raise _Bad(("languages",), f"{dup!r} is listed twice")
-    columns = _columns(spec)
+        raise FieldProblem(("languages",), f"{dup!r} is listed twice")
+    columns = fmt.user_columns(dict(spec.fields))
     needed = ("train", "dev", "test") if spec.kind == "target" else ("train", "dev")
     if missing := next((s for s in needed if s not in spec.data), None):
-        raise _Bad(("data",), f"missing the {missing} split ({spec.kind} tasks need {', '.join(needed)})")
+        raise FieldProblem(("data",), f"missing the {missing} split ({spec.kind} tasks need {', '.join(needed)})")
     for split, rel in spec.data.items():
         try:
             names = {f for _, f, _, _ in string.Formatter().parse(rel) if f is not None}
         except ValueError as e:
-            raise _Bad(("data", split), f"bad placeholder in {rel!r}: {e}") from None
+            raise FieldProblem(("data", split), f"bad placeholder in {rel!r}: {e}") from None
         if other := sorted(names - {"lang"}):
-            raise _Bad(("data", split), f"unknown placeholder {{{other[0]}}}; only {{lang}} is allowed")
+            raise FieldProblem(("data", split), f"unknown placeholder {{{other[0]}}}; only {{lang}} is allowed")
         if split == "test" and len(spec.languages) > 1 and "lang" not in names:
-            raise _Bad(("data", split), f"needs a {{lang}} placeholder: there are {len(spec.languages)} languages")
+            raise FieldProblem(("data", split), f"needs a {{lang}} placeholder: there are {len(spec.languages)} languages")
         if Path(rel).suffix not in SUFFIXES:
-            raise _Bad(("data", split), f"unsupported file type {Path(rel).suffix or rel!r} (use .jsonl, .csv or .tsv)")
+            raise FieldProblem(("data", split), f"unsupported file type {Path(rel).suffix or rel!r} (use .jsonl, .csv or .tsv)")
         for lang in spec.languages if split == "test" else ["en"]:
             file = _data_file(path, rel, lang)
             if not file.is_file():
-                raise _Bad(("data", split), f"missing data file {file}")
+                raise FieldProblem(("data", split), f"missing data file {file}")
     return spec.model_copy(update={"metric": metric, "fields": columns})
 
 
@@ -214,18 +191,18 @@ class UserSource:
     def load(self, split: str, language: str) -> list[dict]:
         file = self.file(split, language)
         cols = self.spec.fields
+        fmt = get_format(self.spec.format)
         names = [c for v in cols.values() for c in (v if isinstance(v, list) else [v])]
-        examples, ids, n_choices = [], set(), None
+        examples, ids = [], set()
         for line, row in _rows(file, names):
-            ex = _example(self.spec, row, f"{file}:{line}")
+            at = f"{file}:{line}"
+            ex = _example(fmt, self.spec, Row(row, at))
             ex["id"] = ex.get("id", f"{file.name}:{line}")
             if ex["id"] in ids:
-                raise UserError(f"{file}:{line}: duplicate id {ex['id']!r}")
+                raise UserError(f"{at}: duplicate id {ex['id']!r}")
             ids.add(ex["id"])
-            if self.spec.format == "multiple_choice":
-                n_choices = n_choices or len(ex["choices"])
-                if len(ex["choices"]) != n_choices:
-                    raise UserError(f"{file}:{line}: {len(ex['choices'])} choices, earlier examples have {n_choices}")
+            if examples:
+                fmt.user_agrees(ex, examples[0], at)
             examples.append(ex)
         if not examples:
             raise UserError(f"{file}: no examples")
@@ -246,82 +223,14 @@ class UserSource:
         return f"user:{self.path}"
 
 
-def _example(spec: TaskFile, row: dict, at: str) -> dict:
-    """One record mapped into the format's example schema; ``at`` is ``file:line`` for errors."""
-    cols = spec.fields
-
-    def raw(col: str) -> Any:
-        if row.get(col) is None:
-            raise UserError(f"{at}: missing field {col!r}")
-        return row[col]
-
-    def text(col: str) -> str:
-        if not isinstance(v := raw(col), str):
-            raise UserError(f"{at}: field {col!r} must be a string (got {type(v).__name__})")
-        return v
-
-    def words(col: str) -> list[str]:
-        v = raw(col)
-        v = v.split() if isinstance(v, str) else v
-        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
-            raise UserError(f"{at}: field {col!r} must be a list of strings")
-        return v
-
-    def integer(col: str, v: Any = None) -> int:
-        v = raw(col) if v is None else v
-        if isinstance(v, int) and not isinstance(v, bool):
-            return v
-        if isinstance(v, str) and v.strip().isdigit():
-            return int(v)
-        raise UserError(f"{at}: field {col!r} must be a whole number (got {v!r})")
-
+def _example(fmt: Format, spec: TaskFile, row: Row) -> dict:
+    """One record mapped into the format's example schema, with its id when the file has an id column."""
     ex: dict[str, Any] = {}
-    if "id" in cols:
-        if not (ex_id := str(raw(cols["id"])).strip()):
-            raise UserError(f"{at}: empty id in field {cols['id']!r}")
+    if "id" in spec.fields:
+        if not (ex_id := str(row.raw(spec.fields["id"])).strip()):
+            raise UserError(f"{row.at}: empty id in field {spec.fields['id']!r}")
         ex["id"] = ex_id
-    if spec.format == "classification":
-        ex |= {f: text(cols[f]) for f in cols if f.startswith("text")}
-        label = raw(cols["label"])
-        label = str(label) if isinstance(label, int) and not isinstance(label, bool) else label
-        if label not in spec.labels:
-            raise UserError(f"{at}: label {label!r} is not one of {', '.join(spec.labels)}")
-        ex["label"] = label
-    elif spec.format == "multiple_choice":
-        c = cols["choices"]
-        choices = [text(x) for x in c] if isinstance(c, list) else raw(c)
-        if not isinstance(choices, list) or len(choices) < 2 or not all(isinstance(x, str) for x in choices):
-            raise UserError(f"{at}: field {c!r} must be a list of two strings or more"
-                            + (" (in CSV/TSV, map choices to a list of columns)" if isinstance(choices, str) else ""))
-        label = integer(cols["label"])
-        if not 0 <= label < len(choices):
-            raise UserError(f"{at}: label {label} is not a choice index (0 to {len(choices) - 1})")
-        ex |= {"question": text(cols["question"]), "choices": choices, "label": label}
-    elif spec.format == "span_qa":
-        context, answer, start = text(cols["context"]), raw(cols["answer"]), raw(cols["answer_start"])
-        answers = [answer] if isinstance(answer, str) else answer
-        starts = [start] if not isinstance(start, list) else start
-        if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
-            raise UserError(f"{at}: field {cols['answer']!r} must be a string or a list of strings")
-        answers = [a for a in answers if a]
-        starts = [integer(cols["answer_start"], s) for s in starts if s != ""]
-        if len(starts) != len(answers):
-            raise UserError(f"{at}: {len(answers)} answers but {len(starts)} answer_start values")
-        if not answers and spec.metric != "squad_v2":
-            raise UserError(f"{at}: no answer (only metric squad_v2 allows unanswerable questions)")
-        for a, s in zip(answers, starts):
-            if context[s:s + len(a)] != a:
-                raise UserError(f"{at}: answer {a!r} is not at answer_start {s} of the context")
-        ex |= {"question": text(cols["question"]), "context": context,
-               "answers": {"text": answers, "answer_start": starts}}
-    else:
-        tokens, tags = words(cols["tokens"]), words(cols["tags"])
-        if not tokens or len(tokens) != len(tags):
-            raise UserError(f"{at}: {len(tokens)} tokens but {len(tags)} tags")
-        if bad := next((t for t in tags if t not in spec.labels), None):
-            raise UserError(f"{at}: tag {bad!r} is not one of {', '.join(spec.labels)}")
-        ex |= {"tokens": tokens, "tags": tags}
-    return ex
+    return ex | fmt.user_example(row, spec.fields, spec.labels, spec.metric)
 
 
 def load_task_file(path: str | Path) -> TaskDef:
@@ -332,11 +241,10 @@ def load_task_file(path: str | Path) -> TaskDef:
         spec = _check(TaskFile.model_validate(data), path)
     except ValidationError as e:
         raise validation_error(path, root, e) from None
-    except _Bad as e:
+    except FieldProblem as e:
         raise field_error(path, root, e.loc, e.msg) from None
-    fields = tuple(f for f in spec.fields if f.startswith("text")) if spec.format == "classification" \
-        else INPUTS[spec.format]
-    return TaskDef(spec.name, spec.format, spec.kind, spec.metric, UserSource(spec, path), fields=fields)
+    fmt = get_format(spec.format)
+    return TaskDef(spec.name, fmt, spec.kind, spec.metric, UserSource(spec, path), fields=fmt.user_inputs(spec.fields))
 
 
 def load_tasks_dir(folder: str | Path) -> list[TaskDef]:
@@ -351,7 +259,7 @@ def load_tasks_dir(folder: str | Path) -> list[TaskDef]:
     for file in files:
         task = load_task_file(file)
         if task.name in tasks:
-            raise _yaml_error(file, ("name",), f"task {task.name!r} is also defined in {tasks[task.name].source.path}")
+            raise task_file_error(file, ("name",), f"task {task.name!r} is also defined in {tasks[task.name].source.path}")
         tasks[task.name] = task
     return list(tasks.values())
 
@@ -360,27 +268,3 @@ def check_task(task: TaskDef) -> dict[str, int]:
     """Read every split and language of a task (raising on the first bad row); ``{"train-en": n, ...}``."""
     splits = [(s, task.train_language) for s in ("train", "dev")] + [("test", lang) for lang in task.languages]
     return {f"{s}-{lang}": len(task.source.load(s, lang)) for s, lang in splits if s in task.source.spec.data}
-
-
-def register_tasks_dir(folder: str | Path, check_data: bool = True) -> list[TaskDef]:
-    """Register the tasks of ``folder`` (all or none), after reading all their data when ``check_data``.
-    A name taken by a built-in task or another file is an error naming the YAML file; registering the
-    same file again replaces its task."""
-    tasks = load_tasks_dir(folder)
-    for task in tasks:
-        old = registry.get_task(task.name, quiet=True)
-        if old is not None and not (isinstance(old.source, UserSource)
-                                    and old.source.path.resolve() == task.source.path.resolve()):
-            other = f"in {old.source.path}" if isinstance(old.source, UserSource) else "as a built-in task"
-            raise _yaml_error(task.source.path, ("name",), f"task {task.name!r} is already defined {other}")
-        if check_data:
-            check_task(task)
-    for task in tasks:
-        registry._TASKS[task.name] = task
-    return tasks
-
-
-def registered_dirs() -> list[Path]:
-    """Folders of the user tasks registered in this process: what a worker process registers again."""
-    return list(dict.fromkeys(t.source.path.parent.resolve() for t in registry._TASKS.values()
-                              if isinstance(t.source, UserSource)))

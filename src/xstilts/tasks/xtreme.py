@@ -15,13 +15,13 @@ from pathlib import Path
 
 from xstilts.data.hub import HubSource
 from xstilts.data.local import LocalFiles
-from xstilts.data.official import read_conll, read_squad_json, read_tsv_pairs
+from xstilts.data.readers import NLI_LABELS, read_conll, read_squad_json, read_tsv_pairs
+from xstilts.data.sources import splits
 from xstilts.errors import UserError
-from xstilts.evaluate.suites import XTREME, XTREME_R
+from xstilts.metrics.suites import XTREME, XTREME_R
 from xstilts.tasks import protocol
-from xstilts.tasks.registry import TaskDef, register
+from xstilts.tasks.definition import TaskDef
 
-NLI_LABELS = ("entailment", "neutral", "contradiction")  # the hub's class ids 0, 1, 2
 NLI_HEAD = "nli"  # mnli and anli_plus train one shared 3-way NLI head
 PAWSX_LABELS = ("0", "1")  # 1: paraphrase
 UPOS_TAGS = ("ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON", "PROPN", "PUNCT",
@@ -60,33 +60,22 @@ class XtremeHub(HubSource):
         return examples
 
 
-def _splits(task: str, langs: tuple[str, ...], **names: str):
-    """``split_name``/``path`` from a split -> name table (str.format field ``lang``), refusing other splits and
-    languages."""
-
-    def pick(split: str, lang: str) -> str:
-        if lang not in langs:
-            raise UserError(f"{task} has no language {lang!r} (it has {', '.join(langs)})")
-        if split not in names:
-            raise UserError(f"{task} has no {split} split (it has {', '.join(names)})")
-        return names[split].format(lang=lang)
-
-    return pick
-
-
-def _class(labels: tuple[str, ...], value: int) -> str:
+def hub_label(labels: tuple[str, ...], value: int) -> str:
+    """The label of a hub record's class id ``value``; a UserError outside ``labels``."""
     if not 0 <= value < len(labels):
         raise UserError(f"hub record with label {value} outside {', '.join(labels)}")
     return labels[value]
 
 
-def _pair(a: str, b: str, labels: tuple[str, ...], id_key: str | None = None):
+def hub_pair(a: str, b: str, labels: tuple[str, ...], id_key: str | None = None):
+    """A hub ``convert`` of sentence pairs: texts from columns ``a`` and ``b``, the label from the class id in
+    "label", the id from column ``id_key`` (None: numbered by ``XtremeHub``)."""
     return lambda r, lang: {"id": str(r[id_key]) if id_key else None, "text_a": r[a], "text_b": r[b],
-                            "label": _class(labels, r["label"])}
+                            "label": hub_label(labels, r["label"])}
 
 
 def _tagged(key: str, tags: tuple[str, ...]):
-    return lambda r, lang: {"id": None, "tokens": list(r["tokens"]), "tags": [_class(tags, t) for t in r[key]]}
+    return lambda r, lang: {"id": None, "tokens": list(r["tokens"]), "tags": [hub_label(tags, t) for t in r[key]]}
 
 
 def squad_record(r: dict, lang: str) -> dict:
@@ -106,14 +95,17 @@ def _udpos_config(split: str, lang: str) -> str:
     return f"udpos.{UDPOS_HUB_NAMES[lang]}"
 
 
-def _hub(task: str, dataset: str, config, convert, langs, labels=None, **splits: str) -> XtremeHub:
+def from_hub(task: str, dataset: str, config, convert, langs, labels=None, **names: str) -> XtremeHub:
+    """An XtremeHub of ``dataset``: ``config`` a name (str.format field ``lang``) or ``(split, lang) -> name``,
+    ``names`` the hub split of each of the task's splits."""
     config = config if callable(config) else (lambda s, lang, c=config: c.format(lang=lang))
-    return XtremeHub(dataset, config, _splits(task, langs, **splits), convert, langs, labels)
+    return XtremeHub(dataset, config, splits(task, langs, **names), convert, langs, labels)
 
 
-def _local(task: str, folder: str, read, langs, labels=None, **paths: str):
-    """``TaskDef.local``: ``paths`` name each split's file under ``<data_dir>/<folder>``."""
-    return lambda root: LocalFiles(Path(root) / folder, _splits(task, langs, **paths), read, langs, labels)
+def from_files(task: str, folder: str, read, langs, labels=None, **paths: str):
+    """``TaskDef.local``: ``paths`` name each split's file under ``<data_dir>/<folder>`` (str.format field
+    ``lang``)."""
+    return lambda root: LocalFiles(Path(root) / folder, splits(task, langs, **paths), read, langs, labels)
 
 
 def _read_tydiqa(file: Path, split: str, lang: str) -> list[dict]:
@@ -125,58 +117,63 @@ HUB = {"train": "train", "dev": "validation", "test": "test"}
 XTREME_TSV = {s: s + "-{lang}.tsv" for s in ("train", "dev", "test")}  # xtreme's <split>-<lang>.tsv files
 EN = ("en",)
 _pairs = partial(read_tsv_pairs, columns=("text_a", "text_b", "label"))
-_nli, _paws = _pair("premise", "hypothesis", NLI_LABELS), _pair("sentence1", "sentence2", PAWSX_LABELS, "id")
+_nli, _paws = hub_pair("premise", "hypothesis", NLI_LABELS), hub_pair("sentence1", "sentence2", PAWSX_LABELS, "id")
 _tydiqa_dev = "tydiqa-goldp-v1.1-dev/tydiqa.goldp.{lang}.dev.json"
 _L = {t: suite_languages(t) for t in ("xnli", "pawsx", "udpos", "panx", "xquad", "mlqa", "tydiqa")}
 _TAGGING = XTREME.tasks["udpos"].metric  # seqeval, as the official scorer
 
-register(TaskDef(
-    "xnli", "classification", "target", "accuracy", fields=PAIR, train_task="mnli", protocol=protocol.CLASSIFICATION,
-    source=_hub("xnli", "facebook/xnli", "{lang}", _nli, _L["xnli"], NLI_LABELS, **HUB),
-    local=_local("xnli", "xnli", partial(_pairs, labels=NLI_LABELS), _L["xnli"], NLI_LABELS,
-                 dev="dev-{lang}.tsv", test="test-{lang}.tsv")))
-register(TaskDef(
-    "mnli", "classification", "intermediate", "accuracy", fields=PAIR, head=NLI_HEAD,
-    source=_hub("mnli", "nyu-mll/glue", "mnli", _pair("premise", "hypothesis", NLI_LABELS, "idx"), EN, NLI_LABELS,
-                train="train", dev="validation_matched"),
-    local=_local("mnli", "MNLI", partial(read_tsv_pairs, columns=("sentence1", "sentence2", "gold_label"),
-                                         header=True, quoting=csv.QUOTE_NONE, labels=NLI_LABELS),
-                 EN, NLI_LABELS, train="train.tsv", dev="dev_matched.tsv")))
-register(TaskDef(
-    "pawsx", "classification", "target", "accuracy", fields=PAIR, protocol=protocol.PAWSX,
-    source=_hub("pawsx", "google-research-datasets/paws-x", "{lang}", _paws, _L["pawsx"], PAWSX_LABELS, **HUB),
-    local=_local("pawsx", "pawsx", partial(_pairs, labels=PAWSX_LABELS), _L["pawsx"], PAWSX_LABELS,
-                 **XTREME_TSV)))
-register(TaskDef(
-    "udpos", "tagging", "target", _TAGGING, fields=("tokens",), protocol=protocol.TAGGING,
-    source=_hub("udpos", "google/xtreme", _udpos_config, _tagged("pos_tags", UPOS_TAGS),
-                tuple(lang for lang in _L["udpos"] if lang in UDPOS_HUB_NAMES), UPOS_TAGS,
-                **HUB),
-    local=_local("udpos", "udpos", partial(read_conll, tags=UPOS_TAGS), _L["udpos"], UPOS_TAGS, **XTREME_TSV)))
-register(TaskDef(
-    "panx", "tagging", "target", _TAGGING, fields=("tokens",), protocol=protocol.TAGGING,
-    source=_hub("panx", "unimelb-nlp/wikiann", "{lang}", _tagged("ner_tags", PANX_TAGS), _L["panx"], PANX_TAGS,
-                **HUB),
-    local=_local("panx", "panx", partial(read_conll, tags=PANX_TAGS, lang_prefix=True), _L["panx"], PANX_TAGS,
-                 **XTREME_TSV)))
-register(TaskDef(
-    "squad_v1", "span_qa", "intermediate", "squad", fields=QA,
-    source=_hub("squad_v1", "rajpurkar/squad", "plain_text", squad_record, EN, train="train", dev="validation"),
-    local=_local("squad_v1", "squad", read_squad_json, EN, train="train-v1.1.json", dev="dev-v1.1.json")))
-register(TaskDef(
-    "xquad", "span_qa", "target", "squad", fields=QA, train_task="squad_v1", protocol=protocol.QA,
-    source=_hub("xquad", "google/xquad", "xquad.{lang}", squad_record, _L["xquad"], test="validation"),
-    local=_local("xquad", "xquad", read_squad_json, _L["xquad"], test="xquad.{lang}.json")))
-register(TaskDef(
-    "mlqa", "span_qa", "target", "mlqa", fields=QA, train_task="squad_v1", protocol=protocol.QA,
-    source=_hub("mlqa", "google/xtreme", "MLQA.{lang}.{lang}", squad_record, _L["mlqa"], dev="validation",
-                test="test"),
-    local=_local("mlqa", "mlqa", read_squad_json, _L["mlqa"],
-                 dev="MLQA_V1/dev/dev-context-{lang}-question-{lang}.json",
-                 test="MLQA_V1/test/test-context-{lang}-question-{lang}.json")))
-register(TaskDef(  # TyDiQA-GoldP has no English dev set but the test one: dev is the English GoldP dev file
-    "tydiqa", "span_qa", "target", "squad", fields=QA, protocol=protocol.QA,
-    source=_hub("tydiqa", "google/xtreme", "tydiqa", _tydiqa_record, _L["tydiqa"], train="train", dev="validation",
-                test="validation"),
-    local=_local("tydiqa", "tydiqa", _read_tydiqa, _L["tydiqa"],
-                 train="tydiqa-goldp-v1.1-train/tydiqa-goldp-v1.1-train.json", dev=_tydiqa_dev, test=_tydiqa_dev)))
+MNLI_FILES = from_files("mnli", "MNLI", partial(read_tsv_pairs, columns=("sentence1", "sentence2", "gold_label"),
+                                                header=True, quoting=csv.QUOTE_NONE, labels=NLI_LABELS),
+                        EN, NLI_LABELS, train="train.tsv", dev="dev_matched.tsv")  # GLUE's MNLI/ folder
+
+TASKS = (
+    TaskDef(
+        "xnli", "classification", "target", "accuracy", fields=PAIR, train_task="mnli", protocol=protocol.CLASSIFICATION,
+        source=from_hub("xnli", "facebook/xnli", "{lang}", _nli, _L["xnli"], NLI_LABELS, **HUB),
+        local=from_files("xnli", "xnli", partial(_pairs, labels=NLI_LABELS), _L["xnli"], NLI_LABELS,
+                         dev="dev-{lang}.tsv", test="test-{lang}.tsv")),
+    TaskDef(
+        "mnli", "classification", "intermediate", "accuracy", fields=PAIR, head=NLI_HEAD,
+        source=from_hub("mnli", "nyu-mll/glue", "mnli", hub_pair("premise", "hypothesis", NLI_LABELS, "idx"), EN,
+                        NLI_LABELS, train="train", dev="validation_matched"),
+        local=MNLI_FILES),
+    TaskDef(
+        "pawsx", "classification", "target", "accuracy", fields=PAIR, protocol=protocol.PAWSX,
+        source=from_hub("pawsx", "google-research-datasets/paws-x", "{lang}", _paws, _L["pawsx"], PAWSX_LABELS, **HUB),
+        local=from_files("pawsx", "pawsx", partial(_pairs, labels=PAWSX_LABELS), _L["pawsx"], PAWSX_LABELS,
+                         **XTREME_TSV)),
+    TaskDef(
+        "udpos", "tagging", "target", _TAGGING, fields=("tokens",), protocol=protocol.TAGGING,
+        source=from_hub("udpos", "google/xtreme", _udpos_config, _tagged("pos_tags", UPOS_TAGS),
+                        tuple(lang for lang in _L["udpos"] if lang in UDPOS_HUB_NAMES), UPOS_TAGS,
+                        **HUB),
+        local=from_files("udpos", "udpos", partial(read_conll, tags=UPOS_TAGS), _L["udpos"], UPOS_TAGS, **XTREME_TSV)),
+    TaskDef(
+        "panx", "tagging", "target", _TAGGING, fields=("tokens",), protocol=protocol.TAGGING,
+        source=from_hub("panx", "unimelb-nlp/wikiann", "{lang}", _tagged("ner_tags", PANX_TAGS), _L["panx"], PANX_TAGS,
+                        **HUB),
+        local=from_files("panx", "panx", partial(read_conll, tags=PANX_TAGS, lang_prefix=True), _L["panx"], PANX_TAGS,
+                         **XTREME_TSV)),
+    TaskDef(
+        "squad_v1", "span_qa", "intermediate", "squad", fields=QA,
+        source=from_hub("squad_v1", "rajpurkar/squad", "plain_text", squad_record, EN, train="train", dev="validation"),
+        local=from_files("squad_v1", "squad", read_squad_json, EN, train="train-v1.1.json", dev="dev-v1.1.json")),
+    TaskDef(
+        "xquad", "span_qa", "target", "squad", fields=QA, train_task="squad_v1", protocol=protocol.QA,
+        source=from_hub("xquad", "google/xquad", "xquad.{lang}", squad_record, _L["xquad"], test="validation"),
+        local=from_files("xquad", "xquad", read_squad_json, _L["xquad"], test="xquad.{lang}.json")),
+    TaskDef(
+        "mlqa", "span_qa", "target", "mlqa", fields=QA, train_task="squad_v1", protocol=protocol.QA,
+        source=from_hub("mlqa", "google/xtreme", "MLQA.{lang}.{lang}", squad_record, _L["mlqa"], dev="validation",
+                        test="test"),
+        local=from_files("mlqa", "mlqa", read_squad_json, _L["mlqa"],
+                         dev="MLQA_V1/dev/dev-context-{lang}-question-{lang}.json",
+                         test="MLQA_V1/test/test-context-{lang}-question-{lang}.json")),
+    TaskDef(  # TyDiQA-GoldP has no English dev set but the test one: dev is the English GoldP dev file
+        "tydiqa", "span_qa", "target", "squad", fields=QA, protocol=protocol.QA,
+        source=from_hub("tydiqa", "google/xtreme", "tydiqa", _tydiqa_record, _L["tydiqa"], train="train",
+                        dev="validation", test="validation"),
+        local=from_files("tydiqa", "tydiqa", _read_tydiqa, _L["tydiqa"],
+                         train="tydiqa-goldp-v1.1-train/tydiqa-goldp-v1.1-train.json", dev=_tydiqa_dev,
+                         test=_tydiqa_dev)),
+)

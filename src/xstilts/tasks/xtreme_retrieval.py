@@ -10,48 +10,45 @@ data of lareqa (SQuAD retrieval) and mewslix (Mewsli-X Wikipedia pairs) is not d
 
 from xstilts.data import official_retrieval as files
 from xstilts.data.hub import HubSource
-from xstilts.data.official_retrieval import LocalOnly, NumberedHub, splits
+from xstilts.data.official_retrieval import LocalOnly, NumberedHub
+from xstilts.data.sources import splits
 from xstilts.tasks import protocol
-from xstilts.tasks.registry import TaskDef, register
+from xstilts.tasks.definition import TaskDef
 
-register(TaskDef(
-    "tatoeba", "retrieval", "target", "accuracy",
-    NumberedHub("google/xtreme", lambda s, lang: f"tatoeba.{files.iso3(lang)}", splits("tatoeba", test="validation"),
-                files.tatoeba_from_hub, files.TATOEBA_HUB_LANGS),
-    fields=("target", "source"),  # official direction: English queries, the other language indexed
-    local=files.tatoeba_files, protocol=protocol.RETRIEVAL))
-
-register(TaskDef(
-    "bucc2018", "bucc", "target", "f1",
-    LocalOnly("bucc2018", files.BUCC_LANGS, "the hub copy (google/xtreme bucc18.*) holds only the gold pairs, "
-              "not the corpora to mine"),
-    local=files.bucc_files, protocol=protocol.RETRIEVAL))
-
-register(TaskDef(
-    "lareqa", "answer_retrieval", "target", "map@20",
-    LocalOnly("lareqa", files.LAREQA_LANGS, "the hub copy (google-research-datasets/xquad_r) drops the sentence "
-              "breaks that make the candidates"),
-    local=files.lareqa_files, protocol=protocol.RETRIEVAL))
-
-register(TaskDef(
-    "mewslix", "answer_retrieval", "target", "map@20",
-    LocalOnly("mewslix", files.MEWSLIX_LANGS, "Mewsli-X is not on the hub (get-mewsli-x.sh rebuilds it)"),
-    local=files.mewslix_files, protocol=protocol.RETRIEVAL))
-
-register(TaskDef(
-    "xcopa", "multiple_choice", "target", "accuracy",
-    HubSource("cambridgeltl/xcopa", lambda s, lang: lang, splits("xcopa", dev="validation", test="test"),
-              files.copa_from_hub, files.XCOPA_LANGS),
-    fields=("question", "choices"), train_task="copa", local=files.xcopa_files, protocol=protocol.CLASSIFICATION))
-
-register(TaskDef(
-    "copa", "multiple_choice", "intermediate", "accuracy",
-    HubSource("aps/super_glue", lambda s, lang: "copa", splits("copa", train="train", dev="validation"),
-              files.copa_from_hub, ("en",)),
-    fields=("question", "choices"), local=files.copa_files))
-
-register(TaskDef(
-    "siqa", "multiple_choice", "intermediate", "accuracy",
-    NumberedHub("allenai/social_i_qa", lambda s, lang: None, splits("siqa", train="train", dev="validation"),
-                files.siqa_from_hub, ("en",)),
-    fields=("question", "choices"), local=files.siqa_files))
+TASKS = (
+    TaskDef(
+        "tatoeba", "retrieval", "target", "accuracy",
+        NumberedHub("google/xtreme", lambda s, lang: f"tatoeba.{files.iso3(lang)}", splits("tatoeba", test="validation"),
+                    files.tatoeba_from_hub, files.TATOEBA_HUB_LANGS),
+        fields=("target", "source"),  # official direction: English queries, the other language indexed
+        local=files.tatoeba_files, protocol=protocol.RETRIEVAL),
+    TaskDef(
+        "bucc2018", "bucc", "target", "bucc_f1",
+        LocalOnly("bucc2018", files.BUCC_LANGS, "the hub copy (google/xtreme bucc18.*) holds only the gold pairs, "
+                  "not the corpora to mine"),
+        local=files.bucc_files, protocol=protocol.RETRIEVAL),
+    TaskDef(
+        "lareqa", "answer_retrieval", "target", "map@20",
+        LocalOnly("lareqa", files.LAREQA_LANGS, "the hub copy (google-research-datasets/xquad_r) drops the sentence "
+                  "breaks that make the candidates"),
+        local=files.lareqa_files, protocol=protocol.RETRIEVAL),
+    TaskDef(
+        "mewslix", "answer_retrieval", "target", "map@20",
+        LocalOnly("mewslix", files.MEWSLIX_LANGS, "Mewsli-X is not on the hub (get-mewsli-x.sh rebuilds it)"),
+        local=files.mewslix_files, protocol=protocol.RETRIEVAL),
+    TaskDef(
+        "xcopa", "multiple_choice", "target", "accuracy",
+        HubSource("cambridgeltl/xcopa", lambda s, lang: lang, splits("xcopa", dev="validation", test="test"),
+                  files.copa_from_hub, files.XCOPA_LANGS),
+        fields=("question", "choices"), train_task="copa", local=files.xcopa_files, protocol=protocol.CLASSIFICATION),
+    TaskDef(
+        "copa", "multiple_choice", "intermediate", "accuracy",
+        HubSource("aps/super_glue", lambda s, lang: "copa", splits("copa", train="train", dev="validation"),
+                  files.copa_from_hub, ("en",)),
+        fields=("question", "choices"), local=files.copa_files),
+    TaskDef(
+        "siqa", "multiple_choice", "intermediate", "accuracy",
+        NumberedHub("allenai/social_i_qa", lambda s, lang: None, splits("siqa", train="train", dev="validation"),
+                    files.siqa_from_hub, ("en",)),
+        fields=("question", "choices"), local=files.siqa_files),
+)

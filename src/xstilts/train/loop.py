@@ -17,7 +17,7 @@ from accelerate.utils import DataLoaderConfiguration, broadcast_object_list
 from transformers import get_linear_schedule_with_warmup
 
 from xstilts.cache import replace_dir
-from xstilts.config import TrainConfig
+from xstilts.config.schema import TrainConfig
 from xstilts.formats.base import collate, feature_length
 from xstilts.models.backbone import parameter_depths
 from xstilts.train.sampling import task_probabilities
@@ -220,7 +220,6 @@ def train(model: torch.nn.Module, tasks: list[TrainTask], cfg: TrainConfig, seed
     optimizer = torch.optim.AdamW(_param_groups(model, cfg), lr=cfg.lr, fused=True)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * updates), updates)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
-    formats = accelerator.unwrap_model(model).formats
     streams = [BatchStream(t, cfg.batch_size, np.random.default_rng([seed, i]), pad_id) for i, t in enumerate(tasks)]
     state = LoopState(seed, streams, [t.name for t in tasks])
     accelerator.register_for_checkpointing(state)
@@ -244,7 +243,7 @@ def train(model: torch.nn.Module, tasks: list[TrainTask], cfg: TrainConfig, seed
         state.tokens += int(batch["attention_mask"].sum())
         batch = {n: v.to(accelerator.device) for n, v in _share(batch, accelerator).items()}
         with accelerator.accumulate(model):
-            loss = formats[tasks[k].name].loss(model(tasks[k].name, batch), batch)
+            loss = model(tasks[k].name, batch)
             accelerator.backward(loss * weights[k])
             if accelerator.sync_gradients:
                 accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)

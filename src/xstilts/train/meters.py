@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from xstilts.formats.base import collate
+from xstilts.formats.pooling import encode
 from xstilts.models.backbone import parameter_depths
-from xstilts.models.pooling import encode
 
 MAX_SEQUENCES = 512  # English dev sequences whose representations are compared
 

@@ -32,11 +32,6 @@ class ProbeTask:
     dev_score: Callable[[list[np.ndarray]], float]
 
 
-def probe_able(fmt) -> bool:
-    """Whether a format's head reads representations a probe can cache (the masked LM's tied head does not)."""
-    return hasattr(fmt, "represent")
-
-
 def head_fingerprint(head: nn.Module) -> str:
     """A short hash of a head's weights: tells which head a phase started from."""
     digest = hashlib.sha256()
@@ -114,7 +109,7 @@ def fit_probe(model: nn.Module, tasks: list[ProbeTask], l2s: list[float], batch_
     report = {}
     heads: dict[str, list[ProbeTask]] = {}
     for t in tasks:
-        if probe_able(model.formats[t.name]):
+        if model.formats[t.name].probe_able:
             heads.setdefault(model.head_of[t.name], []).append(t)
     for head_name, group in heads.items():
         head, fmt = model.heads[head_name], model.formats[group[0].name]

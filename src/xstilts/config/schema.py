@@ -1,13 +1,12 @@
-"""Experiment YAML schema (pydantic) and loading with errors that name the YAML path and line."""
+"""The experiment YAML schema (pydantic). It validates on its own: task names, models and other cross-references
+are checked against a task catalog by ``xstilts.experiments.resolve``."""
 
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -15,12 +14,11 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
-from xstilts.errors import UserError
+from xstilts.config.protocols import NAMED, named_defaults
 
 NONE_SETTING = "none"
 
@@ -111,14 +109,6 @@ class SelectConfig(_Strict):
     by: Literal["english_dev"] = "english_dev"
 
 
-def _check_intermediate(name: str, where: str = "") -> None:
-    from xstilts.formats import RETRIEVAL
-    from xstilts.tasks.registry import get_task
-
-    if get_task(name, quiet=True) is None or get_task(name).format in RETRIEVAL:
-        raise ValueError(f"unknown intermediate task {name!r}{where}")
-
-
 class SubsetsOf(_Strict):
     """An ``intermediate.settings`` entry standing for subsets of ``subsets_of`` of each size in ``sizes`` (size 0
     is the baseline, size k >= 2 a multi-task setting, names in listed order); a size with more than
@@ -131,9 +121,7 @@ class SubsetsOf(_Strict):
 
     @field_validator("subsets_of")
     @classmethod
-    def _tasks(cls, tasks: list[str]) -> list[str]:
-        for name in tasks:
-            _check_intermediate(name)
+    def _once(cls, tasks: list[str]) -> list[str]:
         if len(set(tasks)) != len(tasks):
             raise ValueError("a task is listed twice")
         return tasks
@@ -189,8 +177,6 @@ class IntermediateConfig(_Strict):
             for s in entry.settings() if isinstance(entry, SubsetsOf) else [entry]:
                 if s != NONE_SETTING:
                     names = s.split("+")
-                    for n in names:
-                        _check_intermediate(n, f" in setting {s!r}")
                     s = "+".join(sorted(set(names), key=names.index))
                 if isinstance(entry, str):  # subsets may repeat a listed setting, listed settings may not
                     if s in plain:
@@ -211,15 +197,6 @@ class TargetConfig(_Strict):
     eval: EvalConfig = EvalConfig()
     probe_reference: bool = Field(True, description="also fit a linear probe on the frozen pretrained encoder, "
                                                     "reported beside the fine-tuned settings")
-
-    @field_validator("task")
-    @classmethod
-    def _known_task(cls, name: str) -> str:
-        from xstilts.tasks.registry import get_task, task_names
-
-        if get_task(name, quiet=True) is None:
-            raise ValueError(f"unknown task {name!r} (known: {', '.join(task_names())})")
-        return name
 
 
 class ResourcesConfig(_Strict):
@@ -256,7 +233,7 @@ class ExperimentConfig(_Strict):
     name: str = "experiment"
     protocol: Literal["xstilts-2020"] | None = Field(
         None, description="a named protocol whose values become the defaults of every field it covers "
-                          "(see xstilts.tasks.protocol); fields the config sets still win")
+                          "(see xstilts.config.protocols); fields the config sets still win")
     model: str = Field(description="HF model directory, hub id, or an xstilts reference like me5-small@L6")
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     head_pooling: Literal["cls", "mean"] = "cls"
@@ -280,7 +257,7 @@ class ExperimentConfig(_Strict):
         return self
     grid: dict[str, Annotated[list[Any], Field(min_length=1)]] = Field(
         default_factory=dict, description="field path -> values: the experiment runs on every point of the cross "
-                                          "product (see xstilts.experiments.grid)")
+                                          "product (see xstilts.config.grid)")
 
     @model_validator(mode="before")
     @classmethod
@@ -288,8 +265,6 @@ class ExperimentConfig(_Strict):
         """A named protocol's values fill every field it covers that the config leaves unset."""
         if not isinstance(data, dict) or data.get("protocol") is None:
             return data
-        from xstilts.tasks.protocol import NAMED, named_defaults
-
         name = data["protocol"]
         if name not in NAMED:
             return data  # the field's own validation names the choices
@@ -304,105 +279,9 @@ class ExperimentConfig(_Strict):
                                for t in data["targets"]]
         return data
 
-    @field_validator("model")
-    @classmethod
-    def _model_exists(cls, ref: str) -> str:
-        from xstilts.models.registry import check_model_ref
-
-        check_model_ref(ref)
-        return ref
-
     @model_validator(mode="after")
     def _unique_targets(self) -> ExperimentConfig:
         names = [t.task for t in self.targets]
         if len(set(names)) != len(names):
             raise ValueError("a target task is listed twice")
         return self
-
-
-def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
-    """1-based line of the YAML node at ``loc`` (or of its deepest existing parent)."""
-    line = None
-    for key in loc:
-        if node is None:
-            break
-        line = node.start_mark.line + 1
-        if isinstance(node, yaml.MappingNode):
-            node = next((v for k, v in node.value if k.value == key), None)
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-            node = node.value[key]
-        else:
-            node = None
-    if node is not None:
-        line = node.start_mark.line + 1
-    return line
-
-
-def fmt_loc(loc: tuple[Any, ...]) -> str:
-    """``a.b[0].c``: a field location as the error messages write it."""
-    out = ""
-    for k in loc:
-        out += f"[{k}]" if isinstance(k, int) else (f".{k}" if out else str(k))
-    return out or "(top level)"
-
-
-def read_yaml_mapping(path: Path, what: str) -> tuple[dict, yaml.Node]:
-    """(data, composed node tree) of a YAML file holding a mapping of ``what`` fields; one-line UserErrors."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise UserError(f"{path}: cannot read {what} ({e.strerror})") from None
-    try:
-        data = yaml.safe_load(text)
-        root = yaml.compose(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark else ""
-        raise UserError(f"{path}{where}: invalid YAML ({getattr(e, 'problem', e)})") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a mapping of {what} fields at the top level")
-    return data, root
-
-
-def load_config(path: str | Path) -> ExperimentConfig:
-    """Read and validate an experiment YAML; any problem is a one-line UserError."""
-    path = Path(path)
-    data, root = read_yaml_mapping(path, "experiment")
-    if isinstance(data.get("tasks_dir"), str):  # user tasks must be known before the task names are checked
-        from xstilts.tasks.user import register_tasks_dir
-
-        register_tasks_dir(path.parent / data["tasks_dir"])
-    try:
-        cfg = ExperimentConfig.model_validate(data)
-    except ValidationError as e:
-        raise validation_error(path, root, e) from None
-    from xstilts.experiments.grid import GridError, variants
-
-    try:
-        variants(cfg)  # every grid point must validate
-    except GridError as e:
-        raise field_error(path, root, e.loc, e.msg) from None
-    return cfg
-
-
-def field_error(path: Path, root: yaml.Node | None, loc: tuple[Any, ...], msg: str) -> UserError:
-    """``path:line: field.path: msg``, the line looked up in the composed YAML."""
-    line = _line_of(root, loc)
-    return UserError(f"{path}{f':{line}' if line else ''}: {fmt_loc(loc)}: {msg}")
-
-
-def first_error(e: ValidationError) -> tuple[tuple[Any, ...], str]:
-    """(field location, one-line message) of the first pydantic error."""
-    err = e.errors()[0]
-    loc = tuple(x for x in err["loc"]
-                if not (isinstance(x, str) and (x.startswith(("function-", "tag:")) or x == "[key]")))
-    msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
-    got = err.get("input")
-    if err["type"] not in ("missing", "extra_forbidden") and not isinstance(got, (dict, list)):
-        msg += f" (got {got!r})"
-    return loc, msg
-
-
-def validation_error(path: Path, root: yaml.Node | None, e: ValidationError) -> UserError:
-    """The first pydantic error of a YAML file as one line naming its field and line."""
-    return field_error(path, root, *first_error(e))

@@ -15,7 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from xstilts.config import ExperimentConfig, first_error, fmt_loc
+from xstilts.config.schema import ExperimentConfig
+from xstilts.config.yaml_file import first_error, fmt_loc
 from xstilts.errors import UserError
 
 NOT_AXES = {("seeds",): "seeds already cross with every job: list them in seeds",

@@ -20,11 +20,6 @@ import numpy as np
 # ---------------------------------------------------------------- classification, tagging, Tatoeba
 
 
-def primary_metric(names: set[str]) -> str:
-    """The headline metric among a task's scores: accuracy, F1 (tagging, QA, BUCC) or mAP@20."""
-    return next((m for m in ("accuracy", "f1", "map@20") if m in names), min(names))
-
-
 def accuracy(pred: Sequence, gold: Sequence) -> float:
     """Share of positions where prediction equals gold, in percent."""
     if len(pred) != len(gold):
