@@ -193,24 +193,9 @@ def _flat(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def train(model: torch.nn.Module, tasks: list[TrainTask], cfg: TrainConfig, seed: int, pad_id: int,
-          on_step: Callable[[int, int, float], None] | None = None,
-          dev_score: Callable[[], float] | None = None,
-          checkpoints: Checkpoints | None = None, tracking: Tracking | None = None,
-          mixed_precision: str = "no") -> dict[str, Any]:
-    """Train ``model`` (a MultiHeadModel) in place; returns the budget it actually used.
-
-    With ``dev_score`` (English dev only), the model is scored after every epoch's worth of updates (or every
-    ``eval_every_steps``) and at the end; the best-scoring weights are kept, and training stops early after ``early_stopping_patience``
-    scores without a gain. ``max_seconds`` stops training at a wall-clock cap. With ``checkpoints``, the
-    whole training state is saved there periodically and a run finding one continues from it, ending
-    exactly as an uninterrupted run would. Launched on several processes (``accelerate launch``), every
-    process draws the same batches and trains on its equal share of each.
-    """
-    sizes = [len(t.features) for t in tasks]
-    probs = task_probabilities(sizes, cfg.sampler, cfg.temperature, cfg.sampler_cap)
-    weights = [cfg.loss_weights.get(t.name, 1.0) for t in tasks]
-    updates = planned_updates(sizes, cfg)
+def _prepare(model: torch.nn.Module, cfg: TrainConfig, updates: int, tracking: Tracking | None,
+             mixed_precision: str) -> tuple[Accelerator, torch.nn.Module, torch.optim.Optimizer, Any]:
+    """The Accelerator, and the model, AdamW and the linear warm-up and decay schedule it prepared."""
     # split_batches: several processes share each batch, so the schedule steps once per update
     accelerator = Accelerator(gradient_accumulation_steps=cfg.grad_accum, mixed_precision=mixed_precision,
                               dataloader_config=DataLoaderConfiguration(split_batches=True),
@@ -220,6 +205,81 @@ def train(model: torch.nn.Module, tasks: list[TrainTask], cfg: TrainConfig, seed
     optimizer = torch.optim.AdamW(_param_groups(model, cfg), lr=cfg.lr, fused=True)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * updates), updates)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    return accelerator, model, optimizer, scheduler
+
+
+def _micro_step(accelerator: Accelerator, model: torch.nn.Module, optimizer, scheduler, state: LoopState,
+                task: str, stream: BatchStream, weight: float, max_grad_norm: float) -> None:
+    """Forward and backward of one micro-batch of ``task``; the optimizer steps once the accumulation is full."""
+    batch = next(stream)
+    state.seen[task] += len(batch["input_ids"])
+    state.tokens += int(batch["attention_mask"].sum())
+    batch = {n: v.to(accelerator.device) for n, v in _share(batch, accelerator).items()}
+    with accelerator.accumulate(model):
+        loss = model(task, batch)
+        accelerator.backward(loss * weight)
+        if accelerator.sync_gradients:
+            accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+    state.step += 1
+    state.losses.append(float(accelerator.reduce(loss.detach(), "mean")))  # over every process's share
+
+
+def _dev_check(state: LoopState, update: int, dev_score: Callable[[], float], model: torch.nn.Module,
+               patience: int | None) -> bool:
+    """Score English dev and keep the weights when they score best; True once ``patience`` scores brought no gain."""
+    state.dev_curve.append((update, dev_score()))
+    model.train()
+    best = max(range(len(state.dev_curve)), key=lambda i: state.dev_curve[i][1])
+    if best == len(state.dev_curve) - 1:
+        state.best_state = {name: v.detach().cpu().clone() for name, v in model.state_dict().items()}
+        return False
+    return bool(patience) and len(state.dev_curve) - 1 - best >= patience
+
+
+def _summary(state: LoopState, tasks: list[TrainTask], probs: np.ndarray, updates: int, done: int, stopped_by: str,
+             resumed_from: int | None, seconds: float, processes: int) -> dict[str, Any]:
+    """What the run did: the budget it used, throughput, the final loss and the dev curve."""
+    examples = sum(state.seen.values())
+    curve = state.dev_curve
+    return {
+        "planned_updates": updates,
+        "processes": processes,
+        "updates": done,
+        "stopped_by": stopped_by,
+        **({"resumed_from_update": resumed_from} if resumed_from is not None else {}),
+        "examples_seen": state.seen,
+        "epochs_seen": {t.name: state.seen[t.name] / max(1, len(t.features)) for t in tasks},
+        "tokens_seen": state.tokens,
+        "sampling_probabilities": dict(zip((t.name for t in tasks), map(float, probs))),
+        "train_seconds": round(seconds, 3),
+        "examples_per_second": round(examples / seconds, 2) if seconds else None,
+        "final_loss": float(np.mean(state.losses[-20:])) if state.losses else None,
+        **({"dev_curve": curve, "selected_update": max(curve, key=lambda c: c[1])[0]} if curve else {}),
+    }
+
+
+def train(model: torch.nn.Module, tasks: list[TrainTask], cfg: TrainConfig, seed: int, pad_id: int,
+          on_step: Callable[[int, int, float], None] | None = None,
+          dev_score: Callable[[], float] | None = None,
+          checkpoints: Checkpoints | None = None, tracking: Tracking | None = None,
+          mixed_precision: str = "no") -> dict[str, Any]:
+    """Train ``model`` (a MultiHeadModel, whose forward returns the loss) in place; returns the budget it used.
+
+    With ``dev_score`` (English dev only), the model is scored after every epoch's worth of updates (or every
+    ``eval_every_steps``) and at the end; the best-scoring weights are kept, and training stops early after
+    ``early_stopping_patience`` scores without a gain. ``max_seconds`` stops training at a wall-clock cap. With
+    ``checkpoints``, the whole training state is saved there periodically and a run finding one continues from
+    it, ending exactly as an uninterrupted run would. Launched on several processes (``accelerate launch``),
+    every process draws the same batches and trains on its equal share of each.
+    """
+    sizes = [len(t.features) for t in tasks]
+    probs = task_probabilities(sizes, cfg.sampler, cfg.temperature, cfg.sampler_cap)
+    weights = [cfg.loss_weights.get(t.name, 1.0) for t in tasks]
+    updates = planned_updates(sizes, cfg)
+    accelerator, model, optimizer, scheduler = _prepare(model, cfg, updates, tracking, mixed_precision)
     streams = [BatchStream(t, cfg.batch_size, np.random.default_rng([seed, i]), pad_id) for i, t in enumerate(tasks)]
     state = LoopState(seed, streams, [t.name for t in tasks])
     accelerator.register_for_checkpointing(state)
@@ -231,27 +291,13 @@ def train(model: torch.nn.Module, tasks: list[TrainTask], cfg: TrainConfig, seed
         accelerator.init_trackers(tracking.run_name, config=_flat(tracking.config))
     # English dev is scored every eval_every_steps updates, else once an epoch, and at the end
     check_every = cfg.eval_every_steps or max(1, math.ceil(sum(sizes) / (cfg.batch_size * cfg.grad_accum)))
-    stopped_by = "budget"
-    done = state.step // cfg.grad_accum
+    stopped_by, done = "budget", state.step // cfg.grad_accum
     model.train()
-    start = time.perf_counter()
-    saved = start
+    start = saved = time.perf_counter()
     while state.step < updates * cfg.grad_accum:
         k = int(state.rng.choice(len(tasks), p=probs))
-        batch = next(streams[k])
-        state.seen[tasks[k].name] += len(batch["input_ids"])
-        state.tokens += int(batch["attention_mask"].sum())
-        batch = {n: v.to(accelerator.device) for n, v in _share(batch, accelerator).items()}
-        with accelerator.accumulate(model):
-            loss = model(tasks[k].name, batch)
-            accelerator.backward(loss * weights[k])
-            if accelerator.sync_gradients:
-                accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
-        state.step += 1
-        state.losses.append(float(accelerator.reduce(loss.detach(), "mean")))  # over every process's share
+        _micro_step(accelerator, model, optimizer, scheduler, state, tasks[k].name, streams[k], weights[k],
+                    cfg.max_grad_norm)
         if state.step % cfg.grad_accum:
             continue
         done = state.step // cfg.grad_accum
@@ -266,14 +312,10 @@ def train(model: torch.nn.Module, tasks: list[TrainTask], cfg: TrainConfig, seed
             cfg.max_seconds is not None and elapsed >= cfg.max_seconds,
             checkpoints is not None and done < updates and time.perf_counter() - saved >= checkpoints.every])
         if dev_score and (done % check_every == 0 or done == updates or out_of_time):
-            state.dev_curve.append((done, dev_score()))
+            patience_ran_out = _dev_check(state, done, dev_score, model, cfg.early_stopping_patience)
             if tracking:
                 accelerator.log({"dev/score": state.dev_curve[-1][1]}, step=done)
-            model.train()
-            best = max(range(len(state.dev_curve)), key=lambda i: state.dev_curve[i][1])
-            if best == len(state.dev_curve) - 1:
-                state.best_state = {name: v.detach().cpu().clone() for name, v in model.state_dict().items()}
-            elif cfg.early_stopping_patience and len(state.dev_curve) - 1 - best >= cfg.early_stopping_patience:
+            if patience_ran_out:
                 stopped_by = "early_stopping"
                 break
         if out_of_time:
@@ -288,20 +330,4 @@ def train(model: torch.nn.Module, tasks: list[TrainTask], cfg: TrainConfig, seed
         accelerator.end_training()
     if state.best_state is not None:
         model.load_state_dict(state.best_state)
-    examples = sum(state.seen.values())
-    curve = state.dev_curve
-    return {
-        "planned_updates": updates,
-        "processes": accelerator.num_processes,
-        "updates": done,
-        "stopped_by": stopped_by,
-        **({"resumed_from_update": resumed_from} if resumed_from is not None else {}),
-        "examples_seen": state.seen,
-        "epochs_seen": {t.name: state.seen[t.name] / max(1, len(t.features)) for t in tasks},
-        "tokens_seen": state.tokens,
-        "sampling_probabilities": dict(zip((t.name for t in tasks), map(float, probs))),
-        "train_seconds": round(seconds, 3),
-        "examples_per_second": round(examples / seconds, 2) if seconds else None,
-        "final_loss": float(np.mean(state.losses[-20:])) if state.losses else None,
-        **({"dev_curve": curve, "selected_update": max(curve, key=lambda c: c[1])[0]} if curve else {}),
-    }
+    return _summary(state, tasks, probs, updates, done, stopped_by, resumed_from, seconds, accelerator.num_processes)
