@@ -16,5 +16,8 @@ def job_results(out: Path) -> dict[str, dict]:
 
 def job_metrics(out: Path) -> dict[tuple, float]:
     """Every metric of every finished job, keyed by job id and metric row."""
-    return {(job_id, m["task"], m["split"], m["language"], m["metric"]): m["value"]
-            for job_id, r in job_results(out).items() for m in r["metrics"]}
+    return {
+        (job_id, m["task"], m["split"], m["language"], m["metric"]): m["value"]
+        for job_id, r in job_results(out).items()
+        for m in r["metrics"]
+    }

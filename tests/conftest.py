@@ -15,8 +15,10 @@ from xstilts.data.sources import JsonlDirSource
 from xstilts.tasks.catalog import TaskCatalog
 from xstilts.tasks.definition import TaskDef
 
-WORDS = ("food drink eat pizza bread water coffee tea sport ball run goal team win game play music song "
-         "sing guitar band dance the a is i like we you they it what do does where when how who and or").split()
+WORDS = (
+    "food drink eat pizza bread water coffee tea sport ball run goal team win game play music song "
+    "sing guitar band dance the a is i like we you they it what do does where when how who and or"
+).split()
 TOPICS = {"food": WORDS[:8], "sport": WORDS[8:16], "music": WORDS[16:22]}
 LANGS = ("en", "xx", "yy")
 
@@ -36,12 +38,21 @@ def tiny_model(tmp_path_factory) -> str:
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     tok.post_processor = processors.TemplateProcessing(
-        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", 1), ("</s>", 2)])
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>",
-                                   unk_token="<unk>")
+        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", 1), ("</s>", 2)]
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>"
+    )
     path = tmp_path_factory.mktemp("tiny-bert")
-    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=64, pad_token_id=0)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        pad_token_id=0,
+    )
     import torch
 
     torch.manual_seed(0)
@@ -65,13 +76,21 @@ def tiny_data(tmp_path_factory) -> dict[str, Path]:
     topics = sorted(TOPICS)
     for split, langs, n in (("train", ["en"], 60), ("dev", ["en"], 20), ("test", LANGS, 20)):
         for lang in langs:
-            _write(dirs["t-topic"] / f"{split}-{lang}.jsonl",
-                   [{"id": f"{lang}{i}", "text": _sentence(rng, t), "label": t}
-                    for i, t in enumerate(rng.choice(topics) for _ in range(n))])
+            _write(
+                dirs["t-topic"] / f"{split}-{lang}.jsonl",
+                [
+                    {"id": f"{lang}{i}", "text": _sentence(rng, t), "label": t}
+                    for i, t in enumerate(rng.choice(topics) for _ in range(n))
+                ],
+            )
     for lang in LANGS[1:]:
-        _write(dirs["t-retrieval"] / f"test-{lang}.jsonl",
-               [{"id": f"{lang}{i}", "source": s, "target": s} for i, s in
-                enumerate(_sentence(rng, rng.choice(topics)) for _ in range(15))])
+        _write(
+            dirs["t-retrieval"] / f"test-{lang}.jsonl",
+            [
+                {"id": f"{lang}{i}", "source": s, "target": s}
+                for i, s in enumerate(_sentence(rng, rng.choice(topics)) for _ in range(15))
+            ],
+        )
     for split, n in (("train", 40), ("dev", 12)):
         rows = []
         for i in range(n):
@@ -79,10 +98,18 @@ def tiny_data(tmp_path_factory) -> dict[str, Path]:
             choices = [_sentence(rng, c) for c in topics] + [_sentence(rng, t)]
             rows.append({"id": f"a{i}", "question": _sentence(rng, t), "choices": choices, "label": topics.index(t)})
         _write(dirs["t-answer"] / f"{split}-en.jsonl", rows)
-        _write(dirs["t-sametopic"] / f"{split}-en.jsonl", [
-            {"id": f"s{i}", "text_a": _sentence(rng, a), "text_b": _sentence(rng, b),
-             "label": "same" if a == b else "different"}
-            for i, (a, b) in enumerate((rng.choice(topics), rng.choice(topics)) for _ in range(n))])
+        _write(
+            dirs["t-sametopic"] / f"{split}-en.jsonl",
+            [
+                {
+                    "id": f"s{i}",
+                    "text_a": _sentence(rng, a),
+                    "text_b": _sentence(rng, b),
+                    "label": "same" if a == b else "different",
+                }
+                for i, (a, b) in enumerate((rng.choice(topics), rng.choice(topics)) for _ in range(n))
+            ],
+        )
     return dirs
 
 
@@ -90,14 +117,37 @@ def tiny_data(tmp_path_factory) -> dict[str, Path]:
 def tiny_catalog(tiny_data) -> TaskCatalog:
     """The built-in tasks and the tiny ones (t-topic, t-retrieval, t-answer, t-sametopic)."""
     defs = [
-        TaskDef("t-topic", "classification", "target", "accuracy",
-                JsonlDirSource(tiny_data["t-topic"], tuple(sorted(TOPICS)))),
-        TaskDef("t-retrieval", "retrieval", "target", "accuracy@1", JsonlDirSource(tiny_data["t-retrieval"]),
-                fields=("source", "target")),
-        TaskDef("t-answer", "multiple_choice", "intermediate", "accuracy", JsonlDirSource(tiny_data["t-answer"]),
-                fields=("question", "choices")),
-        TaskDef("t-sametopic", "classification", "intermediate", "accuracy",
-                JsonlDirSource(tiny_data["t-sametopic"], ("different", "same")), fields=("text_a", "text_b")),
+        TaskDef(
+            "t-topic",
+            "classification",
+            "target",
+            "accuracy",
+            JsonlDirSource(tiny_data["t-topic"], tuple(sorted(TOPICS))),
+        ),
+        TaskDef(
+            "t-retrieval",
+            "retrieval",
+            "target",
+            "accuracy@1",
+            JsonlDirSource(tiny_data["t-retrieval"]),
+            fields=("source", "target"),
+        ),
+        TaskDef(
+            "t-answer",
+            "multiple_choice",
+            "intermediate",
+            "accuracy",
+            JsonlDirSource(tiny_data["t-answer"]),
+            fields=("question", "choices"),
+        ),
+        TaskDef(
+            "t-sametopic",
+            "classification",
+            "intermediate",
+            "accuracy",
+            JsonlDirSource(tiny_data["t-sametopic"], ("different", "same")),
+            fields=("text_a", "text_b"),
+        ),
     ]
     return TaskCatalog.builtin().with_tasks(*defs)
 
@@ -110,11 +160,23 @@ def tiny_task_files(tiny_data, tmp_path_factory) -> Path:
 
     folder = tmp_path_factory.mktemp("tiny-task-files")
     specs = [
-        {"name": "u-topic", "format": "classification", "kind": "target", "labels": sorted(TOPICS),
-         "languages": list(LANGS), "dir": "t-topic", "test": True},
+        {
+            "name": "u-topic",
+            "format": "classification",
+            "kind": "target",
+            "labels": sorted(TOPICS),
+            "languages": list(LANGS),
+            "dir": "t-topic",
+            "test": True,
+        },
         {"name": "u-answer", "format": "multiple_choice", "dir": "t-answer"},
-        {"name": "u-sametopic", "format": "classification", "labels": ["different", "same"],
-         "fields": {"text_a": "text_a", "text_b": "text_b"}, "dir": "t-sametopic"},
+        {
+            "name": "u-sametopic",
+            "format": "classification",
+            "labels": ["different", "same"],
+            "fields": {"text_a": "text_a", "text_b": "text_b"},
+            "dir": "t-sametopic",
+        },
     ]
     for spec in specs:
         data = tiny_data[spec.pop("dir")]

@@ -29,8 +29,12 @@ def private_uses(path: Path) -> list[str]:
                 if alias.name.startswith("xstilts"):
                     modules[alias.asname or alias.name.split(".")[0]] = alias.name
     for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute) and _private(node.attr) and isinstance(node.value, ast.Name) \
-                and node.value.id in modules:
+        if (
+            isinstance(node, ast.Attribute)
+            and _private(node.attr)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in modules
+        ):
             found.append(f"{modules[node.value.id]}.{node.attr}")
     return found
 

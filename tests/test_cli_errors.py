@@ -20,18 +20,30 @@ targets:
 
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "xstilts", *args], cwd=cwd, check=False, capture_output=True,
-                          text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "xstilts", *args], cwd=cwd, check=False, capture_output=True, text=True
+    )
 
 
-@pytest.mark.parametrize("old,new,expect", [
-    ("pocket-topic", "pocket-topik", "bad.yaml:7: targets[0].task: unknown task 'pocket-topik'"),
-    ("[none, pocket-answer]", "[none, pocket-anser]", "bad.yaml:4: intermediate.settings: unknown intermediate task 'pocket-anser'"),
-    ("me5-small", "./models/nowhere", "bad.yaml:2: model: model path './models/nowhere' does not exist"),
-    ("{batch_size: 8}", "{batch_size: eight}", "bad.yaml:5: intermediate.train.batch_size: Input should be a valid integer"),
-    ("name: bad", "name: bad\nepochs: 3", "bad.yaml:2: epochs: unknown field"),
-    ("targets:", "targets: 3\nx:", "bad.yaml:"),
-])
+@pytest.mark.parametrize(
+    "old,new,expect",
+    [
+        ("pocket-topic", "pocket-topik", "bad.yaml:7: targets[0].task: unknown task 'pocket-topik'"),
+        (
+            "[none, pocket-answer]",
+            "[none, pocket-anser]",
+            "bad.yaml:4: intermediate.settings: unknown intermediate task 'pocket-anser'",
+        ),
+        ("me5-small", "./models/nowhere", "bad.yaml:2: model: model path './models/nowhere' does not exist"),
+        (
+            "{batch_size: 8}",
+            "{batch_size: eight}",
+            "bad.yaml:5: intermediate.train.batch_size: Input should be a valid integer",
+        ),
+        ("name: bad", "name: bad\nepochs: 3", "bad.yaml:2: epochs: unknown field"),
+        ("targets:", "targets: 3\nx:", "bad.yaml:"),
+    ],
+)
 def test_config_errors_are_one_line(tmp_path, old, new, expect):
     (tmp_path / "bad.yaml").write_text(GOOD.replace(old, new))
     proc = _run("run", "bad.yaml", "--out", "out", cwd=tmp_path)
@@ -79,5 +91,15 @@ def test_tasks_list_suites_through_the_command(tmp_path):
         assert all({"name", "format", "languages", "metric", "kind"} <= set(e) for e in entries)
     out = _run("tasks", "list", "--kind", "intermediate", "--format", "json", cwd=tmp_path)
     names = {e["name"] for e in _json.loads(out.stdout)}
-    assert {"anli_plus", "mnli", "qqp", "squad_v1", "squad_v2", "hellaswag", "commonsenseqa", "cosmosqa", "ccg",
-            "sst2"} <= names
+    assert {
+        "anli_plus",
+        "mnli",
+        "qqp",
+        "squad_v1",
+        "squad_v2",
+        "hellaswag",
+        "commonsenseqa",
+        "cosmosqa",
+        "ccg",
+        "sst2",
+    } <= names

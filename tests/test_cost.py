@@ -18,17 +18,35 @@ CATALOG = TaskCatalog.builtin()
 
 
 def _train(**kw) -> TrainConfig:
-    base = {"recipe": "full", "epochs": 1.0, "batch_size": 32, "grad_accum": 1, "max_length": 128, "max_steps": None,
-            "max_examples": None, "max_train_examples": None, "select_on_dev": False}
+    base = {
+        "recipe": "full",
+        "epochs": 1.0,
+        "batch_size": 32,
+        "grad_accum": 1,
+        "max_length": 128,
+        "max_steps": None,
+        "max_examples": None,
+        "max_train_examples": None,
+        "select_on_dev": False,
+    }
     return TrainConfig(**{**base, **kw})
 
 
 def _jobs() -> list[Job]:
     model = ModelSpec("m", "m", "mean", None)
     inter = Job(IntermediateSpec(model, ("mnli",), 1, None, {"mnli": "-"}, _train(max_train_examples=1000)))
-    target = Job(TargetSpec(model, ("mnli",), 1, inter.id, "xnli", "-",
-                            EvalConfig(max_length=32, languages=["en", "de"], max_examples_per_language=100),
-                            _train(max_steps=10, batch_size=4, grad_accum=2, epochs=2, select_on_dev=True)))
+    target = Job(
+        TargetSpec(
+            model,
+            ("mnli",),
+            1,
+            inter.id,
+            "xnli",
+            "-",
+            EvalConfig(max_length=32, languages=["en", "de"], max_examples_per_language=100),
+            _train(max_steps=10, batch_size=4, grad_accum=2, epochs=2, select_on_dev=True),
+        )
+    )
     retrieval = Job(RetrievalSpec(model, (), None, None, "tatoeba", "-", EvalConfig(max_length=512, languages=["de"])))
     return [inter, target, retrieval]
 
@@ -90,15 +108,21 @@ def test_utilisation_measured_from_finished_training_jobs(tiny_model, tiny_catal
     from xstilts.experiments.runner import run_experiment
 
     budget = {"batch_size": 8, "max_steps": 10, "max_length": 32}
-    cfg = ExperimentConfig.model_validate({"model": tiny_model, "intermediate": {"settings": ["t-sametopic"],
-                                           "train": budget}, "targets": [{"task": "t-topic", "train": budget}]})
+    cfg = ExperimentConfig.model_validate(
+        {
+            "model": tiny_model,
+            "intermediate": {"settings": ["t-sametopic"], "train": budget},
+            "targets": [{"task": "t-topic", "train": budget}],
+        }
+    )
     run_experiment(cfg, tiny_catalog, "", tmp_path, Console(quiet=True))
     results = RunDir(tmp_path).load_results()
     measured = achieved(results, "cpu")
     trained = [r for r in results if r.get("train", {}).get("train_seconds")]  # not the probe
     assert len(trained) == 3 and all(r["device"] == "cpu" for r in results)
     flops_per_second = sum(6 * model_params(tiny_model) * r["train"]["tokens_seen"] for r in trained) / sum(
-        r["train"]["train_seconds"] for r in trained)
+        r["train"]["train_seconds"] for r in trained
+    )
     assert measured.tflops * 1e12 == pytest.approx(flops_per_second) and measured.jobs == 3
     est = estimate(plan(cfg, tiny_catalog).jobs, tiny_catalog, accelerator="cpu", utilisation=measured)
     share = est["utilisation"]

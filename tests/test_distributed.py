@@ -22,16 +22,29 @@ def test_two_processes_ddp_or_fsdp_train_like_one_process(tiny_model, tiny_task_
     # full fine-tuning: at this learning rate the probe's large head weights make lp-ft's loss chaotic, and chaos
     # magnifies floating-point order; what is compared here is the distribution, not the recipe
     budget = {"recipe": "full", "batch_size": 8, "lr": 1e-3, "max_length": 32, "max_steps": 20, "select_on_dev": True}
-    base = {"name": "ddp", "model": str(model), "tasks_dir": str(tiny_task_files), "seeds": [1],
-            "intermediate": {"settings": ["u-sametopic"], "train": budget},
-            "targets": [{"task": "u-topic", "train": budget, "probe_reference": False}]}
+    base = {
+        "name": "ddp",
+        "model": str(model),
+        "tasks_dir": str(tiny_task_files),
+        "seeds": [1],
+        "intermediate": {"settings": ["u-sametopic"], "train": budget},
+        "targets": [{"task": "u-topic", "train": budget, "probe_reference": False}],
+    }
     runs = {}
-    for name, extra in (("one", {}), ("ddp", {"accelerate": {"num_processes": 2}}),
-                        ("fsdp", {"accelerate": {"num_processes": 2, "strategy": "fsdp"}})):
+    for name, extra in (
+        ("one", {}),
+        ("ddp", {"accelerate": {"num_processes": 2}}),
+        ("fsdp", {"accelerate": {"num_processes": 2, "strategy": "fsdp"}}),
+    ):
         config = tmp_path / f"{name}.yaml"
         config.write_text(yaml.safe_dump({**base, **extra}))
-        proc = subprocess.run([XSTILTS, "run", str(config), "--out", str(tmp_path / name), "--checkpoint-every", "0"],
-                              check=False, capture_output=True, text=True, timeout=900)
+        proc = subprocess.run(
+            [XSTILTS, "run", str(config), "--out", str(tmp_path / name), "--checkpoint-every", "0"],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         assert proc.returncode == 0, proc.stderr
         runs[name] = job_results(tmp_path / name)
     for two in ("ddp", "fsdp"):
@@ -54,8 +67,9 @@ def _assert_same_training(first: dict, second: dict, first_out: Path, second_out
             assert (a["task"], a["language"], a["metric"]) == (b["task"], b["language"], b["metric"])
             assert b["value"] == pytest.approx(a["value"], abs=2.0)  # a near-tie prediction may flip
         if one["kind"] == "intermediate":
-            weights = [load_file(out / "jobs" / job_id / "checkpoint" / "model.safetensors")
-                       for out in (first_out, second_out)]
+            weights = [
+                load_file(out / "jobs" / job_id / "checkpoint" / "model.safetensors") for out in (first_out, second_out)
+            ]
             assert weights[0].keys() == weights[1].keys()
             for key, w in weights[0].items():
                 np.testing.assert_allclose(weights[1][key], w, atol=1e-5, err_msg=key)

@@ -38,8 +38,12 @@ def _tag_task() -> TaskDef:
 def _qa_example(context: str, answer: str | None, question: str = "what do we eat", qid: str = "q") -> dict:
     if answer is None:
         return {"id": qid, "question": question, "context": context, "answers": {"text": [], "answer_start": []}}
-    return {"id": qid, "question": question, "context": context,
-            "answers": {"text": [answer], "answer_start": [context.index(answer)]}}
+    return {
+        "id": qid,
+        "question": question,
+        "context": context,
+        "answers": {"text": [answer], "answer_start": [context.index(answer)]},
+    }
 
 
 @pytest.fixture(scope="module")
@@ -57,15 +61,26 @@ def subword_model(tmp_path_factory) -> str:
     pieces = ["[PAD]", "[CLS]", "[SEP]", "[UNK]", "##s", "##ing", "##ed", "##er"] + WORDS
     tok = Tokenizer(models.WordPiece({p: i for i, p in enumerate(pieces)}, unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 1),
-                                                                                                ("[SEP]", 2)])
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]",
-                                   unk_token="[UNK]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 1), ("[SEP]", 2)]
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]", unk_token="[UNK]"
+    )
     path = tmp_path_factory.mktemp("subword-bert")
     torch.manual_seed(0)
-    BertModel(BertConfig(vocab_size=len(pieces), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                         intermediate_size=64, max_position_embeddings=64, pad_token_id=0),
-              add_pooling_layer=False).save_pretrained(path)
+    BertModel(
+        BertConfig(
+            vocab_size=len(pieces),
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=64,
+            pad_token_id=0,
+        ),
+        add_pooling_layer=False,
+    ).save_pretrained(path)
     fast.save_pretrained(path)
     return str(path)
 
@@ -79,9 +94,15 @@ def test_qa_windows_overlap_by_stride_and_hold_every_answer(word_tok, monkeypatc
     context = " ".join(words)
     spans = [(i, j) for i in range(len(words)) for j in range(i, min(i + 3, len(words)))]
     starts = np.cumsum([0] + [len(w) + 1 for w in words])
-    examples = [{"id": f"{i}-{j}", "question": "what do we eat", "context": context,
-                 "answers": {"text": [" ".join(words[i:j + 1])], "answer_start": [int(starts[i])]}}
-                for i, j in spans]
+    examples = [
+        {
+            "id": f"{i}-{j}",
+            "question": "what do we eat",
+            "context": context,
+            "answers": {"text": [" ".join(words[i : j + 1])], "answer_start": [int(starts[i])]},
+        }
+        for i, j in spans
+    ]
     feats = QA.featurize(_qa_task(), examples, word_tok, max_length=16)
     windows = [[o for o in f["_offsets"] if o is not None] for f in feats if f["_example"] == 0]
     assert len(windows) > 3 and all(len(f["input_ids"]) <= 16 for f in feats)
@@ -93,7 +114,7 @@ def test_qa_windows_overlap_by_stride_and_hold_every_answer(word_tok, monkeypatc
         held = [f for f in mine if f["start"] or f["end"]]
         assert held, ex["id"]
         for f in held:
-            assert context[f["_offsets"][f["start"]][0]:f["_offsets"][f["end"]][1]] == ex["answers"]["text"][0]
+            assert context[f["_offsets"][f["start"]][0] : f["_offsets"][f["end"]][1]] == ex["answers"]["text"][0]
         covered = [f for f in mine if any(o[0] <= starts[spans[n][0]] < o[1] for o in f["_offsets"] if o)]
         straddling += len(covered) > len(held)
     assert straddling > 0  # some answers begin in a window that cuts them off: that window gets (0, 0)
@@ -101,8 +122,9 @@ def test_qa_windows_overlap_by_stride_and_hold_every_answer(word_tok, monkeypatc
 
 def test_qa_featurize_no_answer_long_question_and_tiny_max_length(word_tok):
     long_q = " ".join(["what"] * 40)
-    feats = QA.featurize(_qa_task("squad_v2"), [_qa_example("we like pizza " * 10, None, question=long_q)],
-                         word_tok, max_length=24)
+    feats = QA.featurize(
+        _qa_task("squad_v2"), [_qa_example("we like pizza " * 10, None, question=long_q)], word_tok, max_length=24
+    )
     assert feats and all(f["start"] == f["end"] == 0 for f in feats)
     assert all(len(f["input_ids"]) <= 24 and sum(o is not None for o in f["_offsets"]) >= 2 for f in feats)
     with pytest.raises(UserError, match="no room"):
@@ -115,7 +137,7 @@ def test_qa_featurize_no_answer_long_question_and_tiny_max_length(word_tok):
 def _peaks(feat: dict, start: dict[int, float], end: dict[int, float], pad: int = 3) -> np.ndarray:
     """Logits of -10 (padding rows 100) but for the given start and end values."""
     out = np.full((len(feat["input_ids"]) + pad, 2), -10.0, dtype=np.float32)
-    out[len(feat["input_ids"]):] = 100.0
+    out[len(feat["input_ids"]) :] = 100.0
     for i, v in start.items():
         out[i, 0] = v
     for i, v in end.items():
@@ -139,7 +161,7 @@ def test_qa_predict_best_span_across_windows(word_tok, monkeypatch):
     outputs[-1] = _peaks(feats[-1], {last[2]: 4.0}, {last[3]: 4.0})
     [pred] = QA.predict(outputs, feats, [ex], _qa_task())
     offsets = feats[-1]["_offsets"]
-    assert pred == context[offsets[last[2]][0]:offsets[last[3]][1]] == " ".join(WORDS[24 - len(last) + 2:][:2])
+    assert pred == context[offsets[last[2]][0] : offsets[last[3]][1]] == " ".join(WORDS[24 - len(last) + 2 :][:2])
     # the end before the start, or a span longer than MAX_ANSWER_LENGTH, is never chosen
     monkeypatch.setattr(span_qa, "MAX_ANSWER_LENGTH", 2)
     outputs = [_peaks(f, {}, {}) for f in feats]
@@ -189,8 +211,17 @@ def test_tagging_labels_first_subword_and_predicts_per_word(subword_model):
     tok = load_backbone(subword_model)[1]
     ex = {"id": "t", "tokens": ["we", "eat", "pizzas", "and", "breads"], "tags": ["O", "O", "B-FOOD", "O", "B-FOOD"]}
     [feat] = TAG.featurize(_tag_task(), [ex], tok, max_length=32)
-    assert tok.convert_ids_to_tokens(feat["input_ids"]) == ["[CLS]", "we", "eat", "pizza", "##s", "and", "bread",
-                                                            "##s", "[SEP]"]
+    assert tok.convert_ids_to_tokens(feat["input_ids"]) == [
+        "[CLS]",
+        "we",
+        "eat",
+        "pizza",
+        "##s",
+        "and",
+        "bread",
+        "##s",
+        "[SEP]",
+    ]
     assert feat["label"] == [IGNORE_INDEX, 0, 0, 1, IGNORE_INDEX, 0, 1, IGNORE_INDEX, IGNORE_INDEX]
     assert feat["_words"] == [None, 0, 1, 2, 2, 3, 4, 4, None]
     out = np.zeros((len(feat["input_ids"]) + 2, 3), dtype=np.float32)
@@ -213,8 +244,11 @@ def test_tagging_truncated_words_fall_back_and_unknown_tags_fail(subword_model):
     assert TAG.predict([out[:, :2]], [feat], [ex], no_o)[0][2] == "NOUN"
     with pytest.raises(UserError, match="B-DRINK"):
         TAG.featurize(_tag_task(), [{**ex, "tags": ["B-DRINK", "O", "O"]}], tok, max_length=8)
-    assert TAG.score([["B-FOOD", "O", "O"]], [ex], _tag_task(), "en") == {"f1": 100.0, "precision": 100.0,
-                                                                          "recall": 100.0}
+    assert TAG.score([["B-FOOD", "O", "O"]], [ex], _tag_task(), "en") == {
+        "f1": 100.0,
+        "precision": 100.0,
+        "recall": 100.0,
+    }
 
 
 @pytest.mark.slow
@@ -252,8 +286,14 @@ def _train(model_path: str, task: TaskDef, examples: list[dict], max_length: int
     feats = fmt.featurize(task, examples, tok, max_length)
     losses = []
     cfg = TrainConfig(lr=5e-3, batch_size=8, max_steps=20, warmup_ratio=0.0)
-    train(model, [TrainTask(task.name, feats)], cfg, 0, tok.pad_token_id,
-          on_step=lambda step, total, loss: losses.append(loss))
+    train(
+        model,
+        [TrainTask(task.name, feats)],
+        cfg,
+        0,
+        tok.pad_token_id,
+        on_step=lambda step, total, loss: losses.append(loss),
+    )
     assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])
     outputs = predict_logits(model, task.name, feats, 16, tok.pad_token_id)
     return fmt.predict(outputs, feats, examples, task), outputs, feats

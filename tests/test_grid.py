@@ -43,14 +43,24 @@ def data_dir(tmp_path_factory) -> Path:
 def _experiment(model: str, data_dir: Path, **extra) -> dict:
     """3 intermediate tasks (and the baseline) x 2 fine-tuned targets x 2 seeds."""
     target = {"train": BUDGET, "eval": {"languages": ["en", "de"], "max_length": 32}}
-    return {"name": "grid", "model": model, "seeds": [1, 2], "data_dir": str(data_dir),
-            "intermediate": {"settings": ["none", "mnli", "qqp", "sst2"], "train": BUDGET},
-            "targets": [{"task": "xnli", **target}, {"task": "pawsx", **target}], **extra}
+    return {
+        "name": "grid",
+        "model": model,
+        "seeds": [1, 2],
+        "data_dir": str(data_dir),
+        "intermediate": {"settings": ["none", "mnli", "qqp", "sst2"], "train": BUDGET},
+        "targets": [{"task": "xnli", **target}, {"task": "pawsx", **target}],
+        **extra,
+    }
 
 
 def _plan_json(config: Path) -> list[dict]:
-    proc = subprocess.run([sys.executable, "-m", "xstilts", "plan", str(config), "--out", str(config.parent / "out"),
-                           "--format", "json"], check=False, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "xstilts", "plan", str(config), "--out", str(config.parent / "out"), "--format", "json"],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)["jobs"]
 
@@ -64,7 +74,8 @@ def test_plan_command_counts_jobs_of_tasks_targets_seeds_and_grid(tiny_model, da
     assert kinds.count("intermediate") == 3 * 2 and kinds.count("target") == 2 * (3 + 1) * 2 + 2 == len(jobs) - 6
     assert len({j["id"] for j in jobs}) == len(jobs) and all(j["grid"] == {} for j in jobs)
     assert {(j["setting"], j["seed"]) for j in jobs if j["kind"] == "intermediate"} == {
-        (s, seed) for s in ("mnli", "qqp", "sst2") for seed in (1, 2)}
+        (s, seed) for s in ("mnli", "qqp", "sst2") for seed in (1, 2)
+    }
 
     # two learning rates double every job that depends on the intermediate training, not the baselines
     config.write_text(yaml.safe_dump(_experiment(tiny_model, data_dir, grid={LR: [1.0e-3, 2.0e-3]})))
@@ -85,46 +96,65 @@ def test_grid_points_are_the_configs_they_stand_for(tiny_model, data_dir):
     missing mappings are created."""
     base = _experiment(tiny_model, data_dir)
     xnli_lr = "targets.xnli.train.lr"
-    cfg = ExperimentConfig.model_validate({**base, "grid": {xnli_lr: [1.0e-4, 2.0e-4],
-                                                             "head_pooling": ["cls", "mean"]}})
+    cfg = ExperimentConfig.model_validate(
+        {**base, "grid": {xnli_lr: [1.0e-4, 2.0e-4], "head_pooling": ["cls", "mean"]}}
+    )
     points = variants(cfg)
-    assert [p for p, _ in points] == [{xnli_lr: lr, "head_pooling": pool} for lr in (1.0e-4, 2.0e-4)
-                                      for pool in ("cls", "mean")]
+    assert [p for p, _ in points] == [
+        {xnli_lr: lr, "head_pooling": pool} for lr in (1.0e-4, 2.0e-4) for pool in ("cls", "mean")
+    ]
     jobs = plan(cfg, CATALOG).jobs
     for point, variant in points:
-        written = {**base, "head_pooling": point["head_pooling"],
-                   "targets": [{**base["targets"][0], "train": {**BUDGET, "lr": point[xnli_lr]}}, base["targets"][1]]}
+        written = {
+            **base,
+            "head_pooling": point["head_pooling"],
+            "targets": [{**base["targets"][0], "train": {**BUDGET, "lr": point[xnli_lr]}}, base["targets"][1]],
+        }
         assert variant == ExperimentConfig.model_validate(written)
         assert {j.id for j in plan(variant, CATALOG).jobs} <= {j.id for j in jobs}
     pawsx = [j for j in jobs if j.target == "pawsx"]
-    assert len(pawsx) == 2 * 8 + 2 and all(j.grid == {xnli_lr: None, "head_pooling": j.spec.model.head_pooling}
-                                           for j in pawsx)
+    assert len(pawsx) == 2 * 8 + 2 and all(
+        j.grid == {xnli_lr: None, "head_pooling": j.spec.model.head_pooling} for j in pawsx
+    )
     # intermediate and pawsx jobs x pooling, xnli jobs x lr x pooling; a probe per target and pooling (no lr)
     assert len(jobs) == 2 * 6 + 2 * 8 + 2 * 2 * 8 + 2 * 2
 
     bare = {"model": tiny_model, "targets": [{"task": "xnli"}]}
-    (_, variant), = variants(ExperimentConfig.model_validate({**bare, "grid": {LR: [1.0e-4]}}))
+    ((_, variant),) = variants(ExperimentConfig.model_validate({**bare, "grid": {LR: [1.0e-4]}}))
     assert variant.intermediate.train.lr == 1.0e-4 and variant.grid == {} and variants(variant) == [({}, variant)]
-    (_, variant), = variants(ExperimentConfig.model_validate({**bare, "intermediate": {"settings": ["mnli", "qqp"]},
-                                                              "grid": {"intermediate.select.top_k": [1]}}))
+    ((_, variant),) = variants(
+        ExperimentConfig.model_validate(
+            {**bare, "intermediate": {"settings": ["mnli", "qqp"]}, "grid": {"intermediate.select.top_k": [1]}}
+        )
+    )
     assert variant.intermediate.select.top_k == 1
 
 
 def test_select_ranks_within_each_grid_point(tiny_model, data_dir):
     """select top_k 1 with two intermediate learning rates: each point sends its own best task to the targets."""
     base = _experiment(tiny_model, data_dir, grid={LR: [1.0e-3, 2.0e-3]})
-    cfg = ExperimentConfig.model_validate({**base, "targets": base["targets"][:1], "intermediate": {
-        **base["intermediate"], "select": {"top_k": 1}}})
+    cfg = ExperimentConfig.model_validate(
+        {**base, "targets": base["targets"][:1], "intermediate": {**base["intermediate"], "select": {"top_k": 1}}}
+    )
     before = plan(cfg, CATALOG).jobs
     assert {j.setting for j in before if j.kind == "target"} == {"none"}  # nothing ranked yet
     best = {1.0e-3: "mnli", 2.0e-3: "sst2"}
     dev = {j.id: 90.0 if j.setting == best[j.grid[LR]] else 50.0 for j in before if j.kind == "intermediate"}
     setting = {j.id: j.setting for j in before if j.kind == "intermediate"}
-    jobs = plan(cfg, CATALOG, lambda job_id: {"metrics": [{"task": setting[job_id], "metric": "accuracy",
-                                                           "value": dev[job_id]}]}
-                if job_id in dev else None).jobs
+    jobs = plan(
+        cfg,
+        CATALOG,
+        lambda job_id: (
+            {"metrics": [{"task": setting[job_id], "metric": "accuracy", "value": dev[job_id]}]}
+            if job_id in dev
+            else None
+        ),
+    ).jobs
     assert {(j.grid[LR], j.setting) for j in jobs if j.kind == "target"} == {
-        (None, "none"), (1.0e-3, "mnli"), (2.0e-3, "sst2")}
+        (None, "none"),
+        (1.0e-3, "mnli"),
+        (2.0e-3, "sst2"),
+    }
 
 
 def test_cost_of_a_grid_over_models(data_dir):
@@ -146,9 +176,13 @@ def test_subsets_of_all_and_sampled(tiny_model):
     tasks = ["mnli", "qqp", "sst2", "hellaswag", "cosmosqa"]
 
     def settings(*listed: str, **entry) -> list[str]:
-        return ExperimentConfig.model_validate({
-            "model": tiny_model, "targets": [{"task": "xnli"}],
-            "intermediate": {"settings": [*listed, {"subsets_of": tasks, **entry}]}}).intermediate.settings
+        return ExperimentConfig.model_validate(
+            {
+                "model": tiny_model,
+                "targets": [{"task": "xnli"}],
+                "intermediate": {"settings": [*listed, {"subsets_of": tasks, **entry}]},
+            }
+        ).intermediate.settings
 
     every = settings("qqp", sizes=[0, 1, 2, 5])
     assert len(every) == 1 + 5 + 10 + 1  # the listed qqp is one of the singles
@@ -176,32 +210,68 @@ grid:
 """
 
 
-@pytest.mark.parametrize("old,new,expect", [
-    ("intermediate.train.lr:", "intermediate.train.lrr:",
-     "bad.yaml:9: grid.intermediate.train.lrr: unknown field 'lrr' in intermediate.train (fields: recipe, head, lr, "),
-    ("intermediate.train.lr: [1.0e-5, 2.0e-5]", "seeds: [[1], [2]]",
-     "bad.yaml:9: grid.seeds: seeds is not a grid axis (seeds already cross"),
-    ("intermediate.train.lr: [1.0e-5, 2.0e-5]", "intermediate.settings: [[none]]",
-     "bad.yaml:9: grid.intermediate.settings: intermediate.settings is not a grid axis"),
-    ("intermediate.train.lr:", "targets.xnli.train.lr:",
-     "bad.yaml:9: grid.targets.xnli.train.lr: no target 'xnli' (targets: pocket-topic; or * for all)"),
-    ("[1.0e-5, 2.0e-5]", "1.0e-5", "bad.yaml:9: grid.intermediate.train.lr: Input should be a valid list"),
-    ("[1.0e-5, 2.0e-5]", "[]", "bad.yaml:9: grid.intermediate.train.lr: List should have at least 1 item"),
-    ("[1.0e-5, 2.0e-5]", "\n    - 1.0e-5\n    - -1", ("bad.yaml:11: grid.intermediate.train.lr[1]: "
-     "Input should be greater than 0 (got -1)")),
-    ("intermediate.train.lr: [1.0e-5, 2.0e-5]", "intermediate.train.sampler: [uniform, capped]",
-     "bad.yaml:9: grid.intermediate.train.sampler[1]: intermediate.train: sampler 'capped' needs sampler_cap"),
-    ("grid:\n", "grid:\n  intermediate.train: [{lr: 1.0e-4}]\n",
-     "bad.yaml:10: grid.intermediate.train.lr: overlaps grid key 'intermediate.train'"),
-    ("[none, pocket-answer, pocket-sametopic]", "\n    - {subsets_of: [pocket-answer, pocket-anser], sizes: [1]}",
-     "bad.yaml:6: intermediate.settings: unknown intermediate task 'pocket-anser' in setting 'pocket-anser'"),
-    ("[none, pocket-answer, pocket-sametopic]", "\n    - none\n    - {subsets_of: [pocket-answer], sizes: [1, 2]}",
-     "bad.yaml:7: intermediate.settings[1]: sizes [2] are outside 0..1 (the number of tasks)"),
-    ("[none, pocket-answer, pocket-sametopic]", "[{subsets_of: [pocket-answer], sizes: [1, 1]}]",
-     "bad.yaml:5: intermediate.settings[0]: a size is listed twice"),
-    ("[none, pocket-answer, pocket-sametopic]", "[{subsets_of: [pocket-answer], sizes: [1], max_per_size: 0}]",
-     "bad.yaml:5: intermediate.settings[0].max_per_size: Input should be greater than or equal to 1"),
-])
+@pytest.mark.parametrize(
+    "old,new,expect",
+    [
+        (
+            "intermediate.train.lr:",
+            "intermediate.train.lrr:",
+            "bad.yaml:9: grid.intermediate.train.lrr: unknown field 'lrr' in intermediate.train (fields: recipe, head, lr, ",
+        ),
+        (
+            "intermediate.train.lr: [1.0e-5, 2.0e-5]",
+            "seeds: [[1], [2]]",
+            "bad.yaml:9: grid.seeds: seeds is not a grid axis (seeds already cross",
+        ),
+        (
+            "intermediate.train.lr: [1.0e-5, 2.0e-5]",
+            "intermediate.settings: [[none]]",
+            "bad.yaml:9: grid.intermediate.settings: intermediate.settings is not a grid axis",
+        ),
+        (
+            "intermediate.train.lr:",
+            "targets.xnli.train.lr:",
+            "bad.yaml:9: grid.targets.xnli.train.lr: no target 'xnli' (targets: pocket-topic; or * for all)",
+        ),
+        ("[1.0e-5, 2.0e-5]", "1.0e-5", "bad.yaml:9: grid.intermediate.train.lr: Input should be a valid list"),
+        ("[1.0e-5, 2.0e-5]", "[]", "bad.yaml:9: grid.intermediate.train.lr: List should have at least 1 item"),
+        (
+            "[1.0e-5, 2.0e-5]",
+            "\n    - 1.0e-5\n    - -1",
+            ("bad.yaml:11: grid.intermediate.train.lr[1]: Input should be greater than 0 (got -1)"),
+        ),
+        (
+            "intermediate.train.lr: [1.0e-5, 2.0e-5]",
+            "intermediate.train.sampler: [uniform, capped]",
+            "bad.yaml:9: grid.intermediate.train.sampler[1]: intermediate.train: sampler 'capped' needs sampler_cap",
+        ),
+        (
+            "grid:\n",
+            "grid:\n  intermediate.train: [{lr: 1.0e-4}]\n",
+            "bad.yaml:10: grid.intermediate.train.lr: overlaps grid key 'intermediate.train'",
+        ),
+        (
+            "[none, pocket-answer, pocket-sametopic]",
+            "\n    - {subsets_of: [pocket-answer, pocket-anser], sizes: [1]}",
+            "bad.yaml:6: intermediate.settings: unknown intermediate task 'pocket-anser' in setting 'pocket-anser'",
+        ),
+        (
+            "[none, pocket-answer, pocket-sametopic]",
+            "\n    - none\n    - {subsets_of: [pocket-answer], sizes: [1, 2]}",
+            "bad.yaml:7: intermediate.settings[1]: sizes [2] are outside 0..1 (the number of tasks)",
+        ),
+        (
+            "[none, pocket-answer, pocket-sametopic]",
+            "[{subsets_of: [pocket-answer], sizes: [1, 1]}]",
+            "bad.yaml:5: intermediate.settings[0]: a size is listed twice",
+        ),
+        (
+            "[none, pocket-answer, pocket-sametopic]",
+            "[{subsets_of: [pocket-answer], sizes: [1], max_per_size: 0}]",
+            "bad.yaml:5: intermediate.settings[0].max_per_size: Input should be greater than or equal to 1",
+        ),
+    ],
+)
 def test_bad_grids_and_subsets_are_one_line_errors(tmp_path, monkeypatch, capsys, old, new, expect):
     from xstilts.cli import main
 
@@ -223,22 +293,26 @@ def test_grid_run_end_to_end(tiny_model, data_dir, tmp_path):
     run = RunDir(tmp_path)
     rows = export.rows(run)
     assert {(r["job_id"], r["kind"]) for r in rows} == {(j.id, j.kind) for j in jobs} and len(jobs) == 6 + 16 + 2
-    assert {(r["target"], r["intermediate"], r["seed"]) for r in rows if r["kind"] == "target" and r["recipe"] != "probe"} == {
-        (t, s, seed) for t in ("xnli", "pawsx") for s in ("none", "mnli", "qqp", "sst2") for seed in (1, 2)}
+    assert {
+        (r["target"], r["intermediate"], r["seed"]) for r in rows if r["kind"] == "target" and r["recipe"] != "probe"
+    } == {(t, s, seed) for t in ("xnli", "pawsx") for s in ("none", "mnli", "qqp", "sst2") for seed in (1, 2)}
 
     # plan.json of a grid whose point lr=1e-3 is this run: one column per grid key, after the usual ones
     languages = "targets.*.eval.languages"
-    grid = ExperimentConfig.model_validate(_experiment(tiny_model, data_dir, grid={
-        LR: [BUDGET["lr"], 5.0e-3], languages: [["en", "de"]]}))
+    grid = ExperimentConfig.model_validate(
+        _experiment(tiny_model, data_dir, grid={LR: [BUDGET["lr"], 5.0e-3], languages: [["en", "de"]]})
+    )
     entries = [j.plan_entry() for j in plan(grid, CATALOG).jobs]
     atomic_write_json(tmp_path / "plan.json", entries)
     rows = export.rows(run)
     assert list(rows[0]) == [*ROW_COLUMNS, LR, languages]
     assert {(r["intermediate"], r[LR], r[languages]) for r in rows} == {
-        (s, None if s == "none" else BUDGET["lr"], '["en","de"]') for s in ("none", "mnli", "qqp", "sst2")}
+        (s, None if s == "none" else BUDGET["lr"], '["en","de"]') for s in ("none", "mnli", "qqp", "sst2")
+    }
     assert json.loads(export.export(run, "json")) == rows
     assert list(csv.DictReader(io.StringIO(export.export(run, "csv")))) == [
-        {k: "" if v is None else str(v) for k, v in r.items()} for r in rows]
+        {k: "" if v is None else str(v) for k, v in r.items()} for r in rows
+    ]
     pd = pytest.importorskip("pandas")
     pytest.importorskip("pyarrow")
     frame = pd.read_parquet(io.BytesIO(export.export(run, "parquet")))
@@ -257,13 +331,16 @@ def test_grid_run_end_to_end(tiny_model, data_dir, tmp_path):
         if seed is None:  # the probe: shared by every point
             e["grid"] = {LR: None, "targets.*.train.lr": None}
             continue
-        e["grid"] = {LR: None if e["spec"]["intermediate"] == [] else [1.0e-3, 5.0e-3][seed - 1],
-                     "targets.*.train.lr": None if e["kind"] == "intermediate" else [1.0e-4, 3.0e-4][seed - 1]}
+        e["grid"] = {
+            LR: None if e["spec"]["intermediate"] == [] else [1.0e-3, 5.0e-3][seed - 1],
+            "targets.*.train.lr": None if e["kind"] == "intermediate" else [1.0e-4, 3.0e-4][seed - 1],
+        }
     atomic_write_json(tmp_path / "plan.json", entries)
     report = build_report(export.rows(run), ["none", "mnli", "qqp", "sst2"], "grid")
     headings = [line for line in report.splitlines() if line.startswith("## ")]
     assert [h.split(" (accuracy")[0] for h in headings] == [
-        f"## {t} (targets.*.train.lr={lr})" for t in ("pawsx", "xnli") for lr in (0.0001, 0.0003)]
+        f"## {t} (targets.*.train.lr={lr})" for t in ("pawsx", "xnli") for lr in (0.0001, 0.0003)
+    ]
     table = report.split(headings[0])[1].split("##")[0]
     assert table.splitlines()[2].startswith("| language | none | mnli [intermediate.train.lr=0.001] | ")
     assert table.splitlines()[2].endswith(" | probe (frozen) |")  # the shared probe joins every table

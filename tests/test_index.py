@@ -21,15 +21,43 @@ from xstilts.experiments.rundir import RunDir
 from xstilts.experiments.status import format_status, status
 
 
-def _result(job_id: str, *, target: str | None = "xnli", setting: str = "none", seed: int = 1,
-            finished: str = "2026-01-01T00:00:00+00:00", values=(0.5, 0.25)) -> dict:
+def _result(
+    job_id: str,
+    *,
+    target: str | None = "xnli",
+    setting: str = "none",
+    seed: int = 1,
+    finished: str = "2026-01-01T00:00:00+00:00",
+    values=(0.5, 0.25),
+) -> dict:
     kind = "intermediate" if target is None else "target"
-    metrics = [{"task": target or setting, "split": "test", "language": lang, "metric": "accuracy",
-                "value": v, "n": 10, "headline": True} for lang, v in zip(("en", "de"), values)]
-    return {"job_id": job_id, "kind": kind, "model": "tiny", "intermediate": setting, "target": target,
-            "seed": seed, "upstream": None, "metrics": metrics, "train": {"steps": 3}, "seconds": 1.5,
-            "spec": {"intermediate": [] if setting == "none" else setting.split("+"), "target": target,
-                     "seed": seed}, "versions": {}, "finished": finished}
+    metrics = [
+        {
+            "task": target or setting,
+            "split": "test",
+            "language": lang,
+            "metric": "accuracy",
+            "value": v,
+            "n": 10,
+            "headline": True,
+        }
+        for lang, v in zip(("en", "de"), values)
+    ]
+    return {
+        "job_id": job_id,
+        "kind": kind,
+        "model": "tiny",
+        "intermediate": setting,
+        "target": target,
+        "seed": seed,
+        "upstream": None,
+        "metrics": metrics,
+        "train": {"steps": 3},
+        "seconds": 1.5,
+        "spec": {"intermediate": [] if setting == "none" else setting.split("+"), "target": target, "seed": seed},
+        "versions": {},
+        "finished": finished,
+    }
 
 
 def _write(out: Path, result: dict) -> Path:
@@ -117,8 +145,15 @@ def test_unreadable_index_is_rebuilt(out):
 
 
 def _plan(out: Path, ids: list[str]) -> None:
-    plan = [{"id": i, "kind": "target", "upstream": None,
-             "spec": {"intermediate": ["squad"] if i == "c" else [], "target": "xnli", "seed": 1}} for i in ids]
+    plan = [
+        {
+            "id": i,
+            "kind": "target",
+            "upstream": None,
+            "spec": {"intermediate": ["squad"] if i == "c" else [], "target": "xnli", "seed": 1},
+        }
+        for i in ids
+    ]
     (out / "plan.json").write_text(json.dumps(plan), encoding="utf-8")
 
 
@@ -132,11 +167,21 @@ def test_status_states(out):
         con.execute("INSERT INTO leases VALUES ('dead', 'x', ?, 999999999, ?)", (host, time.time() + 60))
     (out / "jobs" / "fail" / "FAILED").write_text("RuntimeError: CUDA out of memory\n")
     st = status(RunDir(out))
-    assert {k: st[k] for k in ("done", "running", "failed", "pending")} == \
-        {"done": 2, "running": 1, "failed": 1, "pending": 2}
+    assert {k: st[k] for k in ("done", "running", "failed", "pending")} == {
+        "done": 2,
+        "running": 1,
+        "failed": 1,
+        "pending": 2,
+    }
     states = {j["id"]: j["state"] for j in st["jobs"]}
-    assert states == {"a": "done", "c": "done", "run": "running", "dead": "pending", "fail": "failed",
-                      "todo": "pending"}
+    assert states == {
+        "a": "done",
+        "c": "done",
+        "run": "running",
+        "dead": "pending",
+        "fail": "failed",
+        "todo": "pending",
+    }
     by_id = {j["id"]: j for j in st["jobs"]}
     assert by_id["c"]["setting"] == "squad" and by_id["a"]["setting"] == "none"
     assert by_id["fail"]["error"] == "RuntimeError: CUDA out of memory"
@@ -153,11 +198,26 @@ def test_status_without_plan_is_a_user_error(tmp_path):
 def _result_file_rows(out: Path) -> list[dict]:
     """What the result files hold, as export rows: one per metric entry, oldest job first."""
     results = [json.loads(p.read_text(encoding="utf-8")) for p in (out / "jobs").glob("*/result.json")]
-    return [{"job_id": r["job_id"], "kind": r["kind"], "model": r["model"], "intermediate": r["intermediate"],
-             "recipe": (r.get("train") or {}).get("recipe"), "target": r["target"] or "", "task": m["task"],
-             "split": m["split"], "language": m["language"], "metric": m["metric"], "value": m["value"],
-             "n": m["n"], "headline": m["headline"], "seed": r["seed"]}
-            for r in sorted(results, key=lambda r: r["finished"]) for m in r["metrics"]]
+    return [
+        {
+            "job_id": r["job_id"],
+            "kind": r["kind"],
+            "model": r["model"],
+            "intermediate": r["intermediate"],
+            "recipe": (r.get("train") or {}).get("recipe"),
+            "target": r["target"] or "",
+            "task": m["task"],
+            "split": m["split"],
+            "language": m["language"],
+            "metric": m["metric"],
+            "value": m["value"],
+            "n": m["n"],
+            "headline": m["headline"],
+            "seed": r["seed"],
+        }
+        for r in sorted(results, key=lambda r: r["finished"])
+        for m in r["metrics"]
+    ]
 
 
 def test_export_matches_result_files(out):

@@ -40,7 +40,8 @@ def test_mlqa_chinese_mixed_segmentation():
     assert m.normalize_mlqa("北京大学 in 2020年", "zh") == "北 京 大 学 in 2020 年"
     # P = 2/2, R = 2/4 -> F1 = 2/3; EM 0
     assert m.mlqa_scores({"q": "北京"}, {"q": ["北京大学"]}, "zh") == pytest.approx(
-        {"exact_match": 0.0, "f1": 100 * 2 / 3})
+        {"exact_match": 0.0, "f1": 100 * 2 / 3}
+    )
     # spaces between ideographs do not matter: both sides become "北 京 大 学"
     assert m.mlqa_scores({"q": "北京 大学"}, {"q": ["北京大学"]}, "zh")["exact_match"] == 100.0
 
@@ -159,14 +160,43 @@ def test_suites_shape():
     assert len(xtreme.tasks) == 9 and len(xtreme.languages) == 40
     assert len(xtreme_r.tasks) == 10 and len(xtreme_r.languages) == 50
     counts = {t.name: len(t.languages) for t in xtreme.tasks.values()}
-    assert counts == {"pawsx": 7, "xnli": 15, "panx": 40, "udpos": 33, "bucc2018": 4, "tatoeba": 36,
-                      "xquad": 11, "mlqa": 7, "tydiqa": 9}
+    assert counts == {
+        "pawsx": 7,
+        "xnli": 15,
+        "panx": 40,
+        "udpos": 33,
+        "bucc2018": 4,
+        "tatoeba": 36,
+        "xquad": 11,
+        "mlqa": 7,
+        "tydiqa": 9,
+    }
     counts_r = {t.name: len(t.languages) for t in xtreme_r.tasks.values()}
-    assert counts_r == {"xnli": 15, "panx": 48, "udpos": 38, "tatoeba": 41, "xcopa": 11, "lareqa": 11,
-                        "mewslix": 11, "xquad": 12, "mlqa": 7, "tydiqa": 9}
+    assert counts_r == {
+        "xnli": 15,
+        "panx": 48,
+        "udpos": 38,
+        "tatoeba": 41,
+        "xcopa": 11,
+        "lareqa": 11,
+        "mewslix": 11,
+        "xquad": 12,
+        "mlqa": 7,
+        "tydiqa": 9,
+    }
     assert xtreme.tasks["bucc2018"].languages == ("de", "fr", "ru", "zh")
-    assert set(xtreme_r.languages) - set(xtreme.languages) == {"az", "gu", "ht", "lt", "pa", "pl", "qu", "ro",
-                                                               "uk", "wo"}
+    assert set(xtreme_r.languages) - set(xtreme.languages) == {
+        "az",
+        "gu",
+        "ht",
+        "lt",
+        "pa",
+        "pl",
+        "qu",
+        "ro",
+        "uk",
+        "wo",
+    }
     assert {t.ext for t in xtreme_r.tasks.values()} == {"tsv", "json", "jsonl"}
 
 

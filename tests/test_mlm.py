@@ -33,14 +33,30 @@ def mlm_model(tmp_path_factory) -> str:
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     tok.post_processor = processors.TemplateProcessing(
-        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", 1), ("</s>", 2)])
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>",
-                                   unk_token="<unk>", mask_token="<mask>")
+        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", 1), ("</s>", 2)]
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        pad_token="<pad>",
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        mask_token="<mask>",
+    )
     path = tmp_path_factory.mktemp("tiny-mlm-bert")
     torch.manual_seed(0)
-    BertModel(BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                         intermediate_size=64, max_position_embeddings=64, pad_token_id=0),
-              add_pooling_layer=False).save_pretrained(path)
+    BertModel(
+        BertConfig(
+            vocab_size=len(vocab),
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=64,
+            pad_token_id=0,
+        ),
+        add_pooling_layer=False,
+    ).save_pretrained(path)
     fast.save_pretrained(path)
     return str(path)
 
@@ -133,7 +149,7 @@ def test_head_is_tied_and_trains_the_embeddings(loaded):
         embeddings[row] += delta
         moved = (MLM.logits(backbone, head, batch, "cls") - logits.detach()).abs().amax(dim=(0, 1))
         embeddings[row] -= delta
-    assert moved[row] > 1e-3 and torch.cat([moved[:row], moved[row + 1:]]).max() < 1e-6
+    assert moved[row] > 1e-3 and torch.cat([moved[:row], moved[row + 1 :]]).max() < 1e-6
     backbone.zero_grad()
     with torch.inference_mode():  # prediction gets ids, and scores them against the gold ids
         ids = MLM.logits(backbone, head, batch, "cls").float().numpy()
@@ -197,10 +213,14 @@ def test_pocket_corpus_is_disjoint_from_the_pocket_test_sets():
 def test_mlm_in_the_intermediate_mix(mlm_model, tiny_catalog, tmp_path):
     catalog = tiny_catalog.with_tasks(mlm_task("t-mlm", _corpus(tmp_path)))
     budget = {"batch_size": 8, "max_steps": 4, "lr": 1e-3, "max_length": 32}
-    cfg = ExperimentConfig.model_validate({
-        "model": mlm_model, "seeds": [1],
-        "intermediate": {"settings": ["t-sametopic+t-mlm"], "train": budget},
-        "targets": [{"task": "t-topic", "train": budget, "probe_reference": False}]})
+    cfg = ExperimentConfig.model_validate(
+        {
+            "model": mlm_model,
+            "seeds": [1],
+            "intermediate": {"settings": ["t-sametopic+t-mlm"], "train": budget},
+            "targets": [{"task": "t-topic", "train": budget, "probe_reference": False}],
+        }
+    )
     summary = run_experiment(cfg, catalog, "", tmp_path / "out", Console(quiet=True))
     assert summary["ran"] == 3  # the intermediate job, the target after it, and the baseline
     results = RunDir(tmp_path / "out").load_results()

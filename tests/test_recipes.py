@@ -23,8 +23,9 @@ def _trained(model_dir: str, catalog, task: str, **train):
     t = catalog.get(task)
     source = catalog.training_source(t)
     phase = [PhaseTask(t, source.load("train", t.train_language), source.load("dev", t.train_language))]
-    model, stats = train_phase(backbone, tok, phase, TrainConfig(**{**BUDGET, **train}), EvalConfig(), 1, "mean",
-                               lambda *a: None, "test")
+    model, stats = train_phase(
+        backbone, tok, phase, TrainConfig(**{**BUDGET, **train}), EvalConfig(), 1, "mean", lambda *a: None, "test"
+    )
     return before, model, stats
 
 
@@ -33,7 +34,7 @@ def test_probe_changes_only_the_head(tiny_model, tiny_catalog, task):
     before, model, stats = _trained(tiny_model, tiny_catalog, task, recipe="probe")
     assert all(torch.equal(before[n], p) for n, p in model.backbone.named_parameters())
     fresh = _trained(tiny_model, tiny_catalog, task, recipe="full", max_steps=1, lr=1e-12)[2]["heads_at_start"]
-    (name, fit), = stats["probe"]["heads"].items()
+    ((name, fit),) = stats["probe"]["heads"].items()
     assert fit["head"] != fresh[name] and head_fingerprint(model.heads[name]) == fit["head"]
     assert stats["updates"] == 0 and len(fit["dev_curve"]) == 4 and fit["l2"] in {1e-2, 1e-3, 1e-4, 1e-5}
     assert stats["movement"]["relative_change"] == 0 and stats["movement"]["cka_english_dev"] == pytest.approx(1)
@@ -42,15 +43,16 @@ def test_probe_changes_only_the_head(tiny_model, tiny_catalog, task):
 def test_lp_ft_fine_tunes_from_the_probes_head(tiny_model, tiny_catalog):
     _, model, stats = _trained(tiny_model, tiny_catalog, "t-topic", recipe="lp-ft")
     fresh = _trained(tiny_model, tiny_catalog, "t-topic", recipe="full")[2]
-    (name, fit), = stats["probe"]["heads"].items()
+    ((name, fit),) = stats["probe"]["heads"].items()
     assert stats["heads_at_start"][name] == fit["head"] != fresh["heads_at_start"][name]
     assert stats["updates"] == 4 and head_fingerprint(model.heads[name]) != fit["head"]  # then it trained on
     assert stats["movement"]["relative_change"] > 0
 
 
 def test_freeze_keeps_the_named_parts_bitwise(tiny_model, tiny_catalog):
-    before, model, stats = _trained(tiny_model, tiny_catalog, "t-topic", recipe="full",
-                                    freeze=["embeddings", "layers:1"])
+    before, model, stats = _trained(
+        tiny_model, tiny_catalog, "t-topic", recipe="full", freeze=["embeddings", "layers:1"]
+    )
     depths = parameter_depths(model.backbone)
     params = dict(model.backbone.named_parameters())
     frozen = [n for n in params if depths[n] <= 1]
@@ -81,9 +83,15 @@ def test_head_lr_and_layer_decay_set_each_groups_rate(tiny_model, tiny_catalog):
     assert all((id(p) in decayed) == (p.ndim >= 2 and "LayerNorm" not in n) for n, p in model.named_parameters())
 
 
-@pytest.mark.parametrize("bad, message", [
-    ({"freeze": ["embedding"]}, "pattern"), ({"recipe": "probe", "freeze": ["embeddings"]}, "trains no encoder"),
-    ({"recipe": "lpft"}, "'full', 'probe' or 'lp-ft'"), ({"layer_decay": 1.5}, "less than or equal to 1")])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"freeze": ["embedding"]}, "pattern"),
+        ({"recipe": "probe", "freeze": ["embeddings"]}, "trains no encoder"),
+        ({"recipe": "lpft"}, "'full', 'probe' or 'lp-ft'"),
+        ({"layer_decay": 1.5}, "less than or equal to 1"),
+    ],
+)
 def test_bad_recipe_settings_are_refused(bad, message):
     from pydantic import ValidationError
 

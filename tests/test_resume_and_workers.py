@@ -30,16 +30,31 @@ from xstilts.experiments.runner import run_experiment
 
 def _config(path: Path, model: str, task_files: Path, steps: int = 40, **extra) -> Path:
     budget = {"batch_size": 8, "lr": 1e-3, "max_length": 32}
-    path.write_text(yaml.safe_dump({
-        "name": "tiny", "model": model, "seeds": [1], "tasks_dir": str(task_files),
-        "intermediate": {"settings": ["u-answer", "u-sametopic"], "train": {**budget, "max_steps": steps}},
-        "targets": [{"task": "u-topic", "train": {**budget, "epochs": 1}, "probe_reference": False}], **extra}), encoding="utf-8")
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "tiny",
+                "model": model,
+                "seeds": [1],
+                "tasks_dir": str(task_files),
+                "intermediate": {"settings": ["u-answer", "u-sametopic"], "train": {**budget, "max_steps": steps}},
+                "targets": [{"task": "u-topic", "train": {**budget, "epochs": 1}, "probe_reference": False}],
+                **extra,
+            }
+        ),
+        encoding="utf-8",
+    )
     return path
 
 
 def _run(config: Path, out: Path, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([XSTILTS, "run", str(config), "--out", str(out), *args], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    return subprocess.Popen(
+        [XSTILTS, "run", str(config), "--out", str(out), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def _wait_for_a_training_checkpoint(proc: subprocess.Popen, out: Path) -> None:
@@ -54,8 +69,7 @@ def _finish(proc: subprocess.Popen) -> None:
     assert proc.returncode == 0, err
 
 
-def test_sigkill_during_intermediate_training_then_resume_gives_the_same_results(tiny_model, tiny_task_files,
-                                                                                  tmp_path):
+def test_sigkill_during_intermediate_training_then_resume_gives_the_same_results(tiny_model, tiny_task_files, tmp_path):
     config = _config(tmp_path / "tiny.yaml", tiny_model, tiny_task_files, steps=200)
     _finish(_run(config, tmp_path / "straight"))
     expected = job_metrics(tmp_path / "straight")
@@ -93,7 +107,11 @@ def test_sigterm_releases_the_lease_and_the_next_run_resumes(tiny_model, tiny_ta
     assert not queue.running() and not (job_dir / "FAILED").exists()
     _finish(_run(config, out))
     assert [e["event"] for e in queue.log() if e["job_id"] == job_dir.name] == [
-        "start", "interrupted", "resume", "done"]
+        "start",
+        "interrupted",
+        "resume",
+        "done",
+    ]
 
 
 def test_two_processes_on_one_output_folder_run_each_job_once(tiny_model, tiny_task_files, tmp_path):
@@ -127,10 +145,13 @@ def test_leases_block_live_owners_and_expire(tmp_path):
     con = sqlite3.connect(tmp_path / "queue.sqlite")
     with con:  # a lease held on another machine, and one held by a dead process here
         con.execute("INSERT INTO leases VALUES ('b', 'far:1:x', 'elsewhere', 1, ?)", (time.time() + 30,))
-        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], check=False,
-                              capture_output=True, text=True)
-        con.execute("INSERT INTO leases VALUES ('c', 'near:x', ?, ?, ?)",
-                    (socket.gethostname(), int(dead.stdout), time.time() + 30))
+        dead = subprocess.run(
+            [sys.executable, "-c", "import os; print(os.getpid())"], check=False, capture_output=True, text=True
+        )
+        con.execute(
+            "INSERT INTO leases VALUES ('c', 'near:x', ?, ?, ?)",
+            (socket.gethostname(), int(dead.stdout), time.time() + 30),
+        )
     assert not first.claim("b")  # a live lease on another host
     assert first.claim("c")  # its owner is dead: taken over at once
     with con:
@@ -138,7 +159,9 @@ def test_leases_block_live_owners_and_expire(tmp_path):
     assert first.claim("b")  # expired
     con.close()
     assert [(e["job_id"], e["event"], e["detail"]) for e in first.log() if e["event"] == "expired"] == [
-        ("c", "expired", "near:x"), ("b", "expired", "far:1:x")]
+        ("c", "expired", "near:x"),
+        ("b", "expired", "far:1:x"),
+    ]
 
 
 class _BrokenTrain(JsonlDirSource):
@@ -154,9 +177,13 @@ def test_a_failed_job_stops_its_dependents_but_not_the_others(tiny_model, tiny_c
     answer = tiny_catalog.get("t-answer")
     broken_catalog = tiny_catalog.with_tasks(dataclasses.replace(answer, source=_BrokenTrain(answer.source.dir)))
     budget = {"batch_size": 8, "lr": 1e-3, "max_length": 32, "max_steps": 5}
-    cfg = ExperimentConfig.model_validate({
-        "model": tiny_model, "intermediate": {"settings": ["t-answer", "t-sametopic"], "train": budget},
-        "targets": [{"task": "t-topic", "train": budget, "probe_reference": False}]})
+    cfg = ExperimentConfig.model_validate(
+        {
+            "model": tiny_model,
+            "intermediate": {"settings": ["t-answer", "t-sametopic"], "train": budget},
+            "targets": [{"task": "t-topic", "train": budget, "probe_reference": False}],
+        }
+    )
     with pytest.raises(JobsFailed) as failure:
         run_experiment(cfg, broken_catalog, "", tmp_path, Console(quiet=True))
     jobs = {(j.kind, j.setting): j.id for j in plan(cfg, broken_catalog).jobs}

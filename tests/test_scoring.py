@@ -50,8 +50,17 @@ def test_xtreme_report(xtreme):
     bucc = (3 * 100 + 75) / 4  # ru: 3 of 4 pairs right, P = R = 3/4
     tatoeba = (35 * 100 + 75) / 36  # kk: 3 of 4
     xquad = mean((10 * 100 + 50) / 11, (10 * 100 + EN_XQUAD_F1) / 11)  # en: q1 EM 0
-    tasks = {"pawsx": pawsx, "xnli": XNLI, "panx": panx, "udpos": udpos, "bucc2018": bucc, "tatoeba": tatoeba,
-             "xquad": xquad, "mlqa": mean(MLQA_EM, MLQA_F1), "tydiqa": TYDIQA}
+    tasks = {
+        "pawsx": pawsx,
+        "xnli": XNLI,
+        "panx": panx,
+        "udpos": udpos,
+        "bucc2018": bucc,
+        "tatoeba": tatoeba,
+        "xquad": xquad,
+        "mlqa": mean(MLQA_EM, MLQA_F1),
+        "tydiqa": TYDIQA,
+    }
     assert list(xtreme) == ["all_task", "classification", "tagging", "qa", "retrieval", *tasks]
     for task, score in tasks.items():
         assert xtreme[task]["avg_metric"] == pytest.approx(score), task
@@ -85,8 +94,18 @@ def test_xtreme_r_report(xtreme_r):
     lareqa = (10 * 100 + 75) / 11  # th: q1 hits at ranks 2 and 4 -> (1/2 + 2/4) / 2 = 0.5, q2 1 -> 75
     mewslix = (10 * 100 + 25) / 11  # ja: m1 at rank 2 -> 0.5, m2 at rank 21 -> 0 -> 25
     xquad = mean((11 * 100 + 50) / 12, (11 * 100 + EN_XQUAD_F1) / 12)  # 12 languages with ro
-    tasks = {"xnli": XNLI, "panx": panx, "udpos": udpos, "tatoeba": tatoeba, "xcopa": xcopa, "lareqa": lareqa,
-             "mewslix": mewslix, "xquad": xquad, "mlqa": mean(MLQA_EM, MLQA_F1), "tydiqa": TYDIQA}
+    tasks = {
+        "xnli": XNLI,
+        "panx": panx,
+        "udpos": udpos,
+        "tatoeba": tatoeba,
+        "xcopa": xcopa,
+        "lareqa": lareqa,
+        "mewslix": mewslix,
+        "xquad": xquad,
+        "mlqa": mean(MLQA_EM, MLQA_F1),
+        "tydiqa": TYDIQA,
+    }
     assert list(xtreme_r) == ["all_task", "classification", "tagging", "qa", "retrieval", "multi_choice", *tasks]
     for task, score in tasks.items():
         assert xtreme_r[task]["avg_metric"] == pytest.approx(score), task
@@ -141,8 +160,19 @@ def test_missing_label_folder(copy):
 
 
 def test_partial_submission_scores_present_tasks(copy):
-    for task in ("pawsx", "panx", "udpos", "bucc2018", "tatoeba", "xquad", "mlqa", "tydiqa", "xcopa", "lareqa",
-                 "mewslix"):
+    for task in (
+        "pawsx",
+        "panx",
+        "udpos",
+        "bucc2018",
+        "tatoeba",
+        "xquad",
+        "mlqa",
+        "tydiqa",
+        "xcopa",
+        "lareqa",
+        "mewslix",
+    ):
         shutil.rmtree(copy / "predictions" / task)
     report = score_suite("xtreme", copy / "predictions", copy / "labels")
     assert list(report) == ["xnli"]  # no group is complete, so no group score and no all_task
@@ -153,8 +183,20 @@ def test_partial_submission_scores_present_tasks(copy):
 def test_score_command_writes_the_report_and_fails_in_one_line(copy, xtreme, tmp_path):
     """``xstilts score`` prints and writes the same report; a bad folder is one line on stderr, exit 2."""
     out = tmp_path / "report.json"
-    args = [sys.executable, "-m", "xstilts", "score", "--suite", "xtreme", "--predictions", str(PRED),
-            "--labels", str(LABELS), "--output", str(out)]
+    args = [
+        sys.executable,
+        "-m",
+        "xstilts",
+        "score",
+        "--suite",
+        "xtreme",
+        "--predictions",
+        str(PRED),
+        "--labels",
+        str(LABELS),
+        "--output",
+        str(out),
+    ]
     proc = subprocess.run(args, check=False, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == json.loads(out.read_text()) == xtreme

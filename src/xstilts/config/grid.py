@@ -19,11 +19,13 @@ from xstilts.config.schema import ExperimentConfig
 from xstilts.config.yaml_file import first_error, fmt_loc
 from xstilts.errors import UserError
 
-NOT_AXES = {("seeds",): "seeds already cross with every job: list them in seeds",
-            ("intermediate", "settings"): "settings already cross with every job: list them in intermediate.settings",
-            ("trackers",): "how jobs are logged, not what they compute",
-            ("resources",): "what jobs ask of a cluster, not what they compute",
-            ("accelerate",): "how training jobs are launched"}
+NOT_AXES = {
+    ("seeds",): "seeds already cross with every job: list them in seeds",
+    ("intermediate", "settings"): "settings already cross with every job: list them in intermediate.settings",
+    ("trackers",): "how jobs are logged, not what they compute",
+    ("resources",): "what jobs ask of a cluster, not what they compute",
+    ("accelerate",): "how training jobs are launched",
+}
 
 Loc = tuple[Any, ...]
 
@@ -69,7 +71,7 @@ def _locs(cfg: ExperimentConfig, key: str) -> list[Loc]:
             model, many = _model_of(model.model_fields[part].annotation)
         walked = f"{walked}.{part}" if walked else part
     for no, why in NOT_AXES.items():
-        if any(no[:len(loc)] == loc for loc in locs):
+        if any(no[: len(loc)] == loc for loc in locs):
             raise GridError(("grid", key), f"{fmt_loc(no)} is not a grid axis ({why})")
     if many or not isinstance(locs[0][-1], str):
         raise GridError(("grid", key), "expected a field of a target: targets.<task or *>.<field>")
@@ -77,7 +79,7 @@ def _locs(cfg: ExperimentConfig, key: str) -> list[Loc]:
 
 
 def _prefix(a: Loc, b: Loc) -> bool:
-    return a == b[:len(a)] or b == a[:len(b)]
+    return a == b[: len(a)] or b == a[: len(b)]
 
 
 def _set(data: dict, loc: Loc, value: Any) -> None:
@@ -109,7 +111,9 @@ def variants(cfg: ExperimentConfig) -> list[tuple[dict[str, Any], ExperimentConf
             out.append((point, ExperimentConfig.model_validate(data)))
         except ValidationError as e:  # blamed on the first grid key at or around the failing field
             loc, msg = first_error(e)
-            key, i = next(((k, i) for k, i in zip(cfg.grid, index) if any(_prefix(x, loc) for x in locs[k])),
-                          (next(iter(cfg.grid)), index[0]))
+            key, i = next(
+                ((k, i) for k, i in zip(cfg.grid, index) if any(_prefix(x, loc) for x in locs[k])),
+                (next(iter(cfg.grid)), index[0]),
+            )
             raise GridError(("grid", key, i), msg if loc in locs[key] else f"{fmt_loc(loc)}: {msg}") from None
     return out

@@ -23,21 +23,32 @@ XSTILTS_2020 = [
     ("intermediate", "epochs", 3, f"{SIMPLE} L40: num_train_epochs default 3"),
     ("intermediate", "max_length", 256, f"{SIMPLE} L39: max_seq_length default 256"),
     ("intermediate", "warmup_ratio", 0.1, f"{JIANT} jiant/proj/main/scripts/configurator.py L258: 0.1"),
-    ("intermediate", "select_on_dev", False,
-     f"{SIMPLE} L50, L53: eval_every_steps 0 and no_improvements_for_n_evals 0, so the final weights are kept"),
+    (
+        "intermediate",
+        "select_on_dev",
+        False,
+        f"{SIMPLE} L50, L53: eval_every_steps 0 and no_improvements_for_n_evals 0, so the final weights are kept",
+    ),
     ("target", "recipe", "full", f"{XTREME_SCRIPTS}/subscripts/e_run_models.sh: --do_train from the loaded model"),
     ("target", "head", "mlp", f"{JIANT} jiant/proj/main/modeling/heads.py: ClassificationHead, RegressionHead"),
     ("target", "lr", 1e-5, f"{XTREME_SCRIPTS}/subscripts/e_run_models.sh: --learning_rate 1e-5"),
     ("target", "select_on_dev", True, f"{JIANT} jiant/proj/main/runscript.py L164-166: load_best_model=True"),
     ("target", "eval_every_steps", 1000, f"{XTREME_SCRIPTS}/subscripts/e_run_models.sh: --eval_every_steps 1000"),
     ("target", "eval_subset", 500, f"{XTREME_SCRIPTS}/xtreme_runconfig_writer.py L48: eval_subset_num 500"),
-    ("target", "early_stopping_patience", 30,
-     f"{XTREME_SCRIPTS}/subscripts/e_run_models.sh: --no_improvements_for_n_evals 30"),
+    (
+        "target",
+        "early_stopping_patience",
+        30,
+        f"{XTREME_SCRIPTS}/subscripts/e_run_models.sh: --no_improvements_for_n_evals 30",
+    ),
 ]
 # the per-task values above, for the provenance table: (field, value, source)
 XSTILTS_2020_PER_TASK = [
-    ("epochs", "XNLI 2, PAWS-X 5, UD-POS 10, PAN-X 10, XQuAD/MLQA/TyDiQA 2",
-     f"{XTREME_SCRIPTS}/subscripts/d_write_configs.sh L15-63"),
+    (
+        "epochs",
+        "XNLI 2, PAWS-X 5, UD-POS 10, PAN-X 10, XQuAD/MLQA/TyDiQA 2",
+        f"{XTREME_SCRIPTS}/subscripts/d_write_configs.sh L15-63",
+    ),
     ("batch_size", "32 (4 x 8 accumulation); QA 16 (4 x 4)", f"{XTREME_SCRIPTS}/subscripts/d_write_configs.sh"),
     ("max_length", "256; QA 384; retrieval 512", f"{XTREME_SCRIPTS}/subscripts/c_tokenize_and_cache.sh"),
     ("warmup_ratio", "0.1", f"{XTREME_SCRIPTS}/xtreme_runconfig_writer.py L44"),

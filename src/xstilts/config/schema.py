@@ -34,19 +34,29 @@ class TrainConfig(_Strict):
     """Optimisation, recipe and budget of one training phase."""
 
     recipe: Literal["full", "probe", "lp-ft"] = Field(
-        "lp-ft", description="full: fine-tune everything from a fresh head; probe: frozen encoder, only the heads "
-                             "train (fit on cached representations); lp-ft: the probe first, then full fine-tuning "
-                             "from its heads (Kumar et al. 2022)")
+        "lp-ft",
+        description="full: fine-tune everything from a fresh head; probe: frozen encoder, only the heads "
+        "train (fit on cached representations); lp-ft: the probe first, then full fine-tuning "
+        "from its heads (Kumar et al. 2022)",
+    )
     head: Literal["linear", "mlp"] = Field("linear", description="linear, or dense-tanh-linear (RoBERTa/jiant)")
     lr: float = Field(1e-5, gt=0)
     head_lr: float | None = Field(None, gt=0, description="learning rate of the heads (default: lr)")
-    layer_decay: float | None = Field(None, gt=0, le=1, description="layer-wise lr decay: block i (1 = bottom) "
-                                      "of L trains at lr * decay^(L+1-i), the embeddings at lr * decay^(L+1)")
+    layer_decay: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="layer-wise lr decay: block i (1 = bottom) "
+        "of L trains at lr * decay^(L+1-i), the embeddings at lr * decay^(L+1)",
+    )
     freeze: list[Annotated[str, Field(pattern=FREEZE_RE)]] = Field(
-        default_factory=list, description="backbone parts kept bitwise unchanged: embeddings, layers:N (first N)")
+        default_factory=list, description="backbone parts kept bitwise unchanged: embeddings, layers:N (first N)"
+    )
     probe_l2: list[Annotated[float, Field(ge=0)]] = Field(
-        default_factory=lambda: [1e-2, 1e-3, 1e-4, 1e-5], min_length=1,
-        description="L2 strengths of the probe's L-BFGS fit (standardised inputs); the best on English dev wins")
+        default_factory=lambda: [1e-2, 1e-3, 1e-4, 1e-5],
+        min_length=1,
+        description="L2 strengths of the probe's L-BFGS fit (standardised inputs); the best on English dev wins",
+    )
     batch_size: int = Field(32, ge=1)
     grad_accum: int = Field(1, ge=1)
     epochs: float = Field(1.0, gt=0)
@@ -63,10 +73,17 @@ class TrainConfig(_Strict):
     sampler_cap: int | None = Field(None, ge=1, description="capped sampler: p ~ min(n, cap)")
     loss_weights: dict[str, float] = Field(default_factory=dict, description="task -> loss multiplier (default 1)")
     select_on_dev: bool = Field(False, description="keep the weights whose English dev score is best")
-    eval_every_steps: int | None = Field(None, ge=1, description="with select_on_dev: score English dev every N "
-                                         "updates (and at the end) instead of once an epoch")
-    eval_subset: int | None = Field(None, ge=1, description="with select_on_dev: score the first N English dev "
-                                    "examples only (jiant's eval_subset_num); the reported dev metric uses all")
+    eval_every_steps: int | None = Field(
+        None,
+        ge=1,
+        description="with select_on_dev: score English dev every N updates (and at the end) instead of once an epoch",
+    )
+    eval_subset: int | None = Field(
+        None,
+        ge=1,
+        description="with select_on_dev: score the first N English dev "
+        "examples only (jiant's eval_subset_num); the reported dev metric uses all",
+    )
     select_by: str = Field("macro", description="dev score to select on: macro (mean over tasks) or a task name")
     early_stopping_patience: int | None = Field(None, ge=1, description="stop after N dev scores without a gain")
 
@@ -97,8 +114,11 @@ class EvalConfig(_Strict):
     max_length: int = Field(128, ge=8)
     languages: list[str] | None = Field(None, description="evaluate only these of the task's languages")
     max_examples_per_language: int | None = Field(
-        None, ge=1, description="evaluate a fixed (seed-independent) subset of each language")
-    layer: int | Literal["auto"] = Field("auto", description="retrieval: hidden layer to pool; auto = round(14/24 depth)")
+        None, ge=1, description="evaluate a fixed (seed-independent) subset of each language"
+    )
+    layer: int | Literal["auto"] = Field(
+        "auto", description="retrieval: hidden layer to pool; auto = round(14/24 depth)"
+    )
     pooling: Literal["mean", "cls"] = "mean"
 
 
@@ -147,8 +167,10 @@ class SubsetsOf(_Strict):
 
 
 # a task setting or a SubsetsOf mapping; the "tag:" loc parts pydantic adds are dropped from error paths
-Setting = Annotated[Annotated[str, Tag("tag:name")] | Annotated[SubsetsOf, Tag("tag:subsets")],
-                    Discriminator(lambda v: "tag:subsets" if isinstance(v, (dict, SubsetsOf)) else "tag:name")]
+Setting = Annotated[
+    Annotated[str, Tag("tag:name")] | Annotated[SubsetsOf, Tag("tag:subsets")],
+    Discriminator(lambda v: "tag:subsets" if isinstance(v, (dict, SubsetsOf)) else "tag:name"),
+]
 
 
 class IntermediateConfig(_Strict):
@@ -195,8 +217,10 @@ class TargetConfig(_Strict):
     task: str
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
-    probe_reference: bool = Field(True, description="also fit a linear probe on the frozen pretrained encoder, "
-                                                    "reported beside the fine-tuned settings")
+    probe_reference: bool = Field(
+        True,
+        description="also fit a linear probe on the frozen pretrained encoder, reported beside the fine-tuned settings",
+    )
 
 
 class ResourcesConfig(_Strict):
@@ -232,8 +256,10 @@ class ExperimentConfig(_Strict):
 
     name: str = "experiment"
     protocol: Literal["xstilts-2020"] | None = Field(
-        None, description="a named protocol whose values become the defaults of every field it covers "
-                          "(see xstilts.config.protocols); fields the config sets still win")
+        None,
+        description="a named protocol whose values become the defaults of every field it covers "
+        "(see xstilts.config.protocols); fields the config sets still win",
+    )
     model: str = Field(description="HF model directory, hub id, or an xstilts reference like me5-small@L6")
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     head_pooling: Literal["cls", "mean"] = "cls"
@@ -241,23 +267,32 @@ class ExperimentConfig(_Strict):
     data_dir: str | None = Field(None, description="read benchmark tasks from official-layout files here, not the hub")
     intermediate: IntermediateConfig = IntermediateConfig()
     targets: list[TargetConfig] = Field(min_length=1)
-    trackers: list[Tracker] = Field(default_factory=list, description="log per-step loss, learning rate, "
-                                    "throughput and dev scores to OUT/tracking/<job-id> through Accelerate")
+    trackers: list[Tracker] = Field(
+        default_factory=list,
+        description="log per-step loss, learning rate, "
+        "throughput and dev scores to OUT/tracking/<job-id> through Accelerate",
+    )
     resources: ResourcesConfig = ResourcesConfig()
     accelerate: AccelerateConfig = AccelerateConfig()
 
     @model_validator(mode="after")
     def _batches_split_evenly(self) -> ExperimentConfig:
         n = self.accelerate.num_processes
-        for where, train in [("intermediate.train", self.intermediate.train),
-                             *((f"targets[{i}].train", t.train) for i, t in enumerate(self.targets))]:
+        for where, train in [
+            ("intermediate.train", self.intermediate.train),
+            *((f"targets[{i}].train", t.train) for i, t in enumerate(self.targets)),
+        ]:
             if train.batch_size % n:
-                raise ValueError(f"{where}.batch_size {train.batch_size} does not split evenly over "
-                                 f"accelerate.num_processes {n}")
+                raise ValueError(
+                    f"{where}.batch_size {train.batch_size} does not split evenly over accelerate.num_processes {n}"
+                )
         return self
+
     grid: dict[str, Annotated[list[Any], Field(min_length=1)]] = Field(
-        default_factory=dict, description="field path -> values: the experiment runs on every point of the cross "
-                                          "product (see xstilts.config.grid)")
+        default_factory=dict,
+        description="field path -> values: the experiment runs on every point of the cross "
+        "product (see xstilts.config.grid)",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -271,12 +306,17 @@ class ExperimentConfig(_Strict):
         data = {**named_defaults(name, "experiment"), **data}
         intermediate = data.get("intermediate") if isinstance(data.get("intermediate"), dict) else {}
         if isinstance(intermediate.get("train", {}), dict):
-            data["intermediate"] = {**intermediate, "train": {**named_defaults(name, "intermediate"),
-                                                              **intermediate.get("train", {})}}
+            data["intermediate"] = {
+                **intermediate,
+                "train": {**named_defaults(name, "intermediate"), **intermediate.get("train", {})},
+            }
         if isinstance(data.get("targets"), list):
-            data["targets"] = [{**t, "train": {**named_defaults(name, "target"), **t.get("train", {})}}
-                               if isinstance(t, dict) and isinstance(t.get("train", {}), dict) else t
-                               for t in data["targets"]]
+            data["targets"] = [
+                {**t, "train": {**named_defaults(name, "target"), **t.get("train", {})}}
+                if isinstance(t, dict) and isinstance(t.get("train", {}), dict)
+                else t
+                for t in data["targets"]
+            ]
         return data
 
     @model_validator(mode="after")

@@ -64,8 +64,9 @@ def field_error(path: Path, root: yaml.Node | None, loc: tuple[Any, ...], msg: s
 def first_error(e: ValidationError) -> tuple[tuple[Any, ...], str]:
     """(field location, one-line message) of the first pydantic error."""
     err = e.errors()[0]
-    loc = tuple(x for x in err["loc"]
-                if not (isinstance(x, str) and (x.startswith(("function-", "tag:")) or x == "[key]")))
+    loc = tuple(
+        x for x in err["loc"] if not (isinstance(x, str) and (x.startswith(("function-", "tag:")) or x == "[key]"))
+    )
     msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
     got = err.get("input")
     if err["type"] not in ("missing", "extra_forbidden") and not isinstance(got, (dict, list)):

@@ -35,8 +35,10 @@ class HubSource:
             records = datasets.load_dataset(self.dataset, config, split=hub_split, revision=self.revision)
         except Exception as e:  # noqa: BLE001  (offline, missing config, auth: all one line for the user)
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise UserError(f"hub dataset {self.dataset} (config {config}, split {hub_split}): cannot load ({first}); "
-                            "without hub access, set data_dir to the official files") from None
+            raise UserError(
+                f"hub dataset {self.dataset} (config {config}, split {hub_split}): cannot load ({first}); "
+                "without hub access, set data_dir to the official files"
+            ) from None
         return [self.convert(r, language) for r in records]
 
     def checksum(self, split: str, language: str) -> str:

@@ -77,8 +77,9 @@ class ConcatSource:
         return self.label_set
 
     def load(self, split: str, language: str) -> list[dict]:
-        return [{**ex, "id": f"{p.name}-{ex['id']}"} for p in self._parts(split)
-                for ex in p.source.load(split, language)]
+        return [
+            {**ex, "id": f"{p.name}-{ex['id']}"} for p in self._parts(split) for ex in p.source.load(split, language)
+        ]
 
     def checksum(self, split: str, language: str) -> str:
         text = "\n".join(f"{p.name}:{p.source.checksum(split, language)}" for p in self._parts(split))
@@ -157,8 +158,12 @@ def anli_record(row: dict, where: str) -> dict:
     label = get_field(row, "label", where)
     if label not in ANLI_LABELS:
         raise UserError(f"{where}: label {label!r} is not one of e, n, c")
-    return {"id": get_field(row, "uid", where), "text_a": get_field(row, "context", where),
-            "text_b": get_field(row, "hypothesis", where), "label": ANLI_LABELS[label]}
+    return {
+        "id": get_field(row, "uid", where),
+        "text_a": get_field(row, "context", where),
+        "text_b": get_field(row, "hypothesis", where),
+        "label": ANLI_LABELS[label],
+    }
 
 
 def snli_record(row: dict, where: str) -> dict | None:
@@ -167,8 +172,12 @@ def snli_record(row: dict, where: str) -> dict | None:
         return None
     if label not in NLI_LABELS:
         raise UserError(f"{where}: gold_label {label!r} is not one of {', '.join(NLI_LABELS)} or '-'")
-    return {"id": None, "text_a": get_field(row, "sentence1", where), "text_b": get_field(row, "sentence2", where),
-            "label": label}  # numbered: pairID is not known to be unique
+    return {
+        "id": None,
+        "text_a": get_field(row, "sentence1", where),
+        "text_b": get_field(row, "sentence2", where),
+        "label": label,
+    }  # numbered: pairID is not known to be unique
 
 
 read_anli, read_snli = jsonl_reader(anli_record), jsonl_reader(snli_record)
@@ -181,8 +190,15 @@ def read_qqp(path: Path, split: str, language: str) -> list[dict]:
     """GLUE ``QQP/<split>.tsv``. A row whose column count is off is an error: QQP-clean.zip (GLUE's current
     download, 363,846 train rows as the hub) has none; the older QQP.zip does."""
     try:
-        rows = read_tsv_pairs(path, split, language, columns=("question1", "question2", "is_duplicate"),
-                              header=True, labels=("0", "1"), quoting=csv.QUOTE_NONE)
+        rows = read_tsv_pairs(
+            path,
+            split,
+            language,
+            columns=("question1", "question2", "is_duplicate"),
+            header=True,
+            labels=("0", "1"),
+            quoting=csv.QUOTE_NONE,
+        )
     except UserError as e:
         raise UserError(f"{e} (GLUE's QQP-clean.zip has no such rows; the old QQP.zip has)") from None
     return [{**ex, "label": QQP_LABELS[int(ex["label"])]} for ex in rows]
@@ -210,8 +226,12 @@ def read_sst2(path: Path, split: str, language: str) -> list[dict]:
 
 def hellaswag_record(row: dict, where: str) -> dict:
     """An official HellaSwag line (label an int) or a hub row (label a digit string)."""
-    return {"id": str(get_field(row, "ind", where, int)), "question": get_field(row, "ctx", where),
-            "choices": _texts(row, "endings", 4, where), "label": _choice(row.get("label"), 4, where)}
+    return {
+        "id": str(get_field(row, "ind", where, int)),
+        "question": get_field(row, "ctx", where),
+        "choices": _texts(row, "endings", 4, where),
+        "label": _choice(row.get("label"), 4, where),
+    }
 
 
 def commonsenseqa_record(row: dict, where: str) -> dict:
@@ -220,8 +240,14 @@ def commonsenseqa_record(row: dict, where: str) -> dict:
     choices = get_field(question, "choices", where, list)
     keys = [get_field(c, "label", f"{where}: choices") for c in choices]
     texts = [get_field(c, "text", f"{where}: choices") for c in choices]
-    return _commonsenseqa(get_field(row, "id", where), get_field(question, "stem", where), keys, texts,
-                          get_field(row, "answerKey", where), where)
+    return _commonsenseqa(
+        get_field(row, "id", where),
+        get_field(question, "stem", where),
+        keys,
+        texts,
+        get_field(row, "answerKey", where),
+        where,
+    )
 
 
 def _commonsenseqa(qid: str, stem: str, keys: list[str], texts: list[str], answer: str, where: str) -> dict:
@@ -235,8 +261,9 @@ def _commonsenseqa(qid: str, stem: str, keys: list[str], texts: list[str], answe
 def commonsenseqa_from_hub(row: dict, language: str) -> dict:
     """A ``tau/commonsense_qa`` row: question a string, ``choices: {label: [...], text: [...]}``."""
     where = f"hub row id={row.get('id')}"
-    return _commonsenseqa(row["id"], row["question"], list(row["choices"]["label"]), list(row["choices"]["text"]),
-                          row["answerKey"], where)
+    return _commonsenseqa(
+        row["id"], row["question"], list(row["choices"]["label"]), list(row["choices"]["text"]), row["answerKey"], where
+    )
 
 
 COSMOSQA_COLUMNS = ("id", "context", "question", "answer0", "answer1", "answer2", "answer3", "label")
@@ -245,9 +272,12 @@ COSMOSQA_COLUMNS = ("id", "context", "question", "answer0", "answer1", "answer2"
 def cosmosqa_record(row: dict, where: str) -> dict:
     """A CosmosQA row (csv or hub): question ``context + " " + question``, as jiant."""
     question = f"{get_field(row, 'context', where)} {get_field(row, 'question', where)}"
-    return {"id": get_field(row, "id", where), "question": question,
-            "choices": [get_field(row, f"answer{x}", where) for x in range(4)],
-            "label": _choice(row.get("label"), 4, where)}
+    return {
+        "id": get_field(row, "id", where),
+        "question": question,
+        "choices": [get_field(row, f"answer{x}", where) for x in range(4)],
+        "label": _choice(row.get("label"), 4, where),
+    }
 
 
 def read_cosmosqa(path: Path, split: str, language: str) -> list[dict]:

@@ -61,12 +61,49 @@ MEWSLIX_LANGS = XTREME_R.tasks["mewslix"].languages
 XCOPA_LANGS = XTREME_R.tasks["xcopa"].languages
 
 # xtreme's utils_preprocess.tatoeba_preprocess, reversed
-ISO3 = {"af": "afr", "ar": "ara", "az": "aze", "bg": "bul", "bn": "ben", "de": "deu", "el": "ell", "es": "spa",
-        "et": "est", "eu": "eus", "fa": "pes", "fi": "fin", "fr": "fra", "he": "heb", "hi": "hin", "hu": "hun",
-        "id": "ind", "it": "ita", "ja": "jpn", "jv": "jav", "ka": "kat", "kk": "kaz", "ko": "kor", "lt": "lit",
-        "ml": "mal", "mr": "mar", "nl": "nld", "pl": "pol", "pt": "por", "ro": "ron", "ru": "rus", "sw": "swh",
-        "ta": "tam", "te": "tel", "th": "tha", "tl": "tgl", "tr": "tur", "uk": "ukr", "ur": "urd", "vi": "vie",
-        "zh": "cmn"}
+ISO3 = {
+    "af": "afr",
+    "ar": "ara",
+    "az": "aze",
+    "bg": "bul",
+    "bn": "ben",
+    "de": "deu",
+    "el": "ell",
+    "es": "spa",
+    "et": "est",
+    "eu": "eus",
+    "fa": "pes",
+    "fi": "fin",
+    "fr": "fra",
+    "he": "heb",
+    "hi": "hin",
+    "hu": "hun",
+    "id": "ind",
+    "it": "ita",
+    "ja": "jpn",
+    "jv": "jav",
+    "ka": "kat",
+    "kk": "kaz",
+    "ko": "kor",
+    "lt": "lit",
+    "ml": "mal",
+    "mr": "mar",
+    "nl": "nld",
+    "pl": "pol",
+    "pt": "por",
+    "ro": "ron",
+    "ru": "rus",
+    "sw": "swh",
+    "ta": "tam",
+    "te": "tel",
+    "th": "tha",
+    "tl": "tgl",
+    "tr": "tur",
+    "uk": "ukr",
+    "ur": "urd",
+    "vi": "vie",
+    "zh": "cmn",
+}
 
 
 # ---------------------------------------------------------------- sources
@@ -157,8 +194,9 @@ def read_tatoeba(file: Path, split: str, language: str) -> list[dict]:
     src, tgt = read_lines(file), read_lines(eng)
     if len(src) != len(tgt):
         raise UserError(f"{eng}: {len(tgt)} lines, but {file.name} has {len(src)} (the files are line-aligned)")
-    return [{"id": f"{language}-{i}", "source": s.strip(), "target": t.strip()}
-            for i, (s, t) in enumerate(zip(src, tgt))]
+    return [
+        {"id": f"{language}-{i}", "source": s.strip(), "target": t.strip()} for i, (s, t) in enumerate(zip(src, tgt))
+    ]
 
 
 def tatoeba_from_hub(row: dict, language: str) -> dict:
@@ -170,8 +208,10 @@ def tatoeba_files(root: Path, langs: tuple[str, ...] = TATOEBA_LANGS) -> Officia
     def path(split: str, language: str) -> str:
         splits("tatoeba", test="test")(split, language)
         return f"tatoeba/v1/tatoeba.{iso3(language)}-eng.{iso3(language)}"
-    return OfficialFiles(Path(root), path, read_tatoeba, langs,
-                         others=lambda s, lang: (f"tatoeba/v1/tatoeba.{iso3(lang)}-eng.eng",))
+
+    return OfficialFiles(
+        Path(root), path, read_tatoeba, langs, others=lambda s, lang: (f"tatoeba/v1/tatoeba.{iso3(lang)}-eng.eng",)
+    )
 
 
 # ---------------------------------------------------------------- BUCC 2018
@@ -211,8 +251,9 @@ def read_bucc(file: Path, split: str, language: str) -> list[dict]:
                 if id_ not in corpus:
                     raise UserError(f"{gold_file}:{n}: {id_!r} is not an id of {name}")
             gold[fields[0]].append(fields[1])
-    return ([{"id": i, "side": "src", "text": t, "gold": None if gold is None else gold[i]} for i, t in src.items()]
-            + [{"id": i, "side": "en", "text": t} for i, t in en.items()])
+    return [{"id": i, "side": "src", "text": t, "gold": None if gold is None else gold[i]} for i, t in src.items()] + [
+        {"id": i, "side": "en", "text": t} for i, t in en.items()
+    ]
 
 
 def bucc_gold_pairs(records: list[dict]) -> set[tuple[str, str]] | None:
@@ -226,8 +267,14 @@ def bucc_gold_pairs(records: list[dict]) -> set[tuple[str, str]] | None:
 def bucc_files(root: Path, langs: tuple[str, ...] = BUCC_LANGS) -> OfficialFiles:
     def path(split: str, language: str) -> str:
         return f"bucc2018/{language}-en.{splits('bucc2018', dev='dev', test='test')(split, language)}.{language}"
-    return OfficialFiles(Path(root), path, read_bucc, langs,
-                         others=lambda s, lang: (f"bucc2018/{lang}-en.{s}.en", f"bucc2018/{lang}-en.{s}.gold"))
+
+    return OfficialFiles(
+        Path(root),
+        path,
+        read_bucc,
+        langs,
+        others=lambda s, lang: (f"bucc2018/{lang}-en.{s}.en", f"bucc2018/{lang}-en.{s}.gold"),
+    )
 
 
 # ---------------------------------------------------------------- LAReQA (XQuAD-R)
@@ -251,12 +298,15 @@ def _xquad_r(path: Path, language: str) -> tuple[list[dict], list[dict], dict[st
             if sentence is None:  # the official loader skips it (a sentence-breaking error)
                 continue
             kept = True
-            questions.append({"id": f"{q.id}_{language}", "kind": "query", "lang": language, "text": q.question,
-                              "xling": q.id})
+            questions.append(
+                {"id": f"{q.id}_{language}", "kind": "query", "lang": language, "text": q.question, "xling": q.id}
+            )
             answers.setdefault(q.id, []).extend(c for c, s in zip(ids, sentences) if s == sentence)
         if kept:  # the official loader adds a paragraph's sentences with its questions
-            candidates += [{"id": c, "kind": "candidate", "lang": language, "text": s, "context": par.context}
-                           for c, s in zip(ids, sentences)]
+            candidates += [
+                {"id": c, "kind": "candidate", "lang": language, "text": s, "context": par.context}
+                for c, s in zip(ids, sentences)
+            ]
     return questions, candidates, answers
 
 
@@ -292,8 +342,9 @@ def lareqa_files(root: Path, langs: tuple[str, ...] = LAREQA_LANGS) -> OfficialF
         split(s, "")
         return _lareqa(r, langs)[1]
 
-    return OfficialFiles(root, path, read, langs, others=lambda s, lang: tuple(path(s, x) for x in langs if x != lang),
-                         pool=pool)
+    return OfficialFiles(
+        root, path, read, langs, others=lambda s, lang: tuple(path(s, x) for x in langs if x != lang), pool=pool
+    )
 
 
 # ---------------------------------------------------------------- Mewsli-X
@@ -316,14 +367,13 @@ def _one_line(text: str) -> str:
     return " ".join(text.splitlines()).replace("  ", " ").strip()
 
 
-def mewslix_query(text: str, spans: list[tuple[int, int]], start: int, end: int, mention: str,
-                  where: str) -> str:
+def mewslix_query(text: str, spans: list[tuple[int, int]], start: int, end: int, mention: str, where: str) -> str:
     """Mewsli-X's baseline ``preprocess_mention``: ``"<mention>: <sentence with { mention } marked>"``."""
     sentence = next(((s, e) for s, e in spans if s <= start < e and s < end <= e), None)
     if sentence is None:
         raise UserError(f"{where}: mention {mention!r} is not inside one sentence")
-    left = _MARKED.sub(r"(\1)", text[sentence[0]:start])
-    right = _MARKED.sub(r"(\1)", text[end:sentence[1]])
+    left = _MARKED.sub(r"(\1)", text[sentence[0] : start])
+    right = _MARKED.sub(r"(\1)", text[end : sentence[1]])
     return _one_line(f"{mention}: {left} {{ {mention} }} {right}")
 
 
@@ -337,8 +387,10 @@ def read_mewslix(file: Path, split: str, language: str) -> list[dict]:
             continue
         text = get_field(context, "text", where)
         if not text:
-            raise UserError(f"{where}: the article text is empty (the _no_text release file? "
-                            "get-mewsli-x.sh writes wikinews_mentions-<split>.jsonl with the text)")
+            raise UserError(
+                f"{where}: the article text is empty (the _no_text release file? "
+                "get-mewsli-x.sh writes wikinews_mentions-<split>.jsonl with the text)"
+            )
         spans = _spans(context, text, where)
         for m in get_field(doc, "mentions", where, list):
             span = get_field(m, "mention_span", where, dict)
@@ -350,9 +402,15 @@ def read_mewslix(file: Path, split: str, language: str) -> list[dict]:
             if example_id in seen:
                 raise UserError(f"{where}: example_id {example_id!r} appears twice")
             seen.add(example_id)
-            out.append({"id": example_id, "kind": "query", "lang": language,
-                        "text": mewslix_query(text, spans, start, end, mention, where),
-                        "relevant": [get_field(m, "entity_id", where)]})
+            out.append(
+                {
+                    "id": example_id,
+                    "kind": "query",
+                    "lang": language,
+                    "text": mewslix_query(text, spans, start, end, mention, where),
+                    "relevant": [get_field(m, "entity_id", where)],
+                }
+            )
     if not out:
         raise UserError(f"{file}: no mentions in language {language!r}")
     return out
@@ -368,8 +426,14 @@ def read_mewslix_candidates(path: Path) -> list[dict]:
             raise UserError(f"{where}: entity_id {entity_id!r} appears twice")
         seen.add(entity_id)
         text = " ".join(description[s:e] for s, e in _spans(entity, description, where))
-        out.append({"id": entity_id, "kind": "candidate", "lang": get_field(entity, "description_language", where),
-                    "text": _one_line(text)})
+        out.append(
+            {
+                "id": entity_id,
+                "kind": "candidate",
+                "lang": get_field(entity, "description_language", where),
+                "text": _one_line(text),
+            }
+        )
     return out
 
 
@@ -381,8 +445,14 @@ def mewslix_files(root: Path, langs: tuple[str, ...] = MEWSLIX_LANGS) -> Officia
         split(s, "")
         return read_mewslix_candidates(r / entities)
 
-    return OfficialFiles(Path(root), lambda s, lang: f"mewslix/wikinews_mentions-{split(s, lang)}.jsonl",
-                         read_mewslix, langs, others=lambda s, lang: (entities,), pool=pool)
+    return OfficialFiles(
+        Path(root),
+        lambda s, lang: f"mewslix/wikinews_mentions-{split(s, lang)}.jsonl",
+        read_mewslix,
+        langs,
+        others=lambda s, lang: (entities,),
+        pool=pool,
+    )
 
 
 # ---------------------------------------------------------------- XCOPA, COPA, SIQA
@@ -395,9 +465,12 @@ def _copa(row: dict, where: str, language: str) -> dict:
     label = get_field(row, "label", where, int)
     if label not in (0, 1):
         raise UserError(f"{where}: label is {label}, not 0 or 1")
-    return {"id": f"{language}-{get_field(row, 'idx', where, int)}",
-            "question": f"{get_field(row, 'premise', where)} What was the {kind}?",
-            "choices": [get_field(row, "choice1", where), get_field(row, "choice2", where)], "label": label}
+    return {
+        "id": f"{language}-{get_field(row, 'idx', where, int)}",
+        "question": f"{get_field(row, 'premise', where)} What was the {kind}?",
+        "choices": [get_field(row, "choice1", where), get_field(row, "choice2", where)],
+        "label": label,
+    }
 
 
 def read_copa(file: Path, split: str, language: str) -> list[dict]:
@@ -420,8 +493,12 @@ def copa_from_hub(row: dict, language: str) -> dict:
 def _siqa(row: dict, label: int, where: str, i: int) -> dict:
     if label not in (0, 1, 2):
         raise UserError(f"{where}: label {label + 1} is not 1, 2 or 3")
-    return {"id": f"en-{i}", "question": f"{get_field(row, 'context', where)} {get_field(row, 'question', where)}",
-            "choices": [get_field(row, f"answer{x}", where) for x in "ABC"], "label": label}
+    return {
+        "id": f"en-{i}",
+        "question": f"{get_field(row, 'context', where)} {get_field(row, 'question', where)}",
+        "choices": [get_field(row, f"answer{x}", where) for x in "ABC"],
+        "label": label,
+    }
 
 
 def read_siqa(file: Path, split: str, language: str) -> list[dict]:
@@ -459,6 +536,7 @@ def xcopa_files(root: Path, langs: tuple[str, ...] = XCOPA_LANGS) -> OfficialFil
     def path(s: str, language: str) -> str:
         s = split(s, language)
         return _first(root, f"xcopa/{s}.{language}.jsonl", f"xcopa/data/{language}/{s}.{language}.jsonl")
+
     return OfficialFiles(root, path, read_copa, langs)
 
 
@@ -468,6 +546,7 @@ def copa_files(root: Path) -> OfficialFiles:
     def path(s: str, language: str) -> str:
         s = split(s, language)
         return _first(root, f"xcopa/{s}.en.jsonl", f"COPA/{s}.jsonl")
+
     return OfficialFiles(root, path, read_copa, ("en",))
 
 
@@ -476,7 +555,10 @@ def siqa_files(root: Path) -> OfficialFiles:
 
     def path(s: str, language: str) -> str:
         s = split(s, language)
-        return _first(root, f"siqa/socialIQa_v1.4_{'trn' if s == 'train' else 'dev'}.jsonl",
-                      f"socialiqa-train-dev/{s}.jsonl")
-    return OfficialFiles(root, path, read_siqa, ("en",),
-                         others=lambda s, lang: (f"socialiqa-train-dev/{split(s, lang)}-labels.lst",))
+        return _first(
+            root, f"siqa/socialIQa_v1.4_{'trn' if s == 'train' else 'dev'}.jsonl", f"socialiqa-train-dev/{s}.jsonl"
+        )
+
+    return OfficialFiles(
+        root, path, read_siqa, ("en",), others=lambda s, lang: (f"socialiqa-train-dev/{split(s, lang)}-labels.lst",)
+    )

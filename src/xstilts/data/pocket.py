@@ -38,12 +38,34 @@ DJANGO = ("Django", "django")
 
 # chatterbot-corpus language folder -> BCP-47 code
 CHATTER_LANGS = {
-    "bengali": "bn", "chinese": "zh", "dutch": "nl", "english": "en", "french": "fr", "german": "de",
-    "hebrew": "he", "hindi": "hi", "hinglish": "hi-Latn", "indonesian": "id", "italian": "it",
-    "japanese": "ja", "korean": "ko", "marathi": "mr", "oriya": "or", "persian": "fa",
-    "portuguese": "pt", "russian": "ru", "spanish": "es", "swedish": "sv", "tamil": "ta",
-    "telugu": "te", "thai": "th", "traditionalchinese": "zh-Hant", "turkish": "tr",
-    "ukrainian": "uk", "urdu": "ur", "yoruba": "yo",
+    "bengali": "bn",
+    "chinese": "zh",
+    "dutch": "nl",
+    "english": "en",
+    "french": "fr",
+    "german": "de",
+    "hebrew": "he",
+    "hindi": "hi",
+    "hinglish": "hi-Latn",
+    "indonesian": "id",
+    "italian": "it",
+    "japanese": "ja",
+    "korean": "ko",
+    "marathi": "mr",
+    "oriya": "or",
+    "persian": "fa",
+    "portuguese": "pt",
+    "russian": "ru",
+    "spanish": "es",
+    "swedish": "sv",
+    "tamil": "ta",
+    "telugu": "te",
+    "thai": "th",
+    "traditionalchinese": "zh-Hant",
+    "turkish": "tr",
+    "ukrainian": "uk",
+    "urdu": "ur",
+    "yoruba": "yo",
 }
 _PLACEHOLDER = re.compile(r"%\(\w+\)[-#0 +]*\d*(?:\.\d+)?[a-zA-Z]|%[-#0 +]*\d*(?:\.\d+)?[sdifrxX]|\{\w*\}|<[^>]+>")
 _WORD = re.compile(r"[^\W\d_]+")
@@ -95,8 +117,11 @@ def read_conversations(corpus: Path) -> dict[str, dict[str, list[list[str | None
     out: dict[str, dict[str, list[list[str | None]]]] = {}
     for lang_dir in sorted(p for p in (corpus / "data").iterdir() if p.name in CHATTER_LANGS):
         out[CHATTER_LANGS[lang_dir.name]] = {
-            path.stem: [[clean_text(u) for u in conv] for conv in _read_yaml(path).get("conversations") or []
-                        if isinstance(conv, list)]
+            path.stem: [
+                [clean_text(u) for u in conv]
+                for conv in _read_yaml(path).get("conversations") or []
+                if isinstance(conv, list)
+            ]
             for path in sorted(lang_dir.glob("*.yml"))
         }
     return out
@@ -123,8 +148,8 @@ def _stratified(items: list[tuple[str, str]], rng: random.Random) -> dict[str, l
         rng.shuffle(group)
         k = round(0.1 * len(group))
         out["dev"] += group[:k]
-        out["test"] += group[k:2 * k]
-        out["train"] += group[2 * k:]
+        out["test"] += group[k : 2 * k]
+        out["train"] += group[2 * k :]
     for split in out.values():
         rng.shuffle(split)
     return out
@@ -180,8 +205,10 @@ def _answer(corpus: Path) -> tuple[dict, None]:
     dev = [convs[i] for i in sorted(order[:n_dev])]
     train = [convs[i] for i in sorted(order[n_dev:])]
     train_questions = {q for conv in train for q in conv[:-1] if q}
-    return {("train", "en"): _answer_items(train, rng, set()),
-            ("dev", "en"): _answer_items(dev, rng, train_questions)}, None
+    return {
+        ("train", "en"): _answer_items(train, rng, set()),
+        ("dev", "en"): _answer_items(dev, rng, train_questions),
+    }, None
 
 
 def _pairs(items: list[tuple[str, str]], n: int, rng: random.Random) -> list[dict]:
@@ -189,8 +216,9 @@ def _pairs(items: list[tuple[str, str]], n: int, rng: random.Random) -> list[dic
     by_label: dict[str, list[str]] = defaultdict(list)
     for text, label in items:
         by_label[label].append(text)
-    same = [(a, b) for label in sorted(by_label)
-            for i, a in enumerate(by_label[label]) for b in by_label[label][i + 1:]]
+    same = [
+        (a, b) for label in sorted(by_label) for i, a in enumerate(by_label[label]) for b in by_label[label][i + 1 :]
+    ]
     same = rng.sample(same, min(n // 2, len(same)))
     different: set[tuple[str, str]] = set()
     while len(different) < len(same):
@@ -208,8 +236,10 @@ def _sametopic(corpus: Path) -> tuple[dict, list[str]]:
     rng = random.Random(SEED)
     rng.shuffle(items)
     n_dev = round(0.1 * len(items))
-    return {("train", "en"): _pairs(items[n_dev:], 4000, rng),
-            ("dev", "en"): _pairs(items[:n_dev], 500, rng)}, ["different", "same"]
+    return {("train", "en"): _pairs(items[n_dev:], 4000, rng), ("dev", "en"): _pairs(items[:n_dev], 500, rng)}, [
+        "different",
+        "same",
+    ]
 
 
 # --- Django catalogs -----------------------------------------------------------------------------
@@ -254,8 +284,9 @@ def _locale_rows(paths: list[Path]) -> list[tuple[str, str, bool]]:
     for path in paths:
         for target, source, plural in _catalog_entries(path):
             s, t = clean_text(source), clean_text(target)
-            kept = bool(not plural and s and t and s != t and s not in sources and t not in targets
-                        and _english_words(t) >= 3)
+            kept = bool(
+                not plural and s and t and s != t and s not in sources and t not in targets and _english_words(t) >= 3
+            )
             if kept:
                 sources.add(s)
                 targets.add(t)
@@ -299,8 +330,12 @@ def _is_current(task_dir: Path, source: dict) -> bool:
         meta = json.loads((task_dir / "meta.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return (meta.get("source") == source and meta.get("built_with") == BUILT_WITH and meta.get("seed") == SEED
-            and all((task_dir / name).is_file() for name in meta.get("sha256", {})))
+    return (
+        meta.get("source") == source
+        and meta.get("built_with") == BUILT_WITH
+        and meta.get("seed") == SEED
+        and all((task_dir / name).is_file() for name in meta.get("sha256", {}))
+    )
 
 
 def _write(task_dir: Path, name: str, source: dict, splits: dict, labels: list[str] | None) -> None:
@@ -311,8 +346,10 @@ def _write(task_dir: Path, name: str, source: dict, splits: dict, labels: list[s
     with atomic_dir(task_dir) as tmp:
         for (split, lang), records in sorted(splits.items()):
             key = f"{split}-{lang}"
-            lines = [json.dumps({"id": f"{prefix}-{key}-{i:05d}", **r}, ensure_ascii=False) + "\n"
-                     for i, r in enumerate(records)]
+            lines = [
+                json.dumps({"id": f"{prefix}-{key}-{i:05d}", **r}, ensure_ascii=False) + "\n"
+                for i, r in enumerate(records)
+            ]
             (tmp / f"{key}.jsonl").write_text("".join(lines), encoding="utf-8", newline="\n")
             sizes[key] = len(records)
             sha[f"{key}.jsonl"] = sha256_file(tmp / f"{key}.jsonl")
@@ -340,4 +377,3 @@ def build_pocket(force: bool = False) -> dict[str, Path]:
 def read_meta(task_dir: Path) -> dict:
     """The dataset's meta.json."""
     return read_json(Path(task_dir) / "meta.json")
-

@@ -47,8 +47,12 @@ class RawTextSource:
         if split not in ("train", "dev"):
             raise UserError(f"a raw-text corpus has only train and dev splits, not {split!r}")
         dev = split == "dev"
-        return [{"id": f"{lang}-{n}", "text": text, "language": lang} for lang in self.files
-                for k, (n, text) in enumerate(self._lines(lang)) if ((k + 1) % self.period == 0) == dev]
+        return [
+            {"id": f"{lang}-{n}", "text": text, "language": lang}
+            for lang in self.files
+            for k, (n, text) in enumerate(self._lines(lang))
+            if ((k + 1) % self.period == 0) == dev
+        ]
 
     def checksum(self, split: str, language: str) -> str:
         h = hashlib.sha256(f"period={self.period}\n".encode())

@@ -35,9 +35,16 @@ def check_label(path: Path, line: int, label: str, labels: Sequence[str] | None,
 # ---------------------------------------------------------------- TSV and CoNLL
 
 
-def read_tsv_pairs(path: Path, split: str, language: str, *, columns: Sequence[str] = ("text_a", "text_b", "label"),
-                   header: bool = False, labels: Sequence[str] | None = None,
-                   quoting: int = csv.QUOTE_MINIMAL) -> list[dict]:
+def read_tsv_pairs(
+    path: Path,
+    split: str,
+    language: str,
+    *,
+    columns: Sequence[str] = ("text_a", "text_b", "label"),
+    header: bool = False,
+    labels: Sequence[str] | None = None,
+    quoting: int = csv.QUOTE_MINIMAL,
+) -> list[dict]:
     """Sentence pairs ``{"id", "text_a", "text_b", "label"}`` from a tab-separated file.
 
     Without ``header`` the file has exactly ``len(columns)`` columns: first text, second text, label (xtreme's
@@ -63,8 +70,10 @@ def read_tsv_pairs(path: Path, split: str, language: str, *, columns: Sequence[s
                 continue
             if len(row) != len(names):
                 hint = f"; {_NO_GOLD}" if len(row) == len(names) - 1 and split == "test" and not header else ""
-                raise UserError(f"{path}:{start}: {len(row)} tab-separated columns, expected {len(names)} "
-                                f"({', '.join(names)}){hint}")
+                raise UserError(
+                    f"{path}:{start}: {len(row)} tab-separated columns, expected {len(names)} "
+                    f"({', '.join(names)}){hint}"
+                )
             a, b, label = (row[i] for i in index)
             check_label(path, start, label, labels)
             examples.append({"id": f"{split}-{language}-{len(examples)}", "text_a": a, "text_b": b, "label": label})
@@ -73,8 +82,9 @@ def read_tsv_pairs(path: Path, split: str, language: str, *, columns: Sequence[s
     return examples
 
 
-def read_conll(path: Path, split: str, language: str, *, tags: Sequence[str] | None = None,
-               lang_prefix: bool = False) -> list[dict]:
+def read_conll(
+    path: Path, split: str, language: str, *, tags: Sequence[str] | None = None, lang_prefix: bool = False
+) -> list[dict]:
     """Sentences ``{"id", "tokens", "tags"}`` from ``token<TAB>tag`` lines, a blank line between sentences
     (xtreme's ``udpos/`` and ``panx/`` files). With ``lang_prefix``, a file whose first token starts with
     ``<language>:`` is raw WikiANN: every token must carry that prefix, and it is removed. Ids are
@@ -107,7 +117,7 @@ def read_conll(path: Path, split: str, language: str, *, tags: Sequence[str] | N
             if raw:
                 if not token.startswith(prefix):
                     raise UserError(f"{path}:{n}: token {token!r} lacks the {prefix!r} prefix of the other tokens")
-                token = token[len(prefix):]
+                token = token[len(prefix) :]
         check_label(path, n, tag, tags, "tag")
         tokens.append(token)
         labels.append(tag)
@@ -132,8 +142,12 @@ class SquadQuestion:
 
     def example(self) -> dict:
         """The span-QA example ``{"id", "question", "context", "answers": {"text", "answer_start"}}``."""
-        return {"id": self.id, "question": self.question, "context": self.context,
-                "answers": {"text": list(self.texts), "answer_start": list(self.starts)}}
+        return {
+            "id": self.id,
+            "question": self.question,
+            "context": self.context,
+            "answers": {"text": list(self.texts), "answer_start": list(self.starts)},
+        }
 
 
 @dataclass(frozen=True)
@@ -185,8 +199,9 @@ def read_squad_json(path: Path, split: str, language: str, *, id_prefix: str | N
                 continue
             for a, (text, start) in enumerate(zip(q.texts, q.starts, strict=True)):
                 if not text or start < 0:
-                    raise UserError(f"{q.where}.answers[{a}] (id {q.id}): empty answer text or negative start; "
-                                    f"{_NO_GOLD}")
+                    raise UserError(
+                        f"{q.where}.answers[{a}] (id {q.id}): empty answer text or negative start; {_NO_GOLD}"
+                    )
             examples.append(q.example())
     if id_prefix is not None and not examples:
         raise UserError(f"{path}: no question id starts with {id_prefix!r}")

@@ -92,7 +92,7 @@ class JsonlDirSource:
     label_set: tuple[str, ...] | None = None
 
     def languages(self) -> tuple[str, ...]:
-        langs = sorted(p.name[len("test-"):-len(".jsonl")] for p in Path(self.dir).glob("test-*.jsonl"))
+        langs = sorted(p.name[len("test-") : -len(".jsonl")] for p in Path(self.dir).glob("test-*.jsonl"))
         return tuple(sorted(langs, key=lambda lang: lang != "en"))
 
     def labels(self) -> tuple[str, ...] | None:

@@ -16,7 +16,9 @@ def suite_task(name: str) -> SuiteTask | None:
     return max(found, key=lambda t: len(t.languages)) if found else None
 
 
-def write_official(job_dir: Path, fmt: Format, task_name: str, language: str, predictions, examples: list[dict]) -> bool:
+def write_official(
+    job_dir: Path, fmt: Format, task_name: str, language: str, predictions, examples: list[dict]
+) -> bool:
     """Write ``job_dir/{predictions,labels}/<task>/test-<lang>.<ext>`` when the task belongs to a suite."""
     task = suite_task(task_name)
     if task is None:

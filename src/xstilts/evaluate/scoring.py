@@ -61,7 +61,7 @@ def _jsonl_labels(path: Path) -> list:
         except json.JSONDecodeError as e:
             raise UserError(f"{path}:{n}: malformed JSON ({e.msg})") from None
         except (KeyError, TypeError):
-            raise UserError(f"{path}:{n}: expected a JSON object with a \"label\"") from None
+            raise UserError(f'{path}:{n}: expected a JSON object with a "label"') from None
     return out
 
 
@@ -71,8 +71,11 @@ def _id_map(path: Path, value_type: type) -> dict:
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a JSON object mapping each id to {what}")
     for key, value in data.items():
-        ok = isinstance(value, str) if value_type is str else (
-            isinstance(value, list) and all(isinstance(v, str) for v in value))
+        ok = (
+            isinstance(value, str)
+            if value_type is str
+            else (isinstance(value, list) and all(isinstance(v, str) for v in value))
+        )
         if not ok:
             raise UserError(f"{path}: id {key!r} should map to {what}")
     return data
@@ -90,8 +93,9 @@ def _squad_golds(path: Path) -> dict[str, list[str]]:
                         raise UserError(f"{path}: question id {qa['id']!r} appears twice")
                     golds[qa["id"]] = [a["text"] for a in qa["answers"]]
     except (KeyError, TypeError) as e:
-        raise UserError(f"{path}: expected SQuAD-format JSON (data > paragraphs > qas > answers > text; "
-                        f"failed at {e})") from None
+        raise UserError(
+            f"{path}: expected SQuAD-format JSON (data > paragraphs > qas > answers > text; failed at {e})"
+        ) from None
     if not golds:
         raise UserError(f"{path}: no questions")
     return golds

@@ -31,12 +31,23 @@ def fixed_subset(examples: list[dict], n: int | None, key: str | None = "id") ->
 
 def metric_rows(task: TaskDef, split: str, language: str, scores: dict[str, float], n: int) -> list[dict]:
     """A result's rows of scores; ``headline`` marks the one the task's format leads with."""
-    return [{"task": task.name, "split": split, "language": language, "metric": m, "value": v, "n": n,
-             "headline": m == task.headline} for m, v in scores.items()]
+    return [
+        {
+            "task": task.name,
+            "split": split,
+            "language": language,
+            "metric": m,
+            "value": v,
+            "n": n,
+            "headline": m == task.headline,
+        }
+        for m, v in scores.items()
+    ]
 
 
-def evaluate(model: MultiHeadModel, task: TaskDef, language: str, examples: list[dict], tokenizer: Any,
-             cfg: EvalConfig) -> Evaluation:
+def evaluate(
+    model: MultiHeadModel, task: TaskDef, language: str, examples: list[dict], tokenizer: Any, cfg: EvalConfig
+) -> Evaluation:
     """Scores, predictions and per-example statistics of a trained head on one language's examples."""
     fmt: HeadFormat = task.format
     features = fmt.featurize(task, examples, tokenizer, cfg.max_length)
@@ -53,6 +64,7 @@ def headline_score(task: TaskDef, examples: list[dict], features: list[dict]) ->
     def score(outputs: list) -> float:
         predictions = fmt.predict(outputs, features, examples, task)
         return fmt.score(predictions, examples, task, task.train_language)[task.headline]
+
     return score
 
 
@@ -62,8 +74,9 @@ def dev_metrics(model: MultiHeadModel, task: TaskDef, dev: list[dict], tokenizer
     return metric_rows(task, "dev", task.train_language, scores, len(dev))
 
 
-def evaluate_encoder(backbone: nn.Module, tokenizer: Any, task: TaskDef, examples: dict[str, list[dict]],
-                     cfg: EvalConfig) -> tuple[dict[str, Evaluation], int]:
+def evaluate_encoder(
+    backbone: nn.Module, tokenizer: Any, task: TaskDef, examples: dict[str, list[dict]], cfg: EvalConfig
+) -> tuple[dict[str, Evaluation], int]:
     """A format without a head (retrieval) scored on pooled states of one layer: (per language, the layer)."""
     fmt: EncoderFormat = task.format
     layer = default_layer(backbone) if cfg.layer == "auto" else cfg.layer
@@ -71,5 +84,6 @@ def evaluate_encoder(backbone: nn.Module, tokenizer: Any, task: TaskDef, example
     def encode(texts: list[str], contexts: list[str] | None = None) -> np.ndarray:
         return embed(backbone, tokenizer, texts, layer, cfg.pooling, cfg.max_length, cfg.batch_size, contexts)
 
-    return fmt.evaluate(encode, task, examples, lambda lang: task.source.load("dev", lang),
-                        lambda: task.source.candidates("test")), layer
+    return fmt.evaluate(
+        encode, task, examples, lambda lang: task.source.load("dev", lang), lambda: task.source.candidates("test")
+    ), layer

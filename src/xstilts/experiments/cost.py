@@ -26,30 +26,64 @@ from xstilts.tasks.definition import TaskDef
 # --- ESTIMATES: official dataset sizes (examples) -------------------------------------------------------------
 # English training sets (train split) of intermediate tasks and of targets' training sources.
 TRAIN_SIZES: dict[str, int] = {
-    "mnli": 392_702, "squad_v1": 87_599, "squad_v2": 130_319, "qqp": 363_846,
+    "mnli": 392_702,
+    "squad_v1": 87_599,
+    "squad_v2": 130_319,
+    "qqp": 363_846,
     "anli_plus": 162_865 + 392_702 + 549_367,  # ANLI R1-R3 + MNLI + SNLI
-    "hellaswag": 39_905, "commonsenseqa": 9_741, "cosmosqa": 25_262,
+    "hellaswag": 39_905,
+    "commonsenseqa": 9_741,
+    "cosmosqa": 25_262,
     "ccg": 39_604,  # CCGbank sections 02-21, sentences
-    "sst2": 67_349, "pawsx": 49_401,
+    "sst2": 67_349,
+    "pawsx": 49_401,
     "udpos": 12_543,  # approximate: UD English-EWT train sentences (XTREME's English POS train set)
-    "panx": 20_000, "tydiqa": 3_696, "siqa": 33_410, "copa": 400,
+    "panx": 20_000,
+    "tydiqa": 3_696,
+    "siqa": 33_410,
+    "copa": 400,
 }
 # English dev sets used for checkpoint selection (approximate where the repository's split differs).
 DEV_SIZES: dict[str, int] = {
-    "mnli": 9_815, "squad_v1": 10_570, "squad_v2": 11_873, "qqp": 40_430, "anli_plus": 3_200 + 9_815 + 9_842,
-    "hellaswag": 10_042, "commonsenseqa": 1_221, "cosmosqa": 2_985, "ccg": 1_913, "sst2": 872, "pawsx": 2_000,
-    "udpos": 2_002, "panx": 10_000, "tydiqa": 440, "siqa": 1_954, "copa": 100,
+    "mnli": 9_815,
+    "squad_v1": 10_570,
+    "squad_v2": 11_873,
+    "qqp": 40_430,
+    "anli_plus": 3_200 + 9_815 + 9_842,
+    "hellaswag": 10_042,
+    "commonsenseqa": 1_221,
+    "cosmosqa": 2_985,
+    "ccg": 1_913,
+    "sst2": 872,
+    "pawsx": 2_000,
+    "udpos": 2_002,
+    "panx": 10_000,
+    "tydiqa": 440,
+    "siqa": 1_954,
+    "copa": 100,
 }
 # Test examples per language (a dict: per language, with "*" the default for other languages).
 TEST_SIZES: dict[str, dict[str, int]] = {
-    "xnli": {"*": 5_010}, "pawsx": {"*": 2_000}, "xquad": {"*": 1_190},
-    "mlqa": {"en": 11_590, "es": 5_253, "de": 4_517, "ar": 5_335, "hi": 4_918, "vi": 5_495, "zh": 5_137,
-             "*": 5_000},
-    "tydiqa": {"en": 440, "ar": 921, "bn": 113, "fi": 782, "id": 565, "ko": 276, "ru": 812, "sw": 499,
-               "te": 669, "*": 1_000},  # gold-passage dev sets, approximate
+    "xnli": {"*": 5_010},
+    "pawsx": {"*": 2_000},
+    "xquad": {"*": 1_190},
+    "mlqa": {"en": 11_590, "es": 5_253, "de": 4_517, "ar": 5_335, "hi": 4_918, "vi": 5_495, "zh": 5_137, "*": 5_000},
+    "tydiqa": {
+        "en": 440,
+        "ar": 921,
+        "bn": 113,
+        "fi": 782,
+        "id": 565,
+        "ko": 276,
+        "ru": 812,
+        "sw": 499,
+        "te": 669,
+        "*": 1_000,
+    },  # gold-passage dev sets, approximate
     "udpos": {"*": 1_000},  # varies a lot by treebank; rough
     "panx": {"*": 10_000},  # 10k for most languages, fewer for some: an upper-end estimate
-    "tatoeba": {"*": 1_000}, "bucc2018": {"*": 10_000},  # bucc: per side, rough
+    "tatoeba": {"*": 1_000},
+    "bucc2018": {"*": 10_000},  # bucc: per side, rough
     "xcopa": {"*": 500},
 }
 # Typical tokens per sequence and sequences per example (choices of multiple-choice tasks) where a task differs
@@ -62,17 +96,27 @@ DEFAULT_SIZE = 10_000
 # N is the count WITHOUT the input embeddings (a lookup, not a matmul: Kaplan et al. 2020). Multilingual vocabularies
 # make the difference large: 96M of me5-small's 118M and 256M of XLM-R large's 560M are embeddings.
 MODEL_PARAMS: list[tuple[str, int]] = [  # (regex on the lower-cased ref, non-embedding parameters); first wins
-    (r"xlm-roberta-base$", 86_000_000), (r"xlm-roberta-large$", 303_000_000),
+    (r"xlm-roberta-base$", 86_000_000),
+    (r"xlm-roberta-large$", 303_000_000),
     (r"bert-base-multilingual-(un)?cased$", 86_000_000),
     (r"me5-small$|multilingual-e5-small$", 21_700_000),
-    (r"llama-2-7b", 6_480_000_000), (r"llama-2-13b", 12_700_000_000), (r"llama-2-70b", 68_700_000_000),
-    (r"llama-3(\.\d)?-8b", 7_500_000_000), (r"llama-3(\.\d)?-70b", 69_500_000_000),
+    (r"llama-2-7b", 6_480_000_000),
+    (r"llama-2-13b", 12_700_000_000),
+    (r"llama-2-70b", 68_700_000_000),
+    (r"llama-3(\.\d)?-8b", 7_500_000_000),
+    (r"llama-3(\.\d)?-70b", 69_500_000_000),
 ]
 ME5_LAYER = 1_780_000  # one transformer block of me5-small (hidden 384, FFN 1536)
 
 # --- Accelerators: peak dense TFLOP/s (bf16/fp16 tensor cores unless noted) -------------------------------------
-ACCELERATORS: dict[str, float] = {"a100": 312.0, "h100": 989.0, "h200": 989.0, "l4": 121.0, "v100": 125.0,
-                                  "a100-fp32": 19.5}
+ACCELERATORS: dict[str, float] = {
+    "a100": 312.0,
+    "h100": 989.0,
+    "h200": 989.0,
+    "l4": 121.0,
+    "v100": 125.0,
+    "a100-fp32": 19.5,
+}
 DEFAULT_UTILISATION = 0.4
 
 
@@ -87,7 +131,7 @@ def cpu_tflops(size: int = 1024, repeats: int = 5) -> float:
         t = time.perf_counter()
         a @ b
         best = min(best, time.perf_counter() - t)
-    return 2 * size ** 3 / max(best, 1e-9) / 1e12
+    return 2 * size**3 / max(best, 1e-9) / 1e12
 
 
 def peak_tflops(accelerator: str) -> float:
@@ -126,6 +170,7 @@ def model_params(ref: str) -> int | None:
 
 
 # --- Sizes -------------------------------------------------------------------------------------------------------
+
 
 def _counted(source: Any, split: str, lang: str) -> int | None:
     """Examples of a local source's split, from its metadata or by loading it; None when not available."""
@@ -214,8 +259,10 @@ def job_tokens(job: Job, sizes: _Sizes) -> tuple[float, float]:
         # the probe reads the train set once, frozen (forward only); lp-ft then fine-tunes
         train_tok = 0.0 if train.recipe == "probe" else _examples_seen(train, total) * mean_tok
         infer_tok += total * mean_tok if train.recipe in ("probe", "lp-ft") else 0.0
-        dev_tok = sum(min(sizes.size(n, "dev", "en"), train.eval_subset or math.inf) * sizes.tokens(n, train.max_length)
-                      for n in names)
+        dev_tok = sum(
+            min(sizes.size(n, "dev", "en"), train.eval_subset or math.inf) * sizes.tokens(n, train.max_length)
+            for n in names
+        )
         infer_tok += _dev_passes(train, _examples_seen(train, total)) * dev_tok
     if isinstance(spec, (TargetSpec, RetrievalSpec)):
         task = sizes.task(spec.target)
@@ -227,9 +274,15 @@ def job_tokens(job: Job, sizes: _Sizes) -> tuple[float, float]:
     return train_tok, infer_tok
 
 
-def estimate(jobs: Iterable[Job], catalog: TaskCatalog, model_params: int | None = None, accelerator: str = "a100",
-             utilisation: float | Achieved = DEFAULT_UTILISATION, is_done: Callable[[str], bool] | None = None,
-             model: str | None = None) -> dict:
+def estimate(
+    jobs: Iterable[Job],
+    catalog: TaskCatalog,
+    model_params: int | None = None,
+    accelerator: str = "a100",
+    utilisation: float | Achieved = DEFAULT_UTILISATION,
+    is_done: Callable[[str], bool] | None = None,
+    model: str | None = None,
+) -> dict:
     """FLOPs and hours of ``jobs`` on ``accelerator`` at ``utilisation`` of its peak. ``model_params`` (else
     looked up from ``model``, or from each job's model reference: a grid may vary it) is N; ``is_done(job_id)``
     marks finished jobs. ``model_params`` in the result is N when one model (or ``model_params``) serves every
@@ -240,10 +293,14 @@ def estimate(jobs: Iterable[Job], catalog: TaskCatalog, model_params: int | None
     notes: set[str] = set()
     assumptions = [
         "FLOPs = 6·N·trained tokens + 2·N·inferred tokens (dense transformer rule; attention FLOPs ignored)",
-        ("dataset sizes and tokens per example are estimates from tables in xstilts.experiments.cost "
-        "(official sizes; typical lengths capped at max_length), not counted from the data"),
-        ("dev and test splits are inference only; English dev runs once per epoch (or every eval_every_steps updates, "
-        "on eval_subset examples, at most: early stopping may end sooner) with select_on_dev, else once"),
+        (
+            "dataset sizes and tokens per example are estimates from tables in xstilts.experiments.cost "
+            "(official sizes; typical lengths capped at max_length), not counted from the data"
+        ),
+        (
+            "dev and test splits are inference only; English dev runs once per epoch (or every eval_every_steps updates, "
+            "on eval_subset examples, at most: early stopping may end sooner) with select_on_dev, else once"
+        ),
     ]
     models: dict[str, int] = {}  # reference -> N, unless model_params is given
     for ref in [] if model_params is not None else dict.fromkeys(model or j.spec.model.model for j in jobs):
@@ -257,8 +314,10 @@ def estimate(jobs: Iterable[Job], catalog: TaskCatalog, model_params: int | None
         assumptions.append(f"cpu peak measured now by a 1024³ fp32 matmul probe: {peak:.3f} TFLOP/s")
     if isinstance(utilisation, Achieved):  # a share of the same peak the hours divide by
         measured, utilisation = utilisation, min(1.0, utilisation.tflops / peak)
-        assumptions.append(f"utilisation {utilisation:.1%} measured from {measured.jobs} finished training jobs "
-                           f"({measured.tflops:.3f} TFLOP/s achieved)")
+        assumptions.append(
+            f"utilisation {utilisation:.1%} measured from {measured.jobs} finished training jobs "
+            f"({measured.tflops:.3f} TFLOP/s achieved)"
+        )
     rate = peak * 1e12 * utilisation  # FLOP/s
     sizes: dict[str | None, _Sizes] = {}  # per data_dir
     rows, total, pending = [], 0.0, 0.0
@@ -273,9 +332,18 @@ def estimate(jobs: Iterable[Job], catalog: TaskCatalog, model_params: int | None
         if is_done is None or not is_done(job.id):
             pending += hours
     single = model_params if model_params is not None else next(iter(models.values())) if len(models) == 1 else None
-    return {"accelerator": accelerator, "peak_tflops": peak, "utilisation": utilisation, "model_params": single,
-            "models": models, "jobs": rows, "total_flops": total, "total_hours": total / rate / 3600,
-            "pending_hours": pending, "assumptions": assumptions + sorted(notes)}
+    return {
+        "accelerator": accelerator,
+        "peak_tflops": peak,
+        "utilisation": utilisation,
+        "model_params": single,
+        "models": models,
+        "jobs": rows,
+        "total_flops": total,
+        "total_hours": total / rate / 3600,
+        "pending_hours": pending,
+        "assumptions": assumptions + sorted(notes),
+    }
 
 
 model_params_of = model_params  # ``estimate`` shadows the name with its argument
@@ -284,8 +352,9 @@ model_params_of = model_params  # ``estimate`` shadows the name with its argumen
 def runs_on(device: str, accelerator: str) -> bool:
     """Whether a result's ``device`` (``cpu`` or a CUDA device name) is the named accelerator."""
     device, name = device.lower(), accelerator.lower()
-    return device == "cpu" if name == "cpu" else name.split("-")[0] in device and (
-        ("fp32" in name) == ("fp32" in device))
+    return (
+        device == "cpu" if name == "cpu" else name.split("-")[0] in device and (("fp32" in name) == ("fp32" in device))
+    )
 
 
 @dataclass(frozen=True)
@@ -325,10 +394,15 @@ def format_estimate(est: dict) -> str:
         k[1] += row["flops"]
         k[2] += row["hours"]
     acc = est["accelerator"]
-    size = f"model {est['model_params'] / 1e6:,.0f}M params" if est["model_params"] else "models " + ", ".join(
-        f"{ref} {n / 1e6:,.0f}M" for ref, n in est["models"].items()) + " params"
-    lines = [(f"{size}; {acc} at {est['peak_tflops']:.1f} TFLOP/s peak "
-             f"x {est['utilisation']:.0%} utilisation"), f"{'kind':<14}{'jobs':>6}{'FLOPs':>12}{acc + '-h':>12}"]
+    size = (
+        f"model {est['model_params'] / 1e6:,.0f}M params"
+        if est["model_params"]
+        else "models " + ", ".join(f"{ref} {n / 1e6:,.0f}M" for ref, n in est["models"].items()) + " params"
+    )
+    lines = [
+        (f"{size}; {acc} at {est['peak_tflops']:.1f} TFLOP/s peak x {est['utilisation']:.0%} utilisation"),
+        f"{'kind':<14}{'jobs':>6}{'FLOPs':>12}{acc + '-h':>12}",
+    ]
     for kind, (n, flops, hours) in kinds.items():
         lines.append(f"{kind:<14}{n:>6}{flops:>12.3g}{hours:>12.1f}")
     lines.append(f"{'total':<14}{len(est['jobs']):>6}{est['total_flops']:>12.3g}{est['total_hours']:>12.1f}")

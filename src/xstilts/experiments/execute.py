@@ -65,25 +65,49 @@ class _Context:
         spec = self.job.spec
         return load_backbone(str(self.run.checkpoint(spec.upstream)) if spec.upstream else spec.model.model)
 
-    def train(self, backbone, tokenizer, phase: list[PhaseTask], spec: IntermediateSpec | TargetSpec,
-              eval_cfg: EvalConfig):
+    def train(
+        self, backbone, tokenizer, phase: list[PhaseTask], spec: IntermediateSpec | TargetSpec, eval_cfg: EvalConfig
+    ):
         """The job's training phase, with its resumable checkpoints and trackers (run ``OUT/tracking/<id>``)."""
         options = self.options
-        tracking = Tracking(options.trackers, self.run.tracking_dir, self.job.id, {
-            k: v for k, v in spec.as_dict().items() if k not in ("data", "weights")}) if options.trackers else None
-        return train_phase(backbone, tokenizer, phase, spec.train, eval_cfg, spec.seed,
-                           spec.model.head_pooling, self.progress, self.label,
-                           Checkpoints(self.run.train_state(self.job.id), options.checkpoint_every), tracking,
-                           spec.mixed_precision)
+        tracking = (
+            Tracking(
+                options.trackers,
+                self.run.tracking_dir,
+                self.job.id,
+                {k: v for k, v in spec.as_dict().items() if k not in ("data", "weights")},
+            )
+            if options.trackers
+            else None
+        )
+        return train_phase(
+            backbone,
+            tokenizer,
+            phase,
+            spec.train,
+            eval_cfg,
+            spec.seed,
+            spec.model.head_pooling,
+            self.progress,
+            self.label,
+            Checkpoints(self.run.train_state(self.job.id), options.checkpoint_every),
+            tracking,
+            spec.mixed_precision,
+        )
 
 
 def versions() -> dict[str, str]:
     import accelerate
     import transformers
 
-    return {"xstilts": xstilts.__version__, "python": platform.python_version(), "torch": torch.__version__,
-            "transformers": transformers.__version__, "accelerate": accelerate.__version__,
-            "numpy": np.__version__}
+    return {
+        "xstilts": xstilts.__version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "accelerate": accelerate.__version__,
+        "numpy": np.__version__,
+    }
 
 
 def device_name() -> str:
@@ -104,8 +128,10 @@ def _run_intermediate(ctx: _Context, spec: IntermediateSpec) -> dict:
 
 
 def _test_sets(ctx: _Context, task: TaskDef, cfg: EvalConfig) -> dict[str, list[dict]]:
-    return {lang: fixed_subset(task.source.load("test", lang), cfg.max_examples_per_language, task.format.subset_key)
-            for lang in eval_languages(task, cfg.languages)}
+    return {
+        lang: fixed_subset(task.source.load("test", lang), cfg.max_examples_per_language, task.format.subset_key)
+        for lang in eval_languages(task, cfg.languages)
+    }
 
 
 def _report(ctx: _Context, task: TaskDef, results: dict, tests: dict[str, list[dict]]) -> list[dict]:
@@ -145,12 +171,20 @@ def _run_retrieval(ctx: _Context, spec: RetrievalSpec) -> dict:
     return {"metrics": _report(ctx, task, results, tests), "layer": layer}
 
 
-_RUNNERS: dict[type[JobSpec], Callable] = {IntermediateSpec: _run_intermediate, TargetSpec: _run_target,
-                                           RetrievalSpec: _run_retrieval}
+_RUNNERS: dict[type[JobSpec], Callable] = {
+    IntermediateSpec: _run_intermediate,
+    TargetSpec: _run_target,
+    RetrievalSpec: _run_retrieval,
+}
 
 
-def run_job(job: Job, run: RunDir, catalog: TaskCatalog, progress: Progress = lambda *a: None,
-            options: RunOptions = DEFAULT_OPTIONS) -> dict:
+def run_job(
+    job: Job,
+    run: RunDir,
+    catalog: TaskCatalog,
+    progress: Progress = lambda *a: None,
+    options: RunOptions = DEFAULT_OPTIONS,
+) -> dict:
     """Execute ``job`` and write ``OUT/jobs/<id>/result.json`` (the job's done-marker) atomically; a job
     interrupted during training continues from its last training checkpoint."""
     start = time.perf_counter()
@@ -159,10 +193,18 @@ def run_job(job: Job, run: RunDir, catalog: TaskCatalog, progress: Progress = la
     if not PartialState().is_main_process:
         return body
     result = {
-        "job_id": job.id, "kind": job.kind, "model": spec.model.model, "intermediate": job.setting,
-        "target": job.target, "seed": spec.seed, "upstream": job.upstream, **body,
-        "seconds": round(time.perf_counter() - start, 3), "device": device_name(),
-        "threads": torch.get_num_threads(), "spec": spec.as_dict(),
+        "job_id": job.id,
+        "kind": job.kind,
+        "model": spec.model.model,
+        "intermediate": job.setting,
+        "target": job.target,
+        "seed": spec.seed,
+        "upstream": job.upstream,
+        **body,
+        "seconds": round(time.perf_counter() - start, 3),
+        "device": device_name(),
+        "threads": torch.get_num_threads(),
+        "spec": spec.as_dict(),
         "versions": versions(),
         "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }

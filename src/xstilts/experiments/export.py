@@ -13,8 +13,22 @@ from xstilts.errors import UserError
 from xstilts.experiments.index import refresh
 from xstilts.experiments.rundir import RunDir
 
-ROW_COLUMNS = ["job_id", "kind", "model", "intermediate", "recipe", "target", "task", "split", "language", "metric",
-               "value", "n", "headline", "seed"]
+ROW_COLUMNS = [
+    "job_id",
+    "kind",
+    "model",
+    "intermediate",
+    "recipe",
+    "target",
+    "task",
+    "split",
+    "language",
+    "metric",
+    "value",
+    "n",
+    "headline",
+    "seed",
+]
 
 
 def _grid_values(run: RunDir) -> tuple[list[str], dict[str, dict]]:
@@ -31,8 +45,16 @@ def _scalar(v: Any) -> Any:
 
 def _mixed(values: Iterable) -> bool:
     """Whether a column holds values of more than one kind (numbers count as one kind)."""
-    return len({"number" if isinstance(v, (int, float)) and not isinstance(v, bool) else type(v)
-                for v in values if v is not None}) > 1
+    return (
+        len(
+            {
+                "number" if isinstance(v, (int, float)) and not isinstance(v, bool) else type(v)
+                for v in values
+                if v is not None
+            }
+        )
+        > 1
+    )
 
 
 def rows(run: RunDir) -> list[dict]:
@@ -47,7 +69,8 @@ def rows(run: RunDir) -> list[dict]:
         cur = con.execute(
             "SELECT j.job_id, j.kind, j.model, j.intermediate, j.recipe, j.target, m.task, m.split, m.language, m.metric,"
             " m.value, m.n, m.headline, j.seed FROM metrics m JOIN jobs j USING (job_id)"
-            " ORDER BY j.finished, j.job_id, m.rowid")
+            " ORDER BY j.finished, j.job_id, m.rowid"
+        )
         result = [dict(zip(ROW_COLUMNS, r)) for r in cur]
     finally:
         con.close()
@@ -82,7 +105,7 @@ def export(run: RunDir, fmt: str, dest: Path | None = None) -> str | bytes | Non
         import pandas as pd
 
         frame = pd.DataFrame(data, columns=columns)
-        for col in columns[len(ROW_COLUMNS):]:
+        for col in columns[len(ROW_COLUMNS) :]:
             if _mixed(frame[col]):  # parquet columns have one type
                 frame[col] = [None if v is None else str(v) for v in frame[col]]
         if dest is not None:

@@ -25,6 +25,7 @@ def _headline(row: dict, metrics: set[str]) -> bool:
         return bool(row["headline"])
     return row["metric"] == next((m for m in ("accuracy", "f1", "map@20") if m in metrics), min(metrics))
 
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     job_id TEXT PRIMARY KEY, kind TEXT, model TEXT, intermediate TEXT, recipe TEXT, target TEXT, seed,
@@ -67,14 +68,33 @@ def _read_result(path: Path) -> tuple[tuple, list[tuple]]:
     except UnicodeDecodeError as e:
         raise UserError(f"{path}:1: malformed result JSON (not UTF-8: {e.reason})") from None
     try:
-        job = (r["job_id"], r["kind"], r["model"], r["intermediate"], (r.get("train") or {}).get("recipe"),
-               r["target"], r["seed"],
-               r.get("seconds"), r["finished"])
+        job = (
+            r["job_id"],
+            r["kind"],
+            r["model"],
+            r["intermediate"],
+            (r.get("train") or {}).get("recipe"),
+            r["target"],
+            r["seed"],
+            r.get("seconds"),
+            r["finished"],
+        )
         names = {}
         for m in r["metrics"]:
             names.setdefault((m["task"], m["split"], m["language"]), set()).add(m["metric"])
-        metrics = [(r["job_id"], m["task"], m["split"], m["language"], m["metric"], m["value"], m["n"],
-                    _headline(m, names[m["task"], m["split"], m["language"]])) for m in r["metrics"]]
+        metrics = [
+            (
+                r["job_id"],
+                m["task"],
+                m["split"],
+                m["language"],
+                m["metric"],
+                m["value"],
+                m["n"],
+                _headline(m, names[m["task"], m["split"], m["language"]]),
+            )
+            for m in r["metrics"]
+        ]
     except KeyError as e:
         raise UserError(f"{path}:1: malformed result JSON (missing field {e.args[0]!r})") from None
     except TypeError:
@@ -98,8 +118,9 @@ def refresh(run: RunDir) -> sqlite3.Connection:
         on_disk[path.parent.name] = (path, st.st_mtime_ns, st.st_size)
     try:
         con.execute("BEGIN IMMEDIATE")
-        indexed = {row[0]: (row[1], row[2]) for row in
-                   con.execute("SELECT job_id, result_mtime_ns, result_size FROM jobs")}
+        indexed = {
+            row[0]: (row[1], row[2]) for row in con.execute("SELECT job_id, result_mtime_ns, result_size FROM jobs")
+        }
         for job_id in indexed.keys() - on_disk.keys():
             con.execute("DELETE FROM metrics WHERE job_id = ?", (job_id,))
             con.execute("DELETE FROM jobs WHERE job_id = ?", (job_id,))

@@ -18,12 +18,33 @@ from xstilts.config.schema import AccelerateConfig
 
 def command(acc: AccelerateConfig, handoff: Path) -> list[str]:
     """The ``accelerate launch`` command line for an ``accelerate:`` block."""
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(acc.num_processes),
-           "--num_machines", "1", "--mixed_precision", acc.mixed_precision, "--dynamo_backend", "no",
-           "--main_process_port", "0"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--num_processes",
+        str(acc.num_processes),
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        acc.mixed_precision,
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        "0",
+    ]
     if acc.strategy == "fsdp":
-        cmd += ["--use_fsdp", "--fsdp_version", "2", "--fsdp_auto_wrap_policy", "SIZE_BASED_WRAP",
-                "--fsdp_min_num_params", "1000000", "--fsdp_state_dict_type", "FULL_STATE_DICT"]
+        cmd += [
+            "--use_fsdp",
+            "--fsdp_version",
+            "2",
+            "--fsdp_auto_wrap_policy",
+            "SIZE_BASED_WRAP",
+            "--fsdp_min_num_params",
+            "1000000",
+            "--fsdp_state_dict_type",
+            "FULL_STATE_DICT",
+        ]
     else:
         cmd += ["--multi_gpu"]
     return [*cmd, "-m", "xstilts.experiments.launch", str(handoff)]
@@ -35,8 +56,9 @@ def run_launched(job: object, experiment: object, acc: AccelerateConfig, handoff
     handoff.parent.mkdir(parents=True, exist_ok=True)
     handoff.write_bytes(pickle.dumps((experiment, job)))
     try:
-        proc = subprocess.run(command(acc, handoff), check=False, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                              text=True)
+        proc = subprocess.run(
+            command(acc, handoff), check=False, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
     finally:
         handoff.unlink(missing_ok=True)
     if proc.returncode:

@@ -52,16 +52,26 @@ def _with_protocol(given: BaseModel, task: TaskDef, part: str) -> BaseModel:
 def probe_train(train: TrainConfig) -> TrainConfig:
     """The reference probe's training: a linear head fit on the frozen encoder (deterministic: no seed), with the
     target's data and probe settings; fields a probe never reads keep their defaults, so targets share one job."""
-    return TrainConfig(recipe="probe", head="linear", max_length=train.max_length,
-                       max_train_examples=train.max_train_examples, probe_l2=train.probe_l2)
+    return TrainConfig(
+        recipe="probe",
+        head="linear",
+        max_length=train.max_length,
+        max_train_examples=train.max_train_examples,
+        probe_l2=train.probe_l2,
+    )
 
 
 def english_dev(results: list[dict | None], task: TaskDef) -> float | None:
     """Mean over seeds of an intermediate task's headline English dev metric (None until every seed is done)."""
     if not results or any(r is None for r in results):
         return None
-    return float(sum(next(m["value"] for m in r["metrics"] if m["task"] == task.name and m["metric"] == task.headline)
-                     for r in results) / len(results))
+    return float(
+        sum(
+            next(m["value"] for m in r["metrics"] if m["task"] == task.name and m["metric"] == task.headline)
+            for r in results
+        )
+        / len(results)
+    )
 
 
 class _Planner:
@@ -112,7 +122,7 @@ class _Planner:
                     intermediate(setting, seed)
         settings = cfg.intermediate.settings
         if cfg.intermediate.select:
-            top = [name for name, _ in self.ranking(cfg, jobs)[:cfg.intermediate.select.top_k]]
+            top = [name for name, _ in self.ranking(cfg, jobs)[: cfg.intermediate.select.top_k]]
             settings = [NONE_SETTING, *top, *(["+".join(top)] if len(top) > 1 else [])]
         for seed in cfg.seeds:
             upstream = {s: None if s == NONE_SETTING else intermediate(s, seed) for s in settings}
@@ -123,8 +133,13 @@ class _Planner:
                 for up in upstream.values():
                     seen = up.spec.intermediate if up else ()
                     if not task.format.trains:  # no training: the baseline is the same for every seed
-                        add(Job(RetrievalSpec(model, seen, seed if up else None, up and up.id, task.name, data,
-                                              evaluation)))
+                        add(
+                            Job(
+                                RetrievalSpec(
+                                    model, seen, seed if up else None, up and up.id, task.name, data, evaluation
+                                )
+                            )
+                        )
                         continue
                     train: TrainConfig = _with_protocol(target.train, task, "train")
                     add(Job(TargetSpec(model, seen, seed, up and up.id, task.name, data, evaluation, train, precision)))
@@ -146,6 +161,13 @@ def plan(cfg: ExperimentConfig, catalog: TaskCatalog, done: Done = lambda job_id
         for job in planner.point(variant):
             jobs.setdefault(job.id, job)
             points.setdefault(job.id, []).append(point)
-    return Plan([replace(job, grid={k: v if all(p[k] == v for p in points[job.id]) else None
-                                    for k, v in points[job.id][0].items()}) for job in jobs.values()],
-                frozenset(planner.awaiting))
+    return Plan(
+        [
+            replace(
+                job,
+                grid={k: v if all(p[k] == v for p in points[job.id]) else None for k, v in points[job.id][0].items()},
+            )
+            for job in jobs.values()
+        ],
+        frozenset(planner.awaiting),
+    )

@@ -80,8 +80,10 @@ class Queue:
             con.close()
 
     def _log(self, con: sqlite3.Connection, job_id: str, event: str, detail: str | None = None) -> None:
-        con.execute("INSERT INTO log (time, job_id, owner, event, detail) VALUES (?,?,?,?,?)",
-                    (time.time(), job_id, self.owner, event, detail))
+        con.execute(
+            "INSERT INTO log (time, job_id, owner, event, detail) VALUES (?,?,?,?,?)",
+            (time.time(), job_id, self.owner, event, detail),
+        )
 
     def _live(self, host: str, pid: int, expires: float) -> bool:
         return expires > time.time() and (host != self.host or pid_alive(pid))
@@ -94,8 +96,10 @@ class Queue:
                 return False
             if row and row[0] != self.owner:
                 self._log(con, job_id, "expired", row[0])
-            con.execute("INSERT OR REPLACE INTO leases VALUES (?,?,?,?,?)",
-                        (job_id, self.owner, self.host, os.getpid(), time.time() + self.ttl))
+            con.execute(
+                "INSERT OR REPLACE INTO leases VALUES (?,?,?,?,?)",
+                (job_id, self.owner, self.host, os.getpid(), time.time() + self.ttl),
+            )
             return True
 
     def started(self, job_id: str, resumed: bool, where: str | None = None) -> None:

@@ -53,8 +53,9 @@ def run_on_ray(exp: Experiment, address: str | None, console: Console) -> None:
             refs = {}
             for job in pending:  # upstream jobs come first
                 deps = [refs[job.upstream]] if job.upstream in refs else []
-                refs[job.id] = task.options(num_cpus=res.cpus, num_gpus=res.gpus, max_retries=0,
-                                            name=f"xstilts-{job.kind}-{job.id}").remote(exp, job, res.cpus, *deps)
+                refs[job.id] = task.options(
+                    num_cpus=res.cpus, num_gpus=res.gpus, max_retries=0, name=f"xstilts-{job.kind}-{job.id}"
+                ).remote(exp, job, res.cpus, *deps)
             console.print(f"ray: {len(refs)} jobs submitted to {ray.get_runtime_context().gcs_address}")
             failed = {}
             for job_id, ref in refs.items():

@@ -42,7 +42,9 @@ def shared_heads(tasks: list[TaskDef]) -> None:
     for t in tasks:
         first = next(o for o in tasks if o.head_name == t.head_name)
         if (first.format, first.labels) != (t.format, t.labels):
-            raise UserError(f"tasks {first.name} and {t.name} share head {t.head_name!r} but differ in format or labels")
+            raise UserError(
+                f"tasks {first.name} and {t.name} share head {t.head_name!r} but differ in format or labels"
+            )
 
 
 def _intermediate(cfg: ExperimentConfig, catalog: TaskCatalog) -> None:
@@ -75,8 +77,10 @@ def _targets(cfg: ExperimentConfig, catalog: TaskCatalog) -> None:
         if target.eval.languages is not None:
             langs = task.format.test_languages(task)
             if unknown := sorted(set(target.eval.languages) - set(langs)):
-                raise Problem(("targets", i, "eval", "languages"),
-                              f"{unknown} are not among the languages of {task.name} {list(langs)}")
+                raise Problem(
+                    ("targets", i, "eval", "languages"),
+                    f"{unknown} are not among the languages of {task.name} {list(langs)}",
+                )
 
 
 def resolve(cfg: ExperimentConfig, catalog: TaskCatalog) -> None:

@@ -47,8 +47,10 @@ def _local_workers(exp: Experiment, workers: int, console: Console) -> None:
     threads = max(1, (os.cpu_count() or 1) // workers)
     ctx = multiprocessing.get_context("spawn")
     since = time.time()
-    procs = [ctx.Process(target=_worker_main, args=(exp, threads), name=f"xstilts-worker-{i}", daemon=True)
-             for i in range(workers)]  # daemons: stopped (SIGTERM) if this process is
+    procs = [
+        ctx.Process(target=_worker_main, args=(exp, threads), name=f"xstilts-worker-{i}", daemon=True)
+        for i in range(workers)
+    ]  # daemons: stopped (SIGTERM) if this process is
     for p in procs:
         p.start()
     with _progress(console) as bar:
@@ -66,9 +68,17 @@ def _local_workers(exp: Experiment, workers: int, console: Console) -> None:
         raise RuntimeError(f"worker exit codes {[p.exitcode for p in procs]}; see the messages above")
 
 
-def run_experiment(cfg: ExperimentConfig, catalog: TaskCatalog, config_text: str, out: Path, console: Console,
-                   workers: int = 1, options: RunOptions = DEFAULT_OPTIONS, runner: str = "local",
-                   address: str | None = None) -> dict:
+def run_experiment(
+    cfg: ExperimentConfig,
+    catalog: TaskCatalog,
+    config_text: str,
+    out: Path,
+    console: Console,
+    workers: int = 1,
+    options: RunOptions = DEFAULT_OPTIONS,
+    runner: str = "local",
+    address: str | None = None,
+) -> dict:
     """Run every pending job of ``cfg`` (its tasks looked up in ``catalog``) into ``out``: here (``workers``
     processes) or on a Ray cluster at ``address``. Returns counts and wall time."""
     run = RunDir(out)
@@ -90,8 +100,12 @@ def run_experiment(cfg: ExperimentConfig, catalog: TaskCatalog, config_text: str
             detail = bar.add_task("", total=1)
 
             def on_job(job: Job, done: int, total: int) -> None:
-                bar.update(overall, completed=done, total=total,
-                           description=f"jobs ({job.kind} {job.setting} {job.target or ''})")
+                bar.update(
+                    overall,
+                    completed=done,
+                    total=total,
+                    description=f"jobs ({job.kind} {job.setting} {job.target or ''})",
+                )
 
             def progress(description: str, n: int, total: int) -> None:
                 bar.update(detail, description=description, completed=n, total=total)
@@ -99,5 +113,4 @@ def run_experiment(cfg: ExperimentConfig, catalog: TaskCatalog, config_text: str
             work(exp, progress, on_job)
     jobs = exp.plan().jobs
     ran = sum(1 for j in jobs if j.id not in before and run.is_done(j.id))
-    return {"jobs": len(jobs), "ran": ran, "skipped": len(jobs) - ran,
-            "seconds": round(time.perf_counter() - start, 2)}
+    return {"jobs": len(jobs), "ran": ran, "skipped": len(jobs) - ran, "seconds": round(time.perf_counter() - start, 2)}

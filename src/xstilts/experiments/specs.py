@@ -43,8 +43,14 @@ class JobSpec:
 
     def as_dict(self) -> dict[str, Any]:
         """The spec as plan.json and result.json hold it, and as the job id hashes it."""
-        return {"kind": self.kind, **vars(self.model), "intermediate": list(self.intermediate), **self._own(),
-                "seed": self.seed, "upstream": self.upstream}
+        return {
+            "kind": self.kind,
+            **vars(self.model),
+            "intermediate": list(self.intermediate),
+            **self._own(),
+            "seed": self.seed,
+            "upstream": self.upstream,
+        }
 
     def _own(self) -> dict[str, Any]:
         return {}
@@ -80,8 +86,13 @@ class TargetSpec(JobSpec):
     mixed_precision: str = "no"
 
     def _own(self) -> dict[str, Any]:
-        return {"target": self.target, "data": self.data, "eval": self.eval.model_dump(),
-                "train": train_spec(self.train), **_precision(self.mixed_precision)}
+        return {
+            "target": self.target,
+            "data": self.data,
+            "eval": self.eval.model_dump(),
+            "train": train_spec(self.train),
+            **_precision(self.mixed_precision),
+        }
 
 
 @dataclass(frozen=True)
@@ -132,5 +143,10 @@ class Job:
 
     def plan_entry(self) -> dict[str, Any]:
         """The job as plan.json lists it."""
-        return {"id": self.id, "kind": self.kind, "upstream": self.upstream, "grid": self.grid,
-                "spec": self.spec.as_dict()}
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "upstream": self.upstream,
+            "grid": self.grid,
+            "spec": self.spec.as_dict(),
+        }

@@ -38,9 +38,18 @@ def status(run: RunDir) -> dict:
         else:
             state = "pending"
         counts[state] += 1
-        jobs.append({"id": j["id"], "kind": j.get("kind"), "setting": "+".join(spec.get("intermediate") or [])
-                     or NONE_SETTING, "target": spec.get("target"), "state": state, "error": error})
+        jobs.append(
+            {
+                "id": j["id"],
+                "kind": j.get("kind"),
+                "setting": "+".join(spec.get("intermediate") or []) or NONE_SETTING,
+                "target": spec.get("target"),
+                "state": state,
+                "error": error,
+            }
+        )
     return {**counts, "jobs": jobs}
+
 
 def format_status(st: dict) -> str:
     """A summary line, then one aligned line per job (with the error of a failed one)."""

@@ -59,8 +59,9 @@ def _one_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}".replace("\n", " ")
 
 
-def run_claimed(job: Job, exp: Experiment, queue: Queue, progress: Progress = lambda *a: None,
-                where: str | None = None) -> None:
+def run_claimed(
+    job: Job, exp: Experiment, queue: Queue, progress: Progress = lambda *a: None, where: str | None = None
+) -> None:
     """Run a job whose lease ``queue`` holds, logging its start (and ``where``) and end; ``FAILED`` holds the
     error of a job that raised until it is started again."""
     exp.run.clear_failed(job.id)
@@ -90,8 +91,11 @@ def _blocked(pending: list[Job], failed: dict[str, str]) -> set[str]:
     return blocked
 
 
-def work(exp: Experiment, progress: Progress = lambda *a: None,
-         on_job: Callable[[Job, int, int], None] = lambda job, done, total: None) -> None:
+def work(
+    exp: Experiment,
+    progress: Progress = lambda *a: None,
+    on_job: Callable[[Job, int, int], None] = lambda job, done, total: None,
+) -> None:
     """One worker: claim and run ready jobs until none is left. ``on_job(job, done, total)`` announces each.
 
     The plan is made once and again only when a job it awaits (a ``select`` candidate) has finished. A job

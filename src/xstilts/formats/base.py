@@ -126,8 +126,9 @@ class Format:
         FieldProblem on a field the format does not read."""
         for key, col in given.items():
             if key not in self.user_fields and key != "id":
-                raise FieldProblem(("fields", key), f"not a field of {self.name} (fields: "
-                                                    f"{', '.join(self.user_fields)}, id)")
+                raise FieldProblem(
+                    ("fields", key), f"not a field of {self.name} (fields: {', '.join(self.user_fields)}, id)"
+                )
             if not isinstance(col, str):
                 raise FieldProblem(("fields", key), f"expected a column name (got {col!r})")
         return {f: given.get(f, f) for f in self.user_fields} | ({"id": given["id"]} if "id" in given else {})
@@ -154,12 +155,10 @@ class HeadFormat(Format, ABC):
     probe_able: ClassVar[bool] = True  # whether a probe can fit the head on cached representations
 
     @abstractmethod
-    def featurize(self, task: TaskInfo, examples: list[dict], tokenizer: Any, max_length: int) -> list[dict]:
-        ...
+    def featurize(self, task: TaskInfo, examples: list[dict], tokenizer: Any, max_length: int) -> list[dict]: ...
 
     @abstractmethod
-    def make_head(self, task: TaskInfo, config: PretrainedConfig, kind: str = "linear") -> nn.Module:
-        ...
+    def make_head(self, task: TaskInfo, config: PretrainedConfig, kind: str = "linear") -> nn.Module: ...
 
     def attach(self, head: nn.Module, backbone: nn.Module) -> None:
         """Tie the head to the backbone before training (the masked LM's decoder); most heads need nothing."""
@@ -175,23 +174,22 @@ class HeadFormat(Format, ABC):
         return self.head_logits(head, self.represent(backbone, batch, pooling), batch)
 
     @abstractmethod
-    def loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
-        ...
+    def loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor: ...
 
     @abstractmethod
-    def predict(self, outputs: list[np.ndarray], features: list[dict], examples: list[dict], task: TaskInfo) -> list:
-        ...
+    def predict(
+        self, outputs: list[np.ndarray], features: list[dict], examples: list[dict], task: TaskInfo
+    ) -> list: ...
 
     @abstractmethod
-    def score(self, predictions: list, examples: list[dict], task: TaskInfo, language: str) -> dict[str, float]:
-        ...
+    def score(self, predictions: list, examples: list[dict], task: TaskInfo, language: str) -> dict[str, float]: ...
 
-    def example_stats(self, predictions: list, examples: list[dict], task: TaskInfo, language: str,
-                      scores: dict[str, float]) -> dict[str, np.ndarray]:
+    def example_stats(
+        self, predictions: list, examples: list[dict], task: TaskInfo, language: str, scores: dict[str, float]
+    ) -> dict[str, np.ndarray]:
         """Per-example statistics that reproduce ``scores`` (see ``metrics.per_example``); by default each
         example scored alone, which is right for metrics that are means over examples."""
-        return per_example.example_stats(lambda p, e: self.score(p, e, task, language), predictions, examples,
-                                         scores)
+        return per_example.example_stats(lambda p, e: self.score(p, e, task, language), predictions, examples, scores)
 
 
 class EncoderFormat(Format, ABC):
@@ -200,8 +198,14 @@ class EncoderFormat(Format, ABC):
     trains: ClassVar[bool] = False
 
     @abstractmethod
-    def evaluate(self, encode: Encode, task: TaskInfo, examples: dict[str, list[dict]], dev: Callable[[str], list],
-                 candidates: Callable[[], list[dict]]) -> dict[str, Evaluation]:
+    def evaluate(
+        self,
+        encode: Encode,
+        task: TaskInfo,
+        examples: dict[str, list[dict]],
+        dev: Callable[[str], list],
+        candidates: Callable[[], list[dict]],
+    ) -> dict[str, Evaluation]:
         """Scores, predictions and per-example statistics per language of ``examples``. ``encode(texts,
         contexts=None)`` gives L2-normalised rows; ``dev(language)`` and ``candidates()`` read the task's dev
         split and its shared candidate pool, for the formats that need them."""
@@ -284,4 +288,3 @@ def collate(features: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
             values = _pad(values, max(len(v) for v in values), IGNORE_INDEX)
         batch["labels" if key == "label" else key] = torch.tensor(values)
     return batch
-

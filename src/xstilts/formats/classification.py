@@ -52,7 +52,9 @@ class Classification(HeadFormat):
         feats = []
         for ex, ids in zip(examples, enc["input_ids"]):
             if ex["label"] not in index:
-                raise UserError(f"{task.name}: example {ex.get('id')!r} has label {ex['label']!r} outside {list(index)}")
+                raise UserError(
+                    f"{task.name}: example {ex.get('id')!r} has label {ex['label']!r} outside {list(index)}"
+                )
             feats.append({"input_ids": ids, "label": index[ex["label"]]})
         return feats
 
@@ -65,8 +67,7 @@ class Classification(HeadFormat):
     def loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
         return F.cross_entropy(logits, batch["labels"])
 
-    def predict(self, outputs: list[np.ndarray], features: list[dict], examples: list[dict],
-                task: TaskInfo) -> list:
+    def predict(self, outputs: list[np.ndarray], features: list[dict], examples: list[dict], task: TaskInfo) -> list:
         return [task.labels[int(o.argmax())] for o in outputs]
 
     def score(self, predictions: list, examples: list[dict], task: TaskInfo, language: str) -> dict[str, float]:

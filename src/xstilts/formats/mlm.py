@@ -24,8 +24,9 @@ from xstilts.metrics.official import accuracy
 MASK_RATE, KEEP_MASK, KEEP_RANDOM = 0.15, 0.8, 0.1
 
 
-def mask_tokens(ids: list[int], special: list[int], example_id: Any, mask_id: int,
-                random_ids: np.ndarray) -> tuple[list[int], list[int]]:
+def mask_tokens(
+    ids: list[int], special: list[int], example_id: Any, mask_id: int, random_ids: np.ndarray
+) -> tuple[list[int], list[int]]:
     """(input ids, labels) for one example: labels hold the original id at masked positions, -100 elsewhere."""
     seed = int.from_bytes(hashlib.sha256(str(example_id).encode()).digest()[:8], "little")
     rng = np.random.default_rng(seed)
@@ -33,8 +34,9 @@ def mask_tokens(ids: list[int], special: list[int], example_id: Any, mask_id: in
     candidates = [i for i, s in enumerate(special) if not s]
     if not candidates:
         return inputs, labels
-    for pos in sorted(int(p) for p in rng.choice(candidates, max(1, round(MASK_RATE * len(candidates))),
-                                                  replace=False)):
+    for pos in sorted(
+        int(p) for p in rng.choice(candidates, max(1, round(MASK_RATE * len(candidates))), replace=False)
+    ):
         labels[pos] = ids[pos]
         r = rng.random()
         if r < KEEP_MASK:
@@ -66,8 +68,10 @@ class MLMHead(nn.Module):
         """Create the decoder bias, one per row of ``backbone``'s input embeddings (call before training)."""
         weight = backbone.get_input_embeddings().weight
         if weight.shape[1] != self.dense.out_features:
-            raise UserError(f"masked LM: embedding size {weight.shape[1]} differs from hidden size "
-                            f"{self.dense.out_features}; the tied decoder needs them equal")
+            raise UserError(
+                f"masked LM: embedding size {weight.shape[1]} differs from hidden size "
+                f"{self.dense.out_features}; the tied decoder needs them equal"
+            )
         self.bias = nn.Parameter(torch.zeros(weight.shape[0], device=weight.device, dtype=weight.dtype))
 
     def forward(self, hidden: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
@@ -84,8 +88,9 @@ class MaskedLM(HeadFormat):
     def featurize(self, task: TaskInfo, examples: list[dict], tokenizer: Any, max_length: int) -> list[dict]:
         if tokenizer.mask_token_id is None:
             raise UserError(f"{task.name}: the model's tokenizer has no mask token, which masked LM needs")
-        enc = tokenizer([ex["text"] for ex in examples], truncation=True, max_length=max_length,
-                        return_special_tokens_mask=True)
+        enc = tokenizer(
+            [ex["text"] for ex in examples], truncation=True, max_length=max_length, return_special_tokens_mask=True
+        )
         random_ids = np.setdiff1d(np.arange(tokenizer.vocab_size), tokenizer.all_special_ids)
         feats = []
         for ex, ids, special in zip(examples, enc["input_ids"], enc["special_tokens_mask"]):
@@ -118,14 +123,13 @@ class MaskedLM(HeadFormat):
         gold = batch["labels"].gather(1, order)
         return F.cross_entropy(logits.flatten(0, 1).float(), gold.flatten(), ignore_index=IGNORE_INDEX)
 
-    def predict(self, outputs: list[np.ndarray], features: list[dict], examples: list[dict],
-                task: TaskInfo) -> list:
+    def predict(self, outputs: list[np.ndarray], features: list[dict], examples: list[dict], task: TaskInfo) -> list:
         """Per example {"predicted": ids, "gold": ids} at its masked positions, in position order."""
         preds = []
         for out, feat in zip(outputs, features):
             gold = [t for t in feat["label"] if t != IGNORE_INDEX]
             ids = out.argmax(-1) if out.ndim == 2 else out
-            preds.append({"predicted": [int(i) for i in ids[:len(gold)]], "gold": gold})
+            preds.append({"predicted": [int(i) for i in ids[: len(gold)]], "gold": gold})
         return preds
 
     def score(self, predictions: list, examples: list[dict], task: TaskInfo, language: str) -> dict[str, float]:

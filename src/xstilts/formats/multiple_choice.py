@@ -39,8 +39,10 @@ class MultipleChoice(HeadFormat):
         c = columns["choices"]
         choices = [row.text(x) for x in c] if isinstance(c, list) else row.raw(c)
         if not isinstance(choices, list) or len(choices) < 2 or not all(isinstance(x, str) for x in choices):
-            raise UserError(f"{row.at}: field {c!r} must be a list of two strings or more"
-                            + (" (in CSV/TSV, map choices to a list of columns)" if isinstance(choices, str) else ""))
+            raise UserError(
+                f"{row.at}: field {c!r} must be a list of two strings or more"
+                + (" (in CSV/TSV, map choices to a list of columns)" if isinstance(choices, str) else "")
+            )
         label = row.integer(columns["label"])
         if not 0 <= label < len(choices):
             raise UserError(f"{row.at}: label {label} is not a choice index (0 to {len(choices) - 1})")
@@ -61,7 +63,7 @@ class MultipleChoice(HeadFormat):
         feats, k = [], 0
         for ex in examples:
             n = len(ex[c_field])
-            feats.append({"input_ids": ids[k:k + n], "label": int(ex["label"])})
+            feats.append({"input_ids": ids[k : k + n], "label": int(ex["label"])})
             k += n
         return feats
 
@@ -71,8 +73,9 @@ class MultipleChoice(HeadFormat):
     def represent(self, backbone: nn.Module, batch: dict, pooling: str) -> torch.Tensor:
         """Pooled vectors of every (question, choice) pair: (batch, choices, hidden)."""
         b, c, length = batch["input_ids"].shape
-        pooled = encode(backbone, batch["input_ids"].view(b * c, length),
-                        batch["attention_mask"].view(b * c, length), pooling)
+        pooled = encode(
+            backbone, batch["input_ids"].view(b * c, length), batch["attention_mask"].view(b * c, length), pooling
+        )
         return pooled.view(b, c, -1)
 
     def head_logits(self, head: nn.Module, reps: torch.Tensor, batch: dict) -> torch.Tensor:
@@ -81,8 +84,7 @@ class MultipleChoice(HeadFormat):
     def loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
         return F.cross_entropy(logits, batch["labels"])
 
-    def predict(self, outputs: list[np.ndarray], features: list[dict], examples: list[dict],
-                task: TaskInfo) -> list:
+    def predict(self, outputs: list[np.ndarray], features: list[dict], examples: list[dict], task: TaskInfo) -> list:
         return [int(o.argmax()) for o in outputs]
 
     def score(self, predictions: list, examples: list[dict], task: TaskInfo, language: str) -> dict[str, float]:

@@ -35,8 +35,9 @@ def truncated(backbone: nn.Module, layer: int) -> Iterator[bool]:
         backbone.encoder.layer = blocks
 
 
-def encode(backbone: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, how: str,
-           layer: int | None = None) -> torch.Tensor:
+def encode(
+    backbone: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, how: str, layer: int | None = None
+) -> torch.Tensor:
     """Pooled hidden states of ``layer`` (default: the last), shape (batch, hidden)."""
     if layer is None or layer == num_layers(backbone):
         hidden = backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state

@@ -11,8 +11,16 @@ from xstilts.formats.retrieval import AnswerRetrieval, BitextMining, PairRetriev
 from xstilts.formats.span_qa import SpanQA
 from xstilts.formats.tagging import Tagging
 
-BUILTIN = (Classification(), MultipleChoice(), SpanQA(), Tagging(), MaskedLM(), PairRetrieval(), BitextMining(),
-           AnswerRetrieval())
+BUILTIN = (
+    Classification(),
+    MultipleChoice(),
+    SpanQA(),
+    Tagging(),
+    MaskedLM(),
+    PairRetrieval(),
+    BitextMining(),
+    AnswerRetrieval(),
+)
 _FORMATS: dict[str, Format] = {f.name: f for f in BUILTIN}
 
 

@@ -26,8 +26,16 @@ def default_layer(backbone: nn.Module) -> int:
 
 
 @torch.inference_mode()
-def embed(backbone: nn.Module, tokenizer: Any, texts: list[str], layer: int, pooling: str,
-          max_length: int, batch_size: int, contexts: list[str] | None = None) -> np.ndarray:
+def embed(
+    backbone: nn.Module,
+    tokenizer: Any,
+    texts: list[str],
+    layer: int,
+    pooling: str,
+    max_length: int,
+    batch_size: int,
+    contexts: list[str] | None = None,
+) -> np.ndarray:
     """L2-normalised pooled embeddings, one row per text (encoded with its context when given), in input order."""
     backbone.eval()
     args = (texts, contexts) if contexts is not None else (texts,)
@@ -37,7 +45,7 @@ def embed(backbone: nn.Module, tokenizer: Any, texts: list[str], layer: int, poo
     pad = tokenizer.pad_token_id
     device = next(backbone.parameters()).device
     for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
+        idx = order[start : start + batch_size]
         width = max(len(ids[i]) for i in idx)
         batch = torch.tensor([ids[i] + [pad] * (width - len(ids[i])) for i in idx], device=device)
         pooled = encode(backbone, batch, (batch != pad).long(), pooling, layer)
@@ -62,8 +70,14 @@ class PairRetrieval(EncoderFormat):
     def test_languages(self, task: TaskInfo) -> tuple[str, ...]:
         return tuple(lang for lang in task.languages if lang != task.train_language)
 
-    def evaluate(self, encode: Encode, task: TaskInfo, examples: dict[str, list[dict]], dev: Callable[[str], list],
-                 candidates: Callable[[], list[dict]]) -> dict[str, Evaluation]:
+    def evaluate(
+        self,
+        encode: Encode,
+        task: TaskInfo,
+        examples: dict[str, list[dict]],
+        dev: Callable[[str], list],
+        candidates: Callable[[], list[dict]],
+    ) -> dict[str, Evaluation]:
         query_field, candidate_field = task.fields
         # every distinct sentence once: the English sides repeat across languages
         vectors = encode_unique(encode, [ex[f] for exs in examples.values() for ex in exs for f in task.fields])
@@ -102,12 +116,20 @@ class BitextMining(EncoderFormat):
     def headline(self, metric: str) -> str:
         return "f1"
 
-    def evaluate(self, encode: Encode, task: TaskInfo, examples: dict[str, list[dict]], dev: Callable[[str], list],
-                 candidates: Callable[[], list[dict]]) -> dict[str, Evaluation]:
+    def evaluate(
+        self,
+        encode: Encode,
+        task: TaskInfo,
+        examples: dict[str, list[dict]],
+        dev: Callable[[str], list],
+        candidates: Callable[[], list[dict]],
+    ) -> dict[str, Evaluation]:
         out = {}
         for lang, test in examples.items():
             dev_records = dev(lang)
-            threshold, dev_f1 = official.best_threshold(_mine(encode, dev_records), bucc_gold_pairs(dev_records) or set())
+            threshold, dev_f1 = official.best_threshold(
+                _mine(encode, dev_records), bucc_gold_pairs(dev_records) or set()
+            )
             pairs = sorted(official.extract_pairs(_mine(encode, test), threshold))
             scores = {"threshold": threshold, "dev_f1": dev_f1}
             gold = bucc_gold_pairs(test)
@@ -134,8 +156,15 @@ class AnswerRetrieval(EncoderFormat):
     def headline(self, metric: str) -> str:
         return "map@20"
 
-    def evaluate(self, encode: Encode, task: TaskInfo, examples: dict[str, list[dict]], dev: Callable[[str], list],
-                 candidates: Callable[[], list[dict]], k: int = 20) -> dict[str, Evaluation]:
+    def evaluate(
+        self,
+        encode: Encode,
+        task: TaskInfo,
+        examples: dict[str, list[dict]],
+        dev: Callable[[str], list],
+        candidates: Callable[[], list[dict]],
+        k: int = 20,
+    ) -> dict[str, Evaluation]:
         pool = candidates()
         pool_vectors = encode([c["text"] for c in pool], [c["context"] for c in pool] if "context" in pool[0] else None)
         pool_ids = [c["id"] for c in pool]
@@ -149,5 +178,7 @@ class AnswerRetrieval(EncoderFormat):
 
     def official_files(self, predictions: Any, examples: list[dict], ext: str) -> tuple[str, str]:
         """Each query's ranked candidate ids, and its relevant ones, as JSON objects."""
-        return (json.dumps(predictions, ensure_ascii=False),
-                json.dumps({ex["id"]: ex["relevant"] for ex in examples}, ensure_ascii=False))
+        return (
+            json.dumps(predictions, ensure_ascii=False),
+            json.dumps({ex["id"]: ex["relevant"] for ex in examples}, ensure_ascii=False),
+        )

@@ -33,7 +33,7 @@ def _answer_tokens(offsets: list, start_char: int, end_char: int) -> tuple[int, 
 
 def _best_span(logits: np.ndarray, offsets: list) -> tuple[float, int, int] | None:
     """(score, start, end) of the best valid span among the top start and end tokens of one window."""
-    starts, ends = logits[:len(offsets), 0], logits[:len(offsets), 1]
+    starts, ends = logits[: len(offsets), 0], logits[: len(offsets), 1]
     in_ctx = np.array([o is not None for o in offsets])
     s = np.argsort(-starts, kind="stable")[:N_BEST]
     e = np.argsort(-ends, kind="stable")[:N_BEST]
@@ -48,11 +48,28 @@ def _best_span(logits: np.ndarray, offsets: list) -> tuple[float, int, int] | No
 
 def _squad_json(examples: list[dict]) -> dict:
     """Examples in SQuAD v1.1's JSON layout, one paragraph per question."""
-    return {"data": [{"paragraphs": [{"context": ex["context"], "qas": [{
-        "id": ex["id"], "question": ex["question"],
-        "answers": [{"text": t, "answer_start": s} for t, s in zip(ex["answers"]["text"],
-                                                                    ex["answers"]["answer_start"])]}]}]}
-                     for ex in examples]}
+    return {
+        "data": [
+            {
+                "paragraphs": [
+                    {
+                        "context": ex["context"],
+                        "qas": [
+                            {
+                                "id": ex["id"],
+                                "question": ex["question"],
+                                "answers": [
+                                    {"text": t, "answer_start": s}
+                                    for t, s in zip(ex["answers"]["text"], ex["answers"]["answer_start"])
+                                ],
+                            }
+                        ],
+                    }
+                ]
+            }
+            for ex in examples
+        ]
+    }
 
 
 class SpanQA(HeadFormat):
@@ -70,7 +87,11 @@ class SpanQA(HeadFormat):
         return ("question", "context")
 
     def user_example(self, row: Row, columns: dict[str, Any], labels: list[str] | None, metric: str) -> dict:
-        context, answer, start = row.text(columns["context"]), row.raw(columns["answer"]), row.raw(columns["answer_start"])
+        context, answer, start = (
+            row.text(columns["context"]),
+            row.raw(columns["answer"]),
+            row.raw(columns["answer_start"]),
+        )
         answers = [answer] if isinstance(answer, str) else answer
         starts = [start] if not isinstance(start, list) else start
         if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
@@ -82,29 +103,41 @@ class SpanQA(HeadFormat):
         if not answers and metric != "squad_v2":
             raise UserError(f"{row.at}: no answer (only metric squad_v2 allows unanswerable questions)")
         for a, s in zip(answers, starts):
-            if context[s:s + len(a)] != a:
+            if context[s : s + len(a)] != a:
                 raise UserError(f"{row.at}: answer {a!r} is not at answer_start {s} of the context")
-        return {"question": row.text(columns["question"]), "context": context,
-                "answers": {"text": answers, "answer_start": starts}}
+        return {
+            "question": row.text(columns["question"]),
+            "context": context,
+            "answers": {"text": answers, "answer_start": starts},
+        }
 
     def official_files(self, predictions: list, examples: list[dict], ext: str) -> tuple[str, str]:
         """Predictions as {id: answer text}; labels as a SQuAD JSON file."""
-        return (json.dumps(dict(zip((ex["id"] for ex in examples), predictions)), ensure_ascii=False),
-                json.dumps(_squad_json(examples), ensure_ascii=False))
+        return (
+            json.dumps(dict(zip((ex["id"] for ex in examples), predictions)), ensure_ascii=False),
+            json.dumps(_squad_json(examples), ensure_ascii=False),
+        )
 
     def featurize(self, task: TaskInfo, examples: list[dict], tokenizer: Any, max_length: int) -> list[dict]:
         query_length = min(MAX_QUERY_LENGTH, max_length // 2)
         questions = [ex["question"].lstrip() for ex in examples]
-        q_offsets = tokenizer(questions, add_special_tokens=False, truncation=True, max_length=query_length,
-                              return_offsets_mapping=True)["offset_mapping"]
-        questions = [q[:o[-1][1]] if len(o) == query_length else q for q, o in zip(questions, q_offsets)]
+        q_offsets = tokenizer(
+            questions, add_special_tokens=False, truncation=True, max_length=query_length, return_offsets_mapping=True
+        )["offset_mapping"]
+        questions = [q[: o[-1][1]] if len(o) == query_length else q for q, o in zip(questions, q_offsets)]
         # context tokens per window; the stride must stay below it (half of it leaves room for re-tokenisation)
         room = max_length - tokenizer.num_special_tokens_to_add(pair=True) - max(map(len, q_offsets), default=0)
         if room < 2:
             raise UserError(f"{task.name}: max_length {max_length} leaves no room for the context")
-        enc = tokenizer(questions, [ex["context"] for ex in examples], truncation="only_second",
-                        max_length=max_length, stride=min(DOC_STRIDE, room // 2), return_overflowing_tokens=True,
-                        return_offsets_mapping=True)
+        enc = tokenizer(
+            questions,
+            [ex["context"] for ex in examples],
+            truncation="only_second",
+            max_length=max_length,
+            stride=min(DOC_STRIDE, room // 2),
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
+        )
         feats = []
         for k, (ids, n) in enumerate(zip(enc["input_ids"], enc["overflow_to_sample_mapping"])):
             offsets = [o if seq == 1 else None for o, seq in zip(enc["offset_mapping"][k], enc.sequence_ids(k))]
@@ -129,8 +162,7 @@ class SpanQA(HeadFormat):
     def loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
         return (F.cross_entropy(logits[..., 0], batch["start"]) + F.cross_entropy(logits[..., 1], batch["end"])) / 2
 
-    def predict(self, outputs: list[np.ndarray], features: list[dict], examples: list[dict],
-                task: TaskInfo) -> list:
+    def predict(self, outputs: list[np.ndarray], features: list[dict], examples: list[dict], task: TaskInfo) -> list:
         """The best span over an example's windows; "" (no answer) for squad_v2 when the null score wins."""
         best: list[tuple[float, str]] = [(-np.inf, "")] * len(examples)
         null = [np.inf] * len(examples)
@@ -140,7 +172,7 @@ class SpanQA(HeadFormat):
             span = _best_span(out, feat["_offsets"])
             if span and span[0] > best[n][0]:
                 score, s, e = span
-                best[n] = (score, examples[n]["context"][feat["_offsets"][s][0]:feat["_offsets"][e][1]].strip())
+                best[n] = (score, examples[n]["context"][feat["_offsets"][s][0] : feat["_offsets"][e][1]].strip())
         allow_null = task.metric == "squad_v2"
         return ["" if allow_null and null[n] > score else text for n, (score, text) in enumerate(best)]
 

@@ -47,18 +47,22 @@ class Tagging(HeadFormat):
 
     def official_files(self, predictions: list, examples: list[dict], ext: str) -> tuple[str, str]:
         """One tag per line, a blank line after each sentence."""
-        return ("".join(lines(tags) + "\n" for tags in predictions),
-                "".join(lines(ex["tags"]) + "\n" for ex in examples))
+        return (
+            "".join(lines(tags) + "\n" for tags in predictions),
+            "".join(lines(ex["tags"]) + "\n" for ex in examples),
+        )
 
     def featurize(self, task: TaskInfo, examples: list[dict], tokenizer: Any, max_length: int) -> list[dict]:
         index = {tag: i for i, tag in enumerate(task.labels)}
-        enc = tokenizer([ex["tokens"] for ex in examples], is_split_into_words=True, truncation=True,
-                        max_length=max_length)
+        enc = tokenizer(
+            [ex["tokens"] for ex in examples], is_split_into_words=True, truncation=True, max_length=max_length
+        )
         feats = []
         for k, ex in enumerate(examples):
             if unknown := set(ex["tags"]) - index.keys():
-                raise UserError(f"{task.name}: example {ex.get('id')!r} has tags {sorted(unknown)} "
-                                f"outside {list(index)}")
+                raise UserError(
+                    f"{task.name}: example {ex.get('id')!r} has tags {sorted(unknown)} outside {list(index)}"
+                )
             words = enc.word_ids(k)
             label = [IGNORE_INDEX] * len(words)
             for t, w in _first_subwords(words):
@@ -75,8 +79,7 @@ class Tagging(HeadFormat):
     def loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
         return F.cross_entropy(logits.flatten(0, 1), batch["labels"].flatten(), ignore_index=IGNORE_INDEX)
 
-    def predict(self, outputs: list[np.ndarray], features: list[dict], examples: list[dict],
-                task: TaskInfo) -> list:
+    def predict(self, outputs: list[np.ndarray], features: list[dict], examples: list[dict], task: TaskInfo) -> list:
         """A tag per word; words cut off by truncation get "O" (or the first label when there is no "O")."""
         fallback = "O" if "O" in task.labels else task.labels[0]
         preds = []
@@ -87,13 +90,18 @@ class Tagging(HeadFormat):
             preds.append(tags)
         return preds
 
-    def example_stats(self, predictions: list, examples: list[dict], task: TaskInfo, language: str,
-                      scores: dict[str, float]) -> dict[str, np.ndarray]:
+    def example_stats(
+        self, predictions: list, examples: list[dict], task: TaskInfo, language: str, scores: dict[str, float]
+    ) -> dict[str, np.ndarray]:
         """Per-sentence statistics of the headline metric: chunk counts for F1, (correct, total) for accuracy."""
         gold = [ex["tags"] for ex in examples]
         if task.metric == "accuracy":
-            counts = {"accuracy": np.array([[sum(p == g for p, g in zip(ps, gs)), len(gs)]
-                                            for ps, gs in zip(predictions, gold)], dtype=np.float64).reshape(-1, 2)}
+            counts = {
+                "accuracy": np.array(
+                    [[sum(p == g for p, g in zip(ps, gs)), len(gs)] for ps, gs in zip(predictions, gold)],
+                    dtype=np.float64,
+                ).reshape(-1, 2)
+            }
         else:
             counts = {"f1": chunk_counts(gold, predictions)}
         return per_example.reproducing(counts, scores)

@@ -40,8 +40,11 @@ def seqeval_scores(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]])
     with warnings.catch_warnings():  # "NOUN seems not to be NE tag", zero-division notes
         warnings.simplefilter("ignore")
         gold, pred = [list(s) for s in gold], [list(s) for s in pred]
-        return {"f1": float(f1_score(gold, pred)) * 100, "precision": float(precision_score(gold, pred)) * 100,
-                "recall": float(recall_score(gold, pred)) * 100}
+        return {
+            "f1": float(f1_score(gold, pred)) * 100,
+            "precision": float(precision_score(gold, pred)) * 100,
+            "recall": float(recall_score(gold, pred)) * 100,
+        }
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -125,8 +128,9 @@ def _token_f1(pred: str, gold: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-def _qa_scores(predictions: Mapping[str, str], golds: Mapping[str, Sequence[str]],
-               normalize: Callable[[str], str]) -> dict[str, float]:
+def _qa_scores(
+    predictions: Mapping[str, str], golds: Mapping[str, Sequence[str]], normalize: Callable[[str], str]
+) -> dict[str, float]:
     if not golds:
         raise ValueError("no gold questions")
     em = f1 = 0.0
@@ -202,8 +206,9 @@ def extract_pairs(scored_candidates: Mapping[tuple[str, str], float], threshold:
     return {pair for pair, score in scored_candidates.items() if score >= threshold}
 
 
-def best_threshold(scored_candidates: Mapping[tuple[str, str], float],
-                   gold_pairs: Iterable[tuple[str, str]]) -> tuple[float, float]:
+def best_threshold(
+    scored_candidates: Mapping[tuple[str, str], float], gold_pairs: Iterable[tuple[str, str]]
+) -> tuple[float, float]:
     """The dev-set threshold of xtreme's ``bucc_optimize`` and the F1 (percent) of the pairs it keeps.
 
     Candidates are sorted by falling score (ties keep their order) and swept; each time F1 of the

@@ -57,8 +57,13 @@ def chunk_counts(gold: list[list[str]], pred: list[list[str]]) -> np.ndarray:
     return np.array(rows, dtype=np.float64).reshape(-1, 3)
 
 
-def example_stats(score: Callable[[list, list], dict[str, float]], predictions: list, examples: list[dict],
-                  scores: dict[str, float], counts: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+def example_stats(
+    score: Callable[[list, list], dict[str, float]],
+    predictions: list,
+    examples: list[dict],
+    scores: dict[str, float],
+    counts: dict[str, np.ndarray] | None = None,
+) -> dict[str, np.ndarray]:
     """Statistics of every metric in ``scores`` that they reproduce: ``counts`` given by the caller, else each
     example scored alone by ``score(predictions, examples)`` (right for metrics that are means over examples)."""
     out = dict(counts or {})

@@ -43,8 +43,10 @@ def _langs(codes: str) -> tuple[str, ...]:
     return tuple(codes.split(","))
 
 
-_PANX = ("ar,he,vi,id,jv,ms,tl,eu,ml,ta,te,af,nl,en,de,el,bn,hi,mr,ur,fa,fr,it,pt,es,bg,ru,ja,ka,ko,th,sw,yo,my,"
-         "zh,kk,tr,et,fi,hu")
+_PANX = (
+    "ar,he,vi,id,jv,ms,tl,eu,ml,ta,te,af,nl,en,de,el,bn,hi,mr,ur,fa,fr,it,pt,es,bg,ru,ja,ka,ko,th,sw,yo,my,"
+    "zh,kk,tr,et,fi,hu"
+)
 _UDPOS = "af,ar,bg,de,el,en,es,et,eu,fa,fi,fr,he,hi,hu,id,it,ja,kk,ko,mr,nl,pt,ru,ta,te,th,tl,tr,ur,vi,yo,zh"
 _TATOEBA = "ar,he,vi,id,jv,tl,eu,ml,ta,te,af,nl,de,el,bn,hi,mr,ur,fa,fr,it,pt,es,bg,ru,ja,ka,ko,th,sw,zh,kk,tr,et,fi,hu"
 _XQUAD = "en,es,de,el,ru,tr,ar,vi,th,zh,hi"
@@ -58,41 +60,49 @@ def _suite(name: str, rows: list[tuple[str, str, str, str, str]], groups: dict[s
     return Suite(name, tasks, groups)
 
 
-XTREME = _suite("xtreme", [
-    ("pawsx", "de,en,es,fr,ja,ko,zh", "accuracy", "classification", "tsv"),
-    ("xnli", _XNLI, "accuracy", "classification", "tsv"),
-    ("panx", _PANX, "seqeval", "tagging", "tsv"),
-    ("udpos", _UDPOS, "seqeval", "tagging", "tsv"),
-    ("bucc2018", "de,fr,ru,zh", "bucc_f1", "retrieval", "tsv"),
-    ("tatoeba", _TATOEBA, "accuracy", "retrieval", "tsv"),
-    ("xquad", _XQUAD, "squad", "qa", "json"),
-    ("mlqa", _MLQA, "mlqa", "qa", "json"),
-    ("tydiqa", _TYDIQA, "squad", "qa", "json"),
-], {
-    "classification": ("pawsx", "xnli"),
-    "tagging": ("udpos", "panx"),
-    "qa": ("xquad", "mlqa", "tydiqa"),
-    "retrieval": ("bucc2018", "tatoeba"),
-})
+XTREME = _suite(
+    "xtreme",
+    [
+        ("pawsx", "de,en,es,fr,ja,ko,zh", "accuracy", "classification", "tsv"),
+        ("xnli", _XNLI, "accuracy", "classification", "tsv"),
+        ("panx", _PANX, "seqeval", "tagging", "tsv"),
+        ("udpos", _UDPOS, "seqeval", "tagging", "tsv"),
+        ("bucc2018", "de,fr,ru,zh", "bucc_f1", "retrieval", "tsv"),
+        ("tatoeba", _TATOEBA, "accuracy", "retrieval", "tsv"),
+        ("xquad", _XQUAD, "squad", "qa", "json"),
+        ("mlqa", _MLQA, "mlqa", "qa", "json"),
+        ("tydiqa", _TYDIQA, "squad", "qa", "json"),
+    ],
+    {
+        "classification": ("pawsx", "xnli"),
+        "tagging": ("udpos", "panx"),
+        "qa": ("xquad", "mlqa", "tydiqa"),
+        "retrieval": ("bucc2018", "tatoeba"),
+    },
+)
 
-XTREME_R = _suite("xtreme-r", [
-    ("xnli", _XNLI, "accuracy", "classification", "tsv"),
-    ("panx", _PANX + ",qu,pl,uk,az,lt,pa,gu,ro", "seqeval", "tagging", "tsv"),
-    ("udpos", _UDPOS + ",lt,pl,uk,wo,ro", "seqeval", "tagging", "tsv"),
-    ("tatoeba", _TATOEBA + ",az,lt,pl,uk,ro", "accuracy", "retrieval", "tsv"),
-    ("xcopa", "et,ht,id,it,qu,sw,ta,th,tr,vi,zh", "accuracy", "classification", "jsonl"),
-    ("lareqa", "ar,de,el,en,es,hi,ru,th,tr,vi,zh", "map@20", "retrieval", "json"),
-    ("mewslix", "ar,de,en,es,fa,ja,pl,ro,ta,tr,uk", "map@20", "retrieval", "json"),
-    ("xquad", _XQUAD + ",ro", "squad", "qa", "json"),
-    ("mlqa", _MLQA, "mlqa", "qa", "json"),
-    ("tydiqa", _TYDIQA, "squad", "qa", "json"),
-], {
-    "classification": ("xnli", "xcopa"),
-    "tagging": ("udpos", "panx"),
-    "qa": ("xquad", "mlqa", "tydiqa"),
-    "retrieval": ("tatoeba", "mewslix", "lareqa"),
-    "multi_choice": ("xcopa",),  # an official report key of its own
-})
+XTREME_R = _suite(
+    "xtreme-r",
+    [
+        ("xnli", _XNLI, "accuracy", "classification", "tsv"),
+        ("panx", _PANX + ",qu,pl,uk,az,lt,pa,gu,ro", "seqeval", "tagging", "tsv"),
+        ("udpos", _UDPOS + ",lt,pl,uk,wo,ro", "seqeval", "tagging", "tsv"),
+        ("tatoeba", _TATOEBA + ",az,lt,pl,uk,ro", "accuracy", "retrieval", "tsv"),
+        ("xcopa", "et,ht,id,it,qu,sw,ta,th,tr,vi,zh", "accuracy", "classification", "jsonl"),
+        ("lareqa", "ar,de,el,en,es,hi,ru,th,tr,vi,zh", "map@20", "retrieval", "json"),
+        ("mewslix", "ar,de,en,es,fa,ja,pl,ro,ta,tr,uk", "map@20", "retrieval", "json"),
+        ("xquad", _XQUAD + ",ro", "squad", "qa", "json"),
+        ("mlqa", _MLQA, "mlqa", "qa", "json"),
+        ("tydiqa", _TYDIQA, "squad", "qa", "json"),
+    ],
+    {
+        "classification": ("xnli", "xcopa"),
+        "tagging": ("udpos", "panx"),
+        "qa": ("xquad", "mlqa", "tydiqa"),
+        "retrieval": ("tatoeba", "mewslix", "lareqa"),
+        "multi_choice": ("xcopa",),  # an official report key of its own
+    },
+)
 
 SUITES: dict[str, Suite] = {s.name: s for s in (XTREME, XTREME_R)}
 

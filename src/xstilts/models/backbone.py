@@ -20,8 +20,11 @@ def load_backbone(ref: str) -> tuple[nn.Module, Any]:
     path = resolve_model(ref)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
-        backbone = AutoModel.from_pretrained(path, add_pooling_layer=False) if _is_bert_like(path) \
+        backbone = (
+            AutoModel.from_pretrained(path, add_pooling_layer=False)
+            if _is_bert_like(path)
             else AutoModel.from_pretrained(path)
+        )
     except (OSError, ValueError) as e:
         raise model_error(ref, e) from None
     return backbone, tokenizer
@@ -68,7 +71,8 @@ def freeze(backbone: nn.Module, parts: list[str]) -> list[str]:
     for name, p in backbone.named_parameters():
         for part in parts:
             if (part == "embeddings" and depths[name] == 0) or (
-                    part.startswith("layers:") and 1 <= depths[name] <= int(part.split(":")[1])):
+                part.startswith("layers:") and 1 <= depths[name] <= int(part.split(":")[1])
+            ):
                 p.requires_grad_(False)
                 frozen.append(name)
                 break

@@ -13,8 +13,14 @@ class MultiHeadModel(nn.Module):
     """A backbone and named heads; ``head_of`` maps each task to its head. ``forward(task, batch)`` returns the
     task's loss on a labelled batch, ``logits(task, batch)`` its outputs."""
 
-    def __init__(self, backbone: nn.Module, heads: dict[str, nn.Module], formats: dict[str, HeadFormat],
-                 head_of: dict[str, str], pooling: str):
+    def __init__(
+        self,
+        backbone: nn.Module,
+        heads: dict[str, nn.Module],
+        formats: dict[str, HeadFormat],
+        head_of: dict[str, str],
+        pooling: str,
+    ):
         super().__init__()
         self.backbone = backbone
         self.heads = nn.ModuleDict(heads)
@@ -37,5 +43,6 @@ def build_multitask(backbone: nn.Module, tasks: list[TaskDef], head_kind: str, p
         if t.head_name not in heads:
             heads[t.head_name] = t.format.make_head(t, backbone.config, head_kind)
             t.format.attach(heads[t.head_name], backbone)
-    return MultiHeadModel(backbone, heads, {t.name: t.format for t in tasks}, {t.name: t.head_name for t in tasks},
-                          pooling)
+    return MultiHeadModel(
+        backbone, heads, {t.name: t.format for t in tasks}, {t.name: t.head_name for t in tasks}, pooling
+    )

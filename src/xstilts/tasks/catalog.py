@@ -48,8 +48,9 @@ class TaskCatalog:
 
     def with_tasks(self, *tasks: TaskDef) -> TaskCatalog:
         """This catalog plus ``tasks`` (a name already taken is replaced: tests and notebooks define their own)."""
-        return TaskCatalog(MappingProxyType({**self.tasks, **{t.name: t for t in tasks}}), self.dirs,
-                           (*self.added, *tasks))
+        return TaskCatalog(
+            MappingProxyType({**self.tasks, **{t.name: t for t in tasks}}), self.dirs, (*self.added, *tasks)
+        )
 
     def with_dir(self, folder: str | Path, check_data: bool = True) -> TaskCatalog:
         """This catalog plus the user tasks of ``folder`` (see ``xstilts.tasks.user``), after reading all their
@@ -66,8 +67,11 @@ class TaskCatalog:
                 raise task_file_error(task.source.path, ("name",), f"task {task.name!r} is already defined {other}")
             if check_data:
                 check_task(task)
-        return TaskCatalog(MappingProxyType({**self.tasks, **{t.name: t for t in tasks}}),
-                           (*self.dirs, Path(folder).resolve()), self.added)
+        return TaskCatalog(
+            MappingProxyType({**self.tasks, **{t.name: t for t in tasks}}),
+            (*self.dirs, Path(folder).resolve()),
+            self.added,
+        )
 
     def names(self) -> list[str]:
         return sorted(self.tasks)

@@ -112,6 +112,4 @@ def mlm_task(name: str, files: dict[str, str | Path], dev_fraction: float = 0.05
     return TaskDef(name, "mlm", "intermediate", "accuracy", RawTextSource(files, dev_fraction))
 
 
-TASKS = (
-    TaskDef("mlm-pocket", "mlm", "intermediate", "accuracy", PocketTextSource()),
-)
+TASKS = (TaskDef("mlm-pocket", "mlm", "intermediate", "accuracy", PocketTextSource()),)

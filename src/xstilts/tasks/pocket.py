@@ -5,10 +5,28 @@ from xstilts.tasks.definition import TaskDef
 
 TASKS = (
     TaskDef("pocket-topic", "classification", "target", "accuracy", PocketSource("pocket-topic")),
-    TaskDef("pocket-retrieval", "retrieval", "target", "accuracy", PocketSource("pocket-retrieval"),
-            fields=("source", "target")),
-    TaskDef("pocket-answer", "multiple_choice", "intermediate", "accuracy", PocketSource("pocket-answer"),
-            fields=("question", "choices")),
-    TaskDef("pocket-sametopic", "classification", "intermediate", "accuracy",
-            PocketSource("pocket-sametopic"), fields=("text_a", "text_b")),
+    TaskDef(
+        "pocket-retrieval",
+        "retrieval",
+        "target",
+        "accuracy",
+        PocketSource("pocket-retrieval"),
+        fields=("source", "target"),
+    ),
+    TaskDef(
+        "pocket-answer",
+        "multiple_choice",
+        "intermediate",
+        "accuracy",
+        PocketSource("pocket-answer"),
+        fields=("question", "choices"),
+    ),
+    TaskDef(
+        "pocket-sametopic",
+        "classification",
+        "intermediate",
+        "accuracy",
+        PocketSource("pocket-sametopic"),
+        fields=("text_a", "text_b"),
+    ),
 )

@@ -67,9 +67,11 @@ class NeedsFiles:
     base: TaskDef
 
     def _refuse(self, *args):
-        raise UserError(f"{self.task}@{self.language}: translated data are read from files only: set data_dir, "
-                        f"with {self.task}'s official files translated into {self.language} under "
-                        f"<data_dir>/translated/{self.language}/")
+        raise UserError(
+            f"{self.task}@{self.language}: translated data are read from files only: set data_dir, "
+            f"with {self.task}'s official files translated into {self.language} under "
+            f"<data_dir>/translated/{self.language}/"
+        )
 
     load = checksum = _refuse
 
@@ -89,7 +91,11 @@ def variant(base: TaskDef, lang: str) -> TaskDef | None:
     if base.local is None or base.train_task or not LANGUAGE.fullmatch(lang) or lang == base.train_language:
         return None
     local = base.local
-    return replace(base, name=f"{base.name}@{lang}", train_language=lang, head=base.head_name,
-                   source=NeedsFiles(base.name, lang, base),
-                   local=lambda root: Translated(base.name, lang, local(Path(root) / "translated" / lang),
-                                                 base.train_language))
+    return replace(
+        base,
+        name=f"{base.name}@{lang}",
+        train_language=lang,
+        head=base.head_name,
+        source=NeedsFiles(base.name, lang, base),
+        local=lambda root: Translated(base.name, lang, local(Path(root) / "translated" / lang), base.train_language),
+    )

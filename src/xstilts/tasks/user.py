@@ -86,8 +86,11 @@ class TaskFile(BaseModel):
     @classmethod
     def _numbers_as_text(cls, v: Any) -> Any:
         """``labels: [0, 1]`` means the strings "0" and "1" (labels are compared as strings)."""
-        return [str(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else x for x in v] \
-            if isinstance(v, list) else v
+        return (
+            [str(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else x for x in v]
+            if isinstance(v, list)
+            else v
+        )
 
 
 def task_file_error(path: Path, loc: tuple, msg: str) -> UserError:
@@ -130,9 +133,13 @@ def _check(spec: TaskFile, path: Path) -> TaskFile:
         if other := sorted(names - {"lang"}):
             raise FieldProblem(("data", split), f"unknown placeholder {{{other[0]}}}; only {{lang}} is allowed")
         if split == "test" and len(spec.languages) > 1 and "lang" not in names:
-            raise FieldProblem(("data", split), f"needs a {{lang}} placeholder: there are {len(spec.languages)} languages")
+            raise FieldProblem(
+                ("data", split), f"needs a {{lang}} placeholder: there are {len(spec.languages)} languages"
+            )
         if Path(rel).suffix not in SUFFIXES:
-            raise FieldProblem(("data", split), f"unsupported file type {Path(rel).suffix or rel!r} (use .jsonl, .csv or .tsv)")
+            raise FieldProblem(
+                ("data", split), f"unsupported file type {Path(rel).suffix or rel!r} (use .jsonl, .csv or .tsv)"
+            )
         for lang in spec.languages if split == "test" else ["en"]:
             file = _data_file(path, rel, lang)
             if not file.is_file():
@@ -184,8 +191,10 @@ class UserSource:
         if split not in self.spec.data:
             raise UserError(f"{self.path}: task {self.spec.name!r} has no {split} split")
         if split == "test" and language not in self.spec.languages:
-            raise UserError(f"{self.path}: task {self.spec.name!r} has no language {language!r} "
-                            f"(it has {', '.join(self.spec.languages)})")
+            raise UserError(
+                f"{self.path}: task {self.spec.name!r} has no language {language!r} "
+                f"(it has {', '.join(self.spec.languages)})"
+            )
         return _data_file(self.path, self.spec.data[split], language)
 
     def load(self, split: str, language: str) -> list[dict]:
@@ -259,7 +268,9 @@ def load_tasks_dir(folder: str | Path) -> list[TaskDef]:
     for file in files:
         task = load_task_file(file)
         if task.name in tasks:
-            raise task_file_error(file, ("name",), f"task {task.name!r} is also defined in {tasks[task.name].source.path}")
+            raise task_file_error(
+                file, ("name",), f"task {task.name!r} is also defined in {tasks[task.name].source.path}"
+            )
         tasks[task.name] = task
     return list(tasks.values())
 

@@ -24,18 +24,72 @@ from xstilts.tasks.definition import TaskDef
 
 NLI_HEAD = "nli"  # mnli and anli_plus train one shared 3-way NLI head
 PAWSX_LABELS = ("0", "1")  # 1: paraphrase
-UPOS_TAGS = ("ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON", "PROPN", "PUNCT",
-             "SCONJ", "SYM", "VERB", "X")  # google/xtreme udpos class ids
+UPOS_TAGS = (
+    "ADJ",
+    "ADP",
+    "ADV",
+    "AUX",
+    "CCONJ",
+    "DET",
+    "INTJ",
+    "NOUN",
+    "NUM",
+    "PART",
+    "PRON",
+    "PROPN",
+    "PUNCT",
+    "SCONJ",
+    "SYM",
+    "VERB",
+    "X",
+)  # google/xtreme udpos class ids
 PANX_TAGS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC")  # wikiann class ids
 UDPOS_HUB_NAMES = {  # google/xtreme config ``udpos.<name>`` (UD v2.5); no XTREME-R additions there
-    "af": "Afrikaans", "ar": "Arabic", "bg": "Bulgarian", "de": "German", "el": "Greek", "en": "English",
-    "es": "Spanish", "et": "Estonian", "eu": "Basque", "fa": "Persian", "fi": "Finnish", "fr": "French",
-    "he": "Hebrew", "hi": "Hindi", "hu": "Hungarian", "id": "Indonesian", "it": "Italian", "ja": "Japanese",
-    "kk": "Kazakh", "ko": "Korean", "mr": "Marathi", "nl": "Dutch", "pt": "Portuguese", "ru": "Russian",
-    "ta": "Tamil", "te": "Telugu", "th": "Thai", "tl": "Tagalog", "tr": "Turkish", "ur": "Urdu",
-    "vi": "Vietnamese", "yo": "Yoruba", "zh": "Chinese"}
-TYDIQA_NAMES = {"ar": "arabic", "bn": "bengali", "en": "english", "fi": "finnish", "id": "indonesian",
-                "ko": "korean", "ru": "russian", "sw": "swahili", "te": "telugu"}  # TyDiQA id prefixes
+    "af": "Afrikaans",
+    "ar": "Arabic",
+    "bg": "Bulgarian",
+    "de": "German",
+    "el": "Greek",
+    "en": "English",
+    "es": "Spanish",
+    "et": "Estonian",
+    "eu": "Basque",
+    "fa": "Persian",
+    "fi": "Finnish",
+    "fr": "French",
+    "he": "Hebrew",
+    "hi": "Hindi",
+    "hu": "Hungarian",
+    "id": "Indonesian",
+    "it": "Italian",
+    "ja": "Japanese",
+    "kk": "Kazakh",
+    "ko": "Korean",
+    "mr": "Marathi",
+    "nl": "Dutch",
+    "pt": "Portuguese",
+    "ru": "Russian",
+    "ta": "Tamil",
+    "te": "Telugu",
+    "th": "Thai",
+    "tl": "Tagalog",
+    "tr": "Turkish",
+    "ur": "Urdu",
+    "vi": "Vietnamese",
+    "yo": "Yoruba",
+    "zh": "Chinese",
+}
+TYDIQA_NAMES = {
+    "ar": "arabic",
+    "bn": "bengali",
+    "en": "english",
+    "fi": "finnish",
+    "id": "indonesian",
+    "ko": "korean",
+    "ru": "russian",
+    "sw": "swahili",
+    "te": "telugu",
+}  # TyDiQA id prefixes
 PAIR, QA = ("text_a", "text_b"), ("question", "context")
 
 
@@ -70,8 +124,12 @@ def hub_label(labels: tuple[str, ...], value: int) -> str:
 def hub_pair(a: str, b: str, labels: tuple[str, ...], id_key: str | None = None):
     """A hub ``convert`` of sentence pairs: texts from columns ``a`` and ``b``, the label from the class id in
     "label", the id from column ``id_key`` (None: numbered by ``XtremeHub``)."""
-    return lambda r, lang: {"id": str(r[id_key]) if id_key else None, "text_a": r[a], "text_b": r[b],
-                            "label": hub_label(labels, r["label"])}
+    return lambda r, lang: {
+        "id": str(r[id_key]) if id_key else None,
+        "text_a": r[a],
+        "text_b": r[b],
+        "label": hub_label(labels, r["label"]),
+    }
 
 
 def _tagged(key: str, tags: tuple[str, ...]):
@@ -80,8 +138,12 @@ def _tagged(key: str, tags: tuple[str, ...]):
 
 def squad_record(r: dict, lang: str) -> dict:
     """A hub row of SQuAD, XQuAD, MLQA or TyDiQA-GoldP as an example."""
-    return {"id": r["id"], "question": r["question"], "context": r["context"],
-            "answers": {"text": list(r["answers"]["text"]), "answer_start": list(r["answers"]["answer_start"])}}
+    return {
+        "id": r["id"],
+        "question": r["question"],
+        "context": r["context"],
+        "answers": {"text": list(r["answers"]["text"]), "answer_start": list(r["answers"]["answer_start"])},
+    }
 
 
 def _tydiqa_record(r: dict, lang: str) -> dict | None:
@@ -90,8 +152,10 @@ def _tydiqa_record(r: dict, lang: str) -> dict | None:
 
 def _udpos_config(split: str, lang: str) -> str:
     if lang not in UDPOS_HUB_NAMES:
-        raise UserError(f"udpos: google/xtreme has no {lang!r} (UD v2.5, XTREME languages only); "
-                        "set data_dir to the official files for XTREME-R's additions")
+        raise UserError(
+            f"udpos: google/xtreme has no {lang!r} (UD v2.5, XTREME languages only); "
+            "set data_dir to the official files for XTREME-R's additions"
+        )
     return f"udpos.{UDPOS_HUB_NAMES[lang]}"
 
 
@@ -122,58 +186,170 @@ _tydiqa_dev = "tydiqa-goldp-v1.1-dev/tydiqa.goldp.{lang}.dev.json"
 _L = {t: suite_languages(t) for t in ("xnli", "pawsx", "udpos", "panx", "xquad", "mlqa", "tydiqa")}
 _TAGGING = XTREME.tasks["udpos"].metric  # seqeval, as the official scorer
 
-MNLI_FILES = from_files("mnli", "MNLI", partial(read_tsv_pairs, columns=("sentence1", "sentence2", "gold_label"),
-                                                header=True, quoting=csv.QUOTE_NONE, labels=NLI_LABELS),
-                        EN, NLI_LABELS, train="train.tsv", dev="dev_matched.tsv")  # GLUE's MNLI/ folder
+MNLI_FILES = from_files(
+    "mnli",
+    "MNLI",
+    partial(
+        read_tsv_pairs,
+        columns=("sentence1", "sentence2", "gold_label"),
+        header=True,
+        quoting=csv.QUOTE_NONE,
+        labels=NLI_LABELS,
+    ),
+    EN,
+    NLI_LABELS,
+    train="train.tsv",
+    dev="dev_matched.tsv",
+)  # GLUE's MNLI/ folder
 
 TASKS = (
     TaskDef(
-        "xnli", "classification", "target", "accuracy", fields=PAIR, train_task="mnli", protocol=protocol.CLASSIFICATION,
+        "xnli",
+        "classification",
+        "target",
+        "accuracy",
+        fields=PAIR,
+        train_task="mnli",
+        protocol=protocol.CLASSIFICATION,
         source=from_hub("xnli", "facebook/xnli", "{lang}", _nli, _L["xnli"], NLI_LABELS, **HUB),
-        local=from_files("xnli", "xnli", partial(_pairs, labels=NLI_LABELS), _L["xnli"], NLI_LABELS,
-                         dev="dev-{lang}.tsv", test="test-{lang}.tsv")),
+        local=from_files(
+            "xnli",
+            "xnli",
+            partial(_pairs, labels=NLI_LABELS),
+            _L["xnli"],
+            NLI_LABELS,
+            dev="dev-{lang}.tsv",
+            test="test-{lang}.tsv",
+        ),
+    ),
     TaskDef(
-        "mnli", "classification", "intermediate", "accuracy", fields=PAIR, head=NLI_HEAD,
-        source=from_hub("mnli", "nyu-mll/glue", "mnli", hub_pair("premise", "hypothesis", NLI_LABELS, "idx"), EN,
-                        NLI_LABELS, train="train", dev="validation_matched"),
-        local=MNLI_FILES),
+        "mnli",
+        "classification",
+        "intermediate",
+        "accuracy",
+        fields=PAIR,
+        head=NLI_HEAD,
+        source=from_hub(
+            "mnli",
+            "nyu-mll/glue",
+            "mnli",
+            hub_pair("premise", "hypothesis", NLI_LABELS, "idx"),
+            EN,
+            NLI_LABELS,
+            train="train",
+            dev="validation_matched",
+        ),
+        local=MNLI_FILES,
+    ),
     TaskDef(
-        "pawsx", "classification", "target", "accuracy", fields=PAIR, protocol=protocol.PAWSX,
+        "pawsx",
+        "classification",
+        "target",
+        "accuracy",
+        fields=PAIR,
+        protocol=protocol.PAWSX,
         source=from_hub("pawsx", "google-research-datasets/paws-x", "{lang}", _paws, _L["pawsx"], PAWSX_LABELS, **HUB),
-        local=from_files("pawsx", "pawsx", partial(_pairs, labels=PAWSX_LABELS), _L["pawsx"], PAWSX_LABELS,
-                         **XTREME_TSV)),
+        local=from_files(
+            "pawsx", "pawsx", partial(_pairs, labels=PAWSX_LABELS), _L["pawsx"], PAWSX_LABELS, **XTREME_TSV
+        ),
+    ),
     TaskDef(
-        "udpos", "tagging", "target", _TAGGING, fields=("tokens",), protocol=protocol.TAGGING,
-        source=from_hub("udpos", "google/xtreme", _udpos_config, _tagged("pos_tags", UPOS_TAGS),
-                        tuple(lang for lang in _L["udpos"] if lang in UDPOS_HUB_NAMES), UPOS_TAGS,
-                        **HUB),
-        local=from_files("udpos", "udpos", partial(read_conll, tags=UPOS_TAGS), _L["udpos"], UPOS_TAGS, **XTREME_TSV)),
+        "udpos",
+        "tagging",
+        "target",
+        _TAGGING,
+        fields=("tokens",),
+        protocol=protocol.TAGGING,
+        source=from_hub(
+            "udpos",
+            "google/xtreme",
+            _udpos_config,
+            _tagged("pos_tags", UPOS_TAGS),
+            tuple(lang for lang in _L["udpos"] if lang in UDPOS_HUB_NAMES),
+            UPOS_TAGS,
+            **HUB,
+        ),
+        local=from_files("udpos", "udpos", partial(read_conll, tags=UPOS_TAGS), _L["udpos"], UPOS_TAGS, **XTREME_TSV),
+    ),
     TaskDef(
-        "panx", "tagging", "target", _TAGGING, fields=("tokens",), protocol=protocol.TAGGING,
-        source=from_hub("panx", "unimelb-nlp/wikiann", "{lang}", _tagged("ner_tags", PANX_TAGS), _L["panx"], PANX_TAGS,
-                        **HUB),
-        local=from_files("panx", "panx", partial(read_conll, tags=PANX_TAGS, lang_prefix=True), _L["panx"], PANX_TAGS,
-                         **XTREME_TSV)),
+        "panx",
+        "tagging",
+        "target",
+        _TAGGING,
+        fields=("tokens",),
+        protocol=protocol.TAGGING,
+        source=from_hub(
+            "panx", "unimelb-nlp/wikiann", "{lang}", _tagged("ner_tags", PANX_TAGS), _L["panx"], PANX_TAGS, **HUB
+        ),
+        local=from_files(
+            "panx", "panx", partial(read_conll, tags=PANX_TAGS, lang_prefix=True), _L["panx"], PANX_TAGS, **XTREME_TSV
+        ),
+    ),
     TaskDef(
-        "squad_v1", "span_qa", "intermediate", "squad", fields=QA,
+        "squad_v1",
+        "span_qa",
+        "intermediate",
+        "squad",
+        fields=QA,
         source=from_hub("squad_v1", "rajpurkar/squad", "plain_text", squad_record, EN, train="train", dev="validation"),
-        local=from_files("squad_v1", "squad", read_squad_json, EN, train="train-v1.1.json", dev="dev-v1.1.json")),
+        local=from_files("squad_v1", "squad", read_squad_json, EN, train="train-v1.1.json", dev="dev-v1.1.json"),
+    ),
     TaskDef(
-        "xquad", "span_qa", "target", "squad", fields=QA, train_task="squad_v1", protocol=protocol.QA,
+        "xquad",
+        "span_qa",
+        "target",
+        "squad",
+        fields=QA,
+        train_task="squad_v1",
+        protocol=protocol.QA,
         source=from_hub("xquad", "google/xquad", "xquad.{lang}", squad_record, _L["xquad"], test="validation"),
-        local=from_files("xquad", "xquad", read_squad_json, _L["xquad"], test="xquad.{lang}.json")),
+        local=from_files("xquad", "xquad", read_squad_json, _L["xquad"], test="xquad.{lang}.json"),
+    ),
     TaskDef(
-        "mlqa", "span_qa", "target", "mlqa", fields=QA, train_task="squad_v1", protocol=protocol.QA,
-        source=from_hub("mlqa", "google/xtreme", "MLQA.{lang}.{lang}", squad_record, _L["mlqa"], dev="validation",
-                        test="test"),
-        local=from_files("mlqa", "mlqa", read_squad_json, _L["mlqa"],
-                         dev="MLQA_V1/dev/dev-context-{lang}-question-{lang}.json",
-                         test="MLQA_V1/test/test-context-{lang}-question-{lang}.json")),
+        "mlqa",
+        "span_qa",
+        "target",
+        "mlqa",
+        fields=QA,
+        train_task="squad_v1",
+        protocol=protocol.QA,
+        source=from_hub(
+            "mlqa", "google/xtreme", "MLQA.{lang}.{lang}", squad_record, _L["mlqa"], dev="validation", test="test"
+        ),
+        local=from_files(
+            "mlqa",
+            "mlqa",
+            read_squad_json,
+            _L["mlqa"],
+            dev="MLQA_V1/dev/dev-context-{lang}-question-{lang}.json",
+            test="MLQA_V1/test/test-context-{lang}-question-{lang}.json",
+        ),
+    ),
     TaskDef(  # TyDiQA-GoldP has no English dev set but the test one: dev is the English GoldP dev file
-        "tydiqa", "span_qa", "target", "squad", fields=QA, protocol=protocol.QA,
-        source=from_hub("tydiqa", "google/xtreme", "tydiqa", _tydiqa_record, _L["tydiqa"], train="train",
-                        dev="validation", test="validation"),
-        local=from_files("tydiqa", "tydiqa", _read_tydiqa, _L["tydiqa"],
-                         train="tydiqa-goldp-v1.1-train/tydiqa-goldp-v1.1-train.json", dev=_tydiqa_dev,
-                         test=_tydiqa_dev)),
+        "tydiqa",
+        "span_qa",
+        "target",
+        "squad",
+        fields=QA,
+        protocol=protocol.QA,
+        source=from_hub(
+            "tydiqa",
+            "google/xtreme",
+            "tydiqa",
+            _tydiqa_record,
+            _L["tydiqa"],
+            train="train",
+            dev="validation",
+            test="validation",
+        ),
+        local=from_files(
+            "tydiqa",
+            "tydiqa",
+            _read_tydiqa,
+            _L["tydiqa"],
+            train="tydiqa-goldp-v1.1-train/tydiqa-goldp-v1.1-train.json",
+            dev=_tydiqa_dev,
+            test=_tydiqa_dev,
+        ),
+    ),
 )

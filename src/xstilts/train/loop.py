@@ -37,8 +37,8 @@ def length_grouped_batches(lengths: list[int], batch_size: int, rng: np.random.G
     mega = batch_size * 50
     batches = []
     for start in range(0, len(perm), mega):
-        chunk = sorted(perm[start:start + mega], key=lambda i: -lengths[i])
-        batches += [chunk[k:k + batch_size] for k in range(0, len(chunk), batch_size)]
+        chunk = sorted(perm[start : start + mega], key=lambda i: -lengths[i])
+        batches += [chunk[k : k + batch_size] for k in range(0, len(chunk), batch_size)]
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
@@ -86,8 +86,10 @@ def _param_groups(model: torch.nn.Module, cfg: TrainConfig) -> list[dict]:
             lr = cfg.head_lr or cfg.lr
         decays = not (p.ndim < 2 or "LayerNorm" in name or "layer_norm" in name)
         groups.setdefault((lr, decays), []).append(p)
-    return [{"params": ps, "lr": lr, "weight_decay": cfg.weight_decay if decays else 0.0}
-            for (lr, decays), ps in groups.items()]
+    return [
+        {"params": ps, "lr": lr, "weight_decay": cfg.weight_decay if decays else 0.0}
+        for (lr, decays), ps in groups.items()
+    ]
 
 
 def planned_updates(sizes: list[int], cfg: TrainConfig) -> int:
@@ -107,7 +109,7 @@ def _share(batch: dict[str, torch.Tensor], accelerator: Accelerator) -> dict[str
     if world == 1:
         return batch
     n = len(batch["input_ids"])
-    rows = [i % n for i in range(max(n, world))][accelerator.process_index::world]
+    rows = [i % n for i in range(max(n, world))][accelerator.process_index :: world]
     return {name: v[rows] for name, v in batch.items()}
 
 
@@ -170,9 +172,17 @@ class LoopState:
         self.seconds = 0.0  # training time before the current process started
 
     def state_dict(self) -> dict:
-        return {"rng": self.rng.bit_generator.state, "streams": [s.state_dict() for s in self.streams],
-                "step": self.step, "seen": self.seen, "tokens": self.tokens, "losses": self.losses,
-                "dev_curve": self.dev_curve, "best_state": self.best_state, "seconds": self.seconds}
+        return {
+            "rng": self.rng.bit_generator.state,
+            "streams": [s.state_dict() for s in self.streams],
+            "step": self.step,
+            "seen": self.seen,
+            "tokens": self.tokens,
+            "losses": self.losses,
+            "dev_curve": self.dev_curve,
+            "best_state": self.best_state,
+            "seconds": self.seconds,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.rng.bit_generator.state = state["rng"]
@@ -193,14 +203,18 @@ def _flat(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _prepare(model: torch.nn.Module, cfg: TrainConfig, updates: int, tracking: Tracking | None,
-             mixed_precision: str) -> tuple[Accelerator, torch.nn.Module, torch.optim.Optimizer, Any]:
+def _prepare(
+    model: torch.nn.Module, cfg: TrainConfig, updates: int, tracking: Tracking | None, mixed_precision: str
+) -> tuple[Accelerator, torch.nn.Module, torch.optim.Optimizer, Any]:
     """The Accelerator, and the model, AdamW and the linear warm-up and decay schedule it prepared."""
     # split_batches: several processes share each batch, so the schedule steps once per update
-    accelerator = Accelerator(gradient_accumulation_steps=cfg.grad_accum, mixed_precision=mixed_precision,
-                              dataloader_config=DataLoaderConfiguration(split_batches=True),
-                              log_with=tracking.trackers if tracking else None,
-                              project_dir=tracking.dir if tracking else None)
+    accelerator = Accelerator(
+        gradient_accumulation_steps=cfg.grad_accum,
+        mixed_precision=mixed_precision,
+        dataloader_config=DataLoaderConfiguration(split_batches=True),
+        log_with=tracking.trackers if tracking else None,
+        project_dir=tracking.dir if tracking else None,
+    )
     # fused AdamW: a ~10x faster optimizer step on CPU than the default loop
     optimizer = torch.optim.AdamW(_param_groups(model, cfg), lr=cfg.lr, fused=True)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * updates), updates)
@@ -208,8 +222,17 @@ def _prepare(model: torch.nn.Module, cfg: TrainConfig, updates: int, tracking: T
     return accelerator, model, optimizer, scheduler
 
 
-def _micro_step(accelerator: Accelerator, model: torch.nn.Module, optimizer, scheduler, state: LoopState,
-                task: str, stream: BatchStream, weight: float, max_grad_norm: float) -> None:
+def _micro_step(
+    accelerator: Accelerator,
+    model: torch.nn.Module,
+    optimizer,
+    scheduler,
+    state: LoopState,
+    task: str,
+    stream: BatchStream,
+    weight: float,
+    max_grad_norm: float,
+) -> None:
     """Forward and backward of one micro-batch of ``task``; the optimizer steps once the accumulation is full."""
     batch = next(stream)
     state.seen[task] += len(batch["input_ids"])
@@ -227,8 +250,9 @@ def _micro_step(accelerator: Accelerator, model: torch.nn.Module, optimizer, sch
     state.losses.append(float(accelerator.reduce(loss.detach(), "mean")))  # over every process's share
 
 
-def _dev_check(state: LoopState, update: int, dev_score: Callable[[], float], model: torch.nn.Module,
-               patience: int | None) -> bool:
+def _dev_check(
+    state: LoopState, update: int, dev_score: Callable[[], float], model: torch.nn.Module, patience: int | None
+) -> bool:
     """Score English dev and keep the weights when they score best; True once ``patience`` scores brought no gain."""
     state.dev_curve.append((update, dev_score()))
     model.train()
@@ -239,8 +263,17 @@ def _dev_check(state: LoopState, update: int, dev_score: Callable[[], float], mo
     return bool(patience) and len(state.dev_curve) - 1 - best >= patience
 
 
-def _summary(state: LoopState, tasks: list[TrainTask], probs: np.ndarray, updates: int, done: int, stopped_by: str,
-             resumed_from: int | None, seconds: float, processes: int) -> dict[str, Any]:
+def _summary(
+    state: LoopState,
+    tasks: list[TrainTask],
+    probs: np.ndarray,
+    updates: int,
+    done: int,
+    stopped_by: str,
+    resumed_from: int | None,
+    seconds: float,
+    processes: int,
+) -> dict[str, Any]:
     """What the run did: the budget it used, throughput, the final loss and the dev curve."""
     examples = sum(state.seen.values())
     curve = state.dev_curve
@@ -261,11 +294,18 @@ def _summary(state: LoopState, tasks: list[TrainTask], probs: np.ndarray, update
     }
 
 
-def train(model: torch.nn.Module, tasks: list[TrainTask], cfg: TrainConfig, seed: int, pad_id: int,
-          on_step: Callable[[int, int, float], None] | None = None,
-          dev_score: Callable[[], float] | None = None,
-          checkpoints: Checkpoints | None = None, tracking: Tracking | None = None,
-          mixed_precision: str = "no") -> dict[str, Any]:
+def train(
+    model: torch.nn.Module,
+    tasks: list[TrainTask],
+    cfg: TrainConfig,
+    seed: int,
+    pad_id: int,
+    on_step: Callable[[int, int, float], None] | None = None,
+    dev_score: Callable[[], float] | None = None,
+    checkpoints: Checkpoints | None = None,
+    tracking: Tracking | None = None,
+    mixed_precision: str = "no",
+) -> dict[str, Any]:
     """Train ``model`` (a MultiHeadModel, whose forward returns the loss) in place; returns the budget it used.
 
     With ``dev_score`` (English dev only), the model is scored after every epoch's worth of updates (or every
@@ -296,8 +336,9 @@ def train(model: torch.nn.Module, tasks: list[TrainTask], cfg: TrainConfig, seed
     start = saved = time.perf_counter()
     while state.step < updates * cfg.grad_accum:
         k = int(state.rng.choice(len(tasks), p=probs))
-        _micro_step(accelerator, model, optimizer, scheduler, state, tasks[k].name, streams[k], weights[k],
-                    cfg.max_grad_norm)
+        _micro_step(
+            accelerator, model, optimizer, scheduler, state, tasks[k].name, streams[k], weights[k], cfg.max_grad_norm
+        )
         if state.step % cfg.grad_accum:
             continue
         done = state.step // cfg.grad_accum
@@ -305,12 +346,22 @@ def train(model: torch.nn.Module, tasks: list[TrainTask], cfg: TrainConfig, seed
         if on_step:
             on_step(done, updates, state.losses[-1])
         if tracking:
-            accelerator.log({"train/loss": state.losses[-1], "train/lr": scheduler.get_last_lr()[0],
-                             "train/examples_per_second": sum(state.seen.values()) / elapsed}, step=done)
+            accelerator.log(
+                {
+                    "train/loss": state.losses[-1],
+                    "train/lr": scheduler.get_last_lr()[0],
+                    "train/examples_per_second": sum(state.seen.values()) / elapsed,
+                },
+                step=done,
+            )
         # one decision for every process: each would otherwise read its own clock
-        out_of_time, save_due = _agree(accelerator, [
-            cfg.max_seconds is not None and elapsed >= cfg.max_seconds,
-            checkpoints is not None and done < updates and time.perf_counter() - saved >= checkpoints.every])
+        out_of_time, save_due = _agree(
+            accelerator,
+            [
+                cfg.max_seconds is not None and elapsed >= cfg.max_seconds,
+                checkpoints is not None and done < updates and time.perf_counter() - saved >= checkpoints.every,
+            ],
+        )
         if dev_score and (done % check_every == 0 or done == updates or out_of_time):
             patience_ran_out = _dev_check(state, done, dev_score, model, cfg.early_stopping_patience)
             if tracking:

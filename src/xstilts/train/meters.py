@@ -54,9 +54,13 @@ class Movement:
         device = next(backbone.parameters()).device
         out = []
         for start in range(0, len(self.sequences), self.batch_size):
-            batch = collate([{"input_ids": s} for s in self.sequences[start:start + self.batch_size]], self.pad_id)
-            out.append(encode(backbone, batch["input_ids"].to(device), batch["attention_mask"].to(device), "mean")
-                       .float().cpu().numpy())
+            batch = collate([{"input_ids": s} for s in self.sequences[start : start + self.batch_size]], self.pad_id)
+            out.append(
+                encode(backbone, batch["input_ids"].to(device), batch["attention_mask"].to(device), "mean")
+                .float()
+                .cpu()
+                .numpy()
+            )
         backbone.train(was_training)
         return np.concatenate(out)
 
@@ -71,6 +75,9 @@ class Movement:
                 moved += float(delta.pow(2).sum())
                 total += float(self.before[name].pow(2).sum())
                 largest = max(largest, float(delta.abs().max()))
-        return {"relative_change": round((moved / total) ** 0.5, 8), "max_abs_change": largest,
-                "cka_english_dev": round(linear_cka(self.reps, self._represent(backbone)), 6),
-                "cka_sequences": len(self.sequences)}
+        return {
+            "relative_change": round((moved / total) ** 0.5, 8),
+            "max_abs_change": largest,
+            "cka_english_dev": round(linear_cka(self.reps, self._represent(backbone)), 6),
+            "cka_sequences": len(self.sequences),
+        }

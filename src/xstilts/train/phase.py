@@ -40,9 +40,20 @@ def seeded_subset(examples: list[dict], n: int | None, seed: int) -> list[dict]:
     return [examples[i] for i in keep]
 
 
-def train_phase(backbone: nn.Module, tokenizer: Any, phase: list[PhaseTask], cfg: TrainConfig, eval_cfg: EvalConfig,
-                seed: int | None, pooling: str, progress: Progress, label: str, checkpoints: Checkpoints | None = None,
-                tracking: Tracking | None = None, mixed_precision: str = "no") -> tuple[MultiHeadModel, dict]:
+def train_phase(
+    backbone: nn.Module,
+    tokenizer: Any,
+    phase: list[PhaseTask],
+    cfg: TrainConfig,
+    eval_cfg: EvalConfig,
+    seed: int | None,
+    pooling: str,
+    progress: Progress,
+    label: str,
+    checkpoints: Checkpoints | None = None,
+    tracking: Tracking | None = None,
+    mixed_precision: str = "no",
+) -> tuple[MultiHeadModel, dict]:
     """Train heads (and the backbone, unless the recipe is a probe) on the tasks' English train sets."""
     seed = seed if seed is not None else 0
     set_seed(seed)
@@ -59,22 +70,40 @@ def train_phase(backbone: nn.Module, tokenizer: Any, phase: list[PhaseTask], cfg
     stats: dict[str, Any] = {"recipe": cfg.recipe}
     if cfg.recipe in ("probe", "lp-ft"):
         progress(f"{label}: probe", 0, 1)
-        probe_tasks = [ProbeTask(t.name, tt.features, dev_sets[t.name][1], headline_score(t, *dev_sets[t.name]))
-                       for t, tt in zip(tasks, train_tasks)]
+        probe_tasks = [
+            ProbeTask(t.name, tt.features, dev_sets[t.name][1], headline_score(t, *dev_sets[t.name]))
+            for t, tt in zip(tasks, train_tasks)
+        ]
         stats["probe"] = fit_probe(model, probe_tasks, cfg.probe_l2, eval_cfg.batch_size, tokenizer.pad_token_id, seed)
     if cfg.recipe == "probe":
         return model, {**stats, "updates": 0, "movement": movement.measure(backbone)}
     stats["frozen"] = len(freeze(backbone, cfg.freeze))
     dev_score = _dev_checks(model, tasks, dev_sets, tokenizer, cfg, eval_cfg, stats) if cfg.select_on_dev else None
     stats["heads_at_start"] = {name: head_fingerprint(h) for name, h in model.heads.items()}
-    stats |= train(model, train_tasks, cfg, seed, tokenizer.pad_token_id,
-                   on_step=lambda step, total, loss: progress(f"{label} loss {loss:.3f}", step, total),
-                   dev_score=dev_score, checkpoints=checkpoints, tracking=tracking, mixed_precision=mixed_precision)
+    stats |= train(
+        model,
+        train_tasks,
+        cfg,
+        seed,
+        tokenizer.pad_token_id,
+        on_step=lambda step, total, loss: progress(f"{label} loss {loss:.3f}", step, total),
+        dev_score=dev_score,
+        checkpoints=checkpoints,
+        tracking=tracking,
+        mixed_precision=mixed_precision,
+    )
     return model, {**stats, "movement": movement.measure(model.backbone)}
 
 
-def _dev_checks(model: MultiHeadModel, tasks: list[TaskDef], dev_sets: dict, tokenizer: Any, cfg: TrainConfig,
-                eval_cfg: EvalConfig, stats: dict) -> Callable[[], float]:
+def _dev_checks(
+    model: MultiHeadModel,
+    tasks: list[TaskDef],
+    dev_sets: dict,
+    tokenizer: Any,
+    cfg: TrainConfig,
+    eval_cfg: EvalConfig,
+    stats: dict,
+) -> Callable[[], float]:
     """The headline English dev score (of the first ``eval_subset`` examples), averaged over the tasks
     ``select_by`` chooses; each dev set featurized once."""
     chosen = tasks if cfg.select_by == "macro" else [t for t in tasks if t.name == cfg.select_by]
@@ -82,12 +111,19 @@ def _dev_checks(model: MultiHeadModel, tasks: list[TaskDef], dev_sets: dict, tok
     for t in chosen:
         dev, features = dev_sets[t.name]
         if cfg.eval_subset is not None and cfg.eval_subset < len(dev):
-            dev = dev[:cfg.eval_subset]
+            dev = dev[: cfg.eval_subset]
             features = t.format.featurize(t, dev, tokenizer, eval_cfg.max_length)
         checks[t.name] = (features, headline_score(t, dev, features))
-    stats["dev_check_examples"] = {t.name: len(dev_sets[t.name][0][:cfg.eval_subset]) for t in chosen}
+    stats["dev_check_examples"] = {t.name: len(dev_sets[t.name][0][: cfg.eval_subset]) for t in chosen}
 
     def dev_score() -> float:
-        return float(np.mean([score(predict_logits(model, name, features, eval_cfg.batch_size, tokenizer.pad_token_id))
-                              for name, (features, score) in checks.items()]))
+        return float(
+            np.mean(
+                [
+                    score(predict_logits(model, name, features, eval_cfg.batch_size, tokenizer.pad_token_id))
+                    for name, (features, score) in checks.items()
+                ]
+            )
+        )
+
     return dev_score

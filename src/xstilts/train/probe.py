@@ -41,14 +41,15 @@ def head_fingerprint(head: nn.Module) -> str:
 
 
 @torch.no_grad()
-def _cache(model: nn.Module, task: str, features: list[dict], order: np.ndarray, batch_size: int, pad_id: int,
-           max_bytes: int) -> tuple[list[tuple[torch.Tensor, dict]], list[int]]:
+def _cache(
+    model: nn.Module, task: str, features: list[dict], order: np.ndarray, batch_size: int, pad_id: int, max_bytes: int
+) -> tuple[list[tuple[torch.Tensor, dict]], list[int]]:
     """(representations, batch) per batch of ``features`` in ``order``, stopping at ``max_bytes``; and the
     feature indices cached, in cache order."""
     fmt, device = model.formats[task], next(model.parameters()).device
     cached, used, size = [], [], 0
     for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size].tolist()
+        idx = order[start : start + batch_size].tolist()
         batch = {k: v.to(device) for k, v in collate([features[i] for i in idx], pad_id).items()}
         reps = fmt.represent(model.backbone, batch, model.pooling).float()
         size += reps.numel() * 4
@@ -76,14 +77,23 @@ def _fit(head: nn.Module, fmt, cached: list[tuple[torch.Tensor, dict]], l2: floa
     params = [p for p in head.parameters() if p.requires_grad]
     weights = [p for p in params if p.ndim >= 2]
     total = sum(len(b["input_ids"]) for _, b in cached)
-    optimizer = torch.optim.LBFGS(params, lr=1.0, max_iter=max_iter, history_size=20,
-                                  tolerance_grad=1e-6, tolerance_change=1e-9, line_search_fn="strong_wolfe")
+    optimizer = torch.optim.LBFGS(
+        params,
+        lr=1.0,
+        max_iter=max_iter,
+        history_size=20,
+        tolerance_grad=1e-6,
+        tolerance_change=1e-9,
+        line_search_fn="strong_wolfe",
+    )
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
-        loss = sum(fmt.loss(fmt.head_logits(head, reps, batch), batch) * (len(batch["input_ids"]) / total)
-                   for reps, batch in cached)
-        loss = loss + l2 / 2 * sum((w ** 2).sum() for w in weights)
+        loss = sum(
+            fmt.loss(fmt.head_logits(head, reps, batch), batch) * (len(batch["input_ids"]) / total)
+            for reps, batch in cached
+        )
+        loss = loss + l2 / 2 * sum((w**2).sum() for w in weights)
         loss.backward()
         return loss
 
@@ -91,8 +101,9 @@ def _fit(head: nn.Module, fmt, cached: list[tuple[torch.Tensor, dict]], l2: floa
 
 
 @torch.no_grad()
-def _outputs(head: nn.Module, fmt, cached: list[tuple[torch.Tensor, dict]], used: list[int],
-             n: int) -> list[np.ndarray]:
+def _outputs(
+    head: nn.Module, fmt, cached: list[tuple[torch.Tensor, dict]], used: list[int], n: int
+) -> list[np.ndarray]:
     out: list[np.ndarray] = [np.empty(0)] * n
     rows = (row for reps, batch in cached for row in fmt.head_logits(head, reps, batch).float().cpu().numpy())
     for i, row in zip(used, rows):
@@ -100,8 +111,16 @@ def _outputs(head: nn.Module, fmt, cached: list[tuple[torch.Tensor, dict]], used
     return out
 
 
-def fit_probe(model: nn.Module, tasks: list[ProbeTask], l2s: list[float], batch_size: int, pad_id: int,
-              seed: int, max_iter: int = 100, max_bytes: int = MAX_CACHE_BYTES) -> dict:
+def fit_probe(
+    model: nn.Module,
+    tasks: list[ProbeTask],
+    l2s: list[float],
+    batch_size: int,
+    pad_id: int,
+    seed: int,
+    max_iter: int = 100,
+    max_bytes: int = MAX_CACHE_BYTES,
+) -> dict:
     """Fit the heads of ``model`` (a MultiHeadModel) on its frozen backbone, one head at a time (tasks sharing a
     head are fit together; the dev score is their mean); returns what the phase did, per head."""
     start = time.perf_counter()
@@ -130,8 +149,14 @@ def fit_probe(model: nn.Module, tasks: list[ProbeTask], l2s: list[float], batch_
         curve, best = [], None
         for l2 in sorted(l2s, reverse=True):  # strongest first; each fit warm-starts the next
             _fit(head, fmt, train, l2, max_iter)
-            score = float(np.mean([t.dev_score(_outputs(head, fmt, cached, used, len(t.dev)))
-                                   for t, (cached, used) in zip(group, dev, strict=True)]))
+            score = float(
+                np.mean(
+                    [
+                        t.dev_score(_outputs(head, fmt, cached, used, len(t.dev)))
+                        for t, (cached, used) in zip(group, dev, strict=True)
+                    ]
+                )
+            )
             curve.append([l2, score])
             if best is None or score > best[0]:
                 best = (score, l2, {k: v.clone() for k, v in head.state_dict().items()})
@@ -140,6 +165,10 @@ def fit_probe(model: nn.Module, tasks: list[ProbeTask], l2s: list[float], batch_
             linear = _first_linear(head)
             linear.weight.div_(std)
             linear.bias.sub_(linear.weight @ mean)
-        report[head_name] = {"l2": best[1], "dev_curve": curve, "train_examples": train_examples,
-                             "head": head_fingerprint(head)}
+        report[head_name] = {
+            "l2": best[1],
+            "dev_curve": curve,
+            "train_examples": train_examples,
+            "head": head_fingerprint(head),
+        }
     return {"heads": report, "seconds": round(time.perf_counter() - start, 3)}

@@ -11,8 +11,12 @@ def task_probabilities(sizes: list[int], sampler: str, temperature: float = 2.0,
     n = np.asarray(sizes, dtype=float)
     if (n <= 0).any():
         raise ValueError("every task needs at least one training example")
-    weights = {"uniform": lambda: np.ones_like(n), "proportional": lambda: n,
-               "temperature": lambda: n ** (1.0 / temperature), "capped": lambda: np.minimum(n, cap)}
+    weights = {
+        "uniform": lambda: np.ones_like(n),
+        "proportional": lambda: n,
+        "temperature": lambda: n ** (1.0 / temperature),
+        "capped": lambda: np.minimum(n, cap),
+    }
     if sampler not in weights:
         raise ValueError(f"unknown sampler {sampler!r}")
     w = weights[sampler]()
