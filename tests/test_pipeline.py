@@ -76,6 +76,9 @@ def test_run_end_to_end_then_skip(tiny_model, tiny_catalog, tmp_path):
     assert target["upstream"] == multi["job_id"]
     assert (tmp_path / "jobs" / multi["job_id"] / "checkpoint" / "model.safetensors").is_file()
     assert target["spec"]["data"] and target["versions"]["torch"]
+    speed = target["inference"]  # measured on English dev: latency one example at a time, batch throughput
+    assert 0 < speed["latency_ms_p50"] <= speed["latency_ms_p95"] and speed["latency_examples"] == 20 - 4
+    assert speed["throughput_examples_per_second"] > 0 and speed["throughput_examples"] == 20
     # a second run finds everything done
     second = run_experiment(cfg, tiny_catalog, "yaml", tmp_path, Console(quiet=True))
     assert second["ran"] == 0 and second["skipped"] == 12

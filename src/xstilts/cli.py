@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 from enum import Enum
@@ -157,27 +156,37 @@ def run(
     summary = run_experiment(
         cfg, catalog, file.text, out, console, workers=workers, options=options, runner=runner.value, address=address
     )
-    report = _write_report(out, cfg.intermediate.settings, cfg.name)
+    written = _write_report(out, cfg)
     console.print(f"{summary['ran']} jobs run, {summary['skipped']} already done, {summary['seconds']} s")
-    print(report.read_text(encoding="utf-8"))
-    console.print(f"report: {report}")
+    markdown = next((p for p in written if p.suffix == ".md"), None)
+    if markdown:
+        print(markdown.read_text(encoding="utf-8"))
+    console.print("report: " + ", ".join(str(p) for p in written))
 
 
-def _write_report(out: Path, settings: list[str], title: str) -> Path:
-    from xstilts.analysis.report import build_report
-    from xstilts.cache import atomic_write_text
-    from xstilts.experiments.export import rows
+def _write_report(out: Path, cfg, formats: list[str] | None = None) -> list[Path]:
+    from xstilts.analysis.study import write_report
     from xstilts.experiments.rundir import RunDir
-    from xstilts.metrics import per_example
 
-    run = RunDir(out)
+    return write_report(RunDir(out), cfg, formats)
 
-    @functools.cache  # a probe shared by several grid groups is read once
-    def examples(job_id: str) -> dict:
-        return per_example.read(run.per_example(job_id))
 
-    atomic_write_text(run.report_path, build_report(rows(run), settings, title, examples, run.load_results()))
-    return run.report_path
+@app.command()
+def report(
+    out: Path = typer.Argument(..., help="experiment output directory"),
+    format: str | None = typer.Option(None, "--format", help="md,html,latex (default: the config's report.formats)"),
+) -> None:
+    """Write the report of OUT (its config's analyses): report.md, report.html, tables.tex and figures/."""
+    from xstilts.config.load import load_config
+
+    config = out / "experiment.yaml"
+    if not config.is_file():
+        raise UserError(f"{config}: no experiment here (run it first)")
+    formats = [f.strip() for f in format.split(",")] if format else None
+    if formats and (bad := sorted(set(formats) - {"md", "html", "latex"})):
+        raise UserError(f"--format {format!r}: {', '.join(bad)} is not one of md, html, latex")
+    for path in _write_report(out, load_config(config).cfg, formats):
+        print(path)
 
 
 @app.command()

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from xstilts.analysis.document import Block, Heading, Paragraph, Table, markdown
 from xstilts.analysis.stats import Interval, bootstrap_gain, bootstrap_score, seed_interval, signed
+from xstilts.analysis.trends import Correlation, correlation
 from xstilts.config.schema import NONE_SETTING
 from xstilts.experiments.export import ROW_COLUMNS
 from xstilts.metrics import per_example
@@ -20,14 +24,6 @@ Examples = Callable[[str], dict[str, np.ndarray]]  # job id -> its per-example s
 
 def _fmt(x: float) -> str:
     return "" if pd.isna(x) else f"{x:.1f}" if round(x, 1) != 0 else "0.0"
-
-
-def _markdown(df: pd.DataFrame, index_name: str, cell: Callable[[object], str] = _fmt) -> str:
-    cols = [index_name, *map(str, df.columns)]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for idx, row in df.iterrows():
-        lines.append("| " + " | ".join([str(idx), *(cell(v) for v in row)]) + " |")
-    return "\n".join(lines)
 
 
 def _headline(rows: pd.DataFrame, target: str) -> pd.DataFrame:
@@ -74,41 +70,67 @@ def _ci(interval: Interval | None, sign: bool = False) -> str:
     return f"[{f(interval.low)}, {f(interval.high)}]"
 
 
+@dataclass(frozen=True)
+class SettingScore:
+    """A setting's zero-shot average: its runs, the Student-t interval across them, the bootstrap interval over
+    test examples (and runs), and the paired-bootstrap gain over the baseline ("avg" and per language)."""
+
+    runs: int
+    seeds: Interval
+    score: Interval | None
+    gain: dict[str, Interval] | None
+
+
+def setting_scores(
+    rows: pd.DataFrame, target: str, settings: list[str], examples: Examples, resamples: int = 2000
+) -> dict[str, SettingScore]:
+    """Every setting of a target's rows (one grid group), in report order. The bootstrap resamples test examples
+    (paired across settings) and, with several runs, the runs."""
+    sub = _headline(rows, target)
+    metric = sub.metric.iloc[0]
+    languages = sorted(set(sub.language) - {"en"})
+    runs = {c: _runs(sub, c, metric, languages, examples) for c in _order(set(sub.intermediate), settings)}
+    base = runs.get(NONE_SETTING) or []
+    out = {}
+    for c, arm in runs.items():
+        per_seed = sub[(sub.intermediate == c) & sub.language.isin(languages)].groupby("job_id").value.mean()
+        gain = bootstrap_gain(arm, base, resamples) if arm and base and c != NONE_SETTING else None
+        out[c] = SettingScore(
+            len(per_seed),
+            Interval(*seed_interval(per_seed.tolist())),
+            bootstrap_score(arm, resamples)["avg"] if arm else None,
+            gain,
+        )
+    return out
+
+
 def uncertainty_tables(
     rows: pd.DataFrame, target: str, settings: list[str], examples: Examples, resamples: int = 2000
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(per setting: zero-shot average with its CI across seeds and its bootstrap CI, and the gain over the
-    baseline with its paired-bootstrap CI; per language x setting: the gain with its CI, "*" where it excludes 0).
-    The bootstrap resamples test examples (paired across settings) and, with several runs, the runs."""
-    sub = _headline(rows, target)
-    metric = sub.metric.iloc[0]
-    languages = sorted(set(sub.language) - {"en"})
-    columns = _order(set(sub.intermediate), settings)
-    runs = {c: _runs(sub, c, metric, languages, examples) for c in columns}
-    base = runs.get(NONE_SETTING) or []
-    summary, gains = [], {}
-    for c in columns:
-        per_seed = sub[(sub.intermediate == c) & sub.language.isin(languages)].groupby("job_id").value.mean()
-        mean, low, high = seed_interval(per_seed.tolist())
-        score = bootstrap_score(runs[c], resamples)["avg"] if runs[c] else None
-        gain = None
-        if runs[c] and base and c != NONE_SETTING:
-            gains[c] = bootstrap_gain(runs[c], base, resamples)
-            gain = gains[c]["avg"]
+    baseline with its paired-bootstrap CI; per language x setting: the gain with its CI, "*" where it excludes 0)."""
+    scores = setting_scores(rows, target, settings, examples, resamples)
+    summary = []
+    for c, sc in scores.items():
+        gain = sc.gain["avg"] if sc.gain else None
         summary.append(
             {
                 "setting": c,
-                "runs": len(per_seed),
-                "zero-shot avg": f"{mean:.1f}",
-                "seed 95% CI": _ci(Interval(mean, low, high)),
-                "bootstrap 95% CI": _ci(score),
+                "runs": sc.runs,
+                "zero-shot avg": f"{sc.seeds.estimate:.1f}",
+                "seed 95% CI": _ci(sc.seeds),
+                "bootstrap 95% CI": _ci(sc.score),
                 "gain vs none": signed(gain.estimate) if gain else "",
                 "gain 95% CI": _ci(gain, sign=True) if gain else "",
                 "significant": "" if gain is None else ("yes" if gain.significant else "no (within noise)"),
             }
         )
     per_language = pd.DataFrame(
-        {c: {lang: f"{g[lang]}{'*' if g[lang].significant else ''}" for lang in languages} for c, g in gains.items()}
+        {
+            c: {lang: f"{iv}{'*' if iv.significant else ''}" for lang, iv in sc.gain.items() if lang != "avg"}
+            for c, sc in scores.items()
+            if sc.gain
+        }
     )
     return pd.DataFrame(summary).set_index("setting"), per_language
 
@@ -147,11 +169,9 @@ def _english_dev(df: pd.DataFrame) -> pd.DataFrame:
     return inter.pivot_table(index="intermediate", columns="task", values="value", aggfunc="mean")
 
 
-def selection_table(df: pd.DataFrame, targets: list[str]) -> tuple[pd.DataFrame, dict[str, float | None]]:
+def selection_table(df: pd.DataFrame, targets: list[str]) -> tuple[pd.DataFrame, dict[str, Correlation | None]]:
     """Single intermediate tasks ranked by English dev score, with the zero-shot gain each gave per target,
-    and per target the Spearman correlation of dev score and gain (None below 3 tasks)."""
-    from scipy.stats import spearmanr
-
+    and per target the Spearman correlation of dev score and gain with its bootstrap CI (None below 3 tasks)."""
     dev = _english_dev(df)
     singles = pd.Series({s: dev.loc[s, s] for s in dev.index if "+" not in s and s in dev.columns}, dtype=float)
     table = pd.DataFrame({"english dev": singles, "rank": singles.rank(ascending=False, method="min")})
@@ -160,11 +180,11 @@ def selection_table(df: pd.DataFrame, targets: list[str]) -> tuple[pd.DataFrame,
         gains = target_table(df, target, [NONE_SETTING]).loc["gain vs none (zero-shot)"]
         table[f"gain {target}"] = gains.reindex(table.index)
         both = table[["english dev", f"gain {target}"]].dropna()
-        rho[target] = float(spearmanr(both.iloc[:, 0], both.iloc[:, 1]).statistic) if len(both) >= 3 else None
+        rho[target] = correlation(both.iloc[:, 0], both.iloc[:, 1], "spearman") if len(both) >= 3 else None
     return table.sort_values("rank"), rho
 
 
-def _grid_groups(df: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple[str, pd.DataFrame]]]:
+def grid_groups(df: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple[str, pd.DataFrame]]]:
     """Split a grid's rows for the target tables: varying ``intermediate.*`` grid values join the setting's
     column label (``mnli [intermediate.train.lr=1e-05]``); every other varying grid value (and the model, if
     several) makes its own group of tables, each with its own baseline. Without a grid: one unnamed group."""
@@ -196,87 +216,102 @@ def _group_order(values: tuple) -> tuple:
     return tuple((pd.isna(v), type(v).__name__, 0 if pd.isna(v) else v) for v in values)
 
 
-def build_report(
-    rows: list[dict], settings: list[str], title: str, examples: Examples = lambda job_id: {}, results: list[dict] = ()
-) -> str:
-    """The markdown report of an experiment's metric rows (with ``grid`` columns, one table per grid group);
-    ``examples`` gives a job's per-example statistics, from which the confidence intervals come, and
-    ``results`` (the jobs' results) the encoder-movement meters."""
-    df, groups = _grid_groups(pd.DataFrame(rows))
-    parts = [
-        f"# {title}",
-        "",
-        (
-            "Scores in percent (mean over seeds). Zero-shot = every language but English. "
-            f"{PROBE}: a linear probe fit on the frozen pretrained encoder (English train, L2 chosen on English dev), "
-            "the reference any fine-tuned setting should beat."
-        ),
-        "",
-    ]
-    targets = sorted(t for t in df.target.unique() if t)
-    for target in targets:
+INTRO = (
+    "Scores in percent (mean over seeds). Zero-shot = every language but English. "
+    f"{PROBE}: a linear probe fit on the frozen pretrained encoder (English train, L2 chosen on English dev), "
+    "the reference any fine-tuned setting should beat."
+)
+
+
+def gains_blocks(
+    df: pd.DataFrame, groups: list[tuple[str, pd.DataFrame]], settings: list[str], examples: Examples
+) -> list[Block]:
+    """Per target and grid group: the score table, the zero-shot averages and gains with their intervals, and
+    the per-language gains."""
+    blocks: list[Block] = []
+    for target in targets_of(df):
         for name, group in groups:
             sub = group[(group.target == target) & (group.split == "test")]
             if (sub.recipe != "probe").sum() == 0:  # a shared probe alone makes no table
                 continue
             seeds = sorted({str(int(s)) for s in group[group.target == target].seed.dropna()})
             metric = sub[sub.headline].metric.iloc[0]
-            parts += [
-                (
-                    f"## {target}{f' ({name})' if name else ''} ({metric}, "
-                    f"{sub.language.nunique()} languages, seeds: {', '.join(seeds) or 'n/a'})"
-                ),
-                "",
-                _markdown(target_table(group, target, settings), "language"),
-                "",
-            ]
+            heading = (
+                f"{target}{f' ({name})' if name else ''} ({metric}, "
+                f"{sub.language.nunique()} languages, seeds: {', '.join(seeds) or 'n/a'})"
+            )
             summary, per_language = uncertainty_tables(group, target, settings, examples)
-            parts += [
-                (
+            blocks += [
+                Heading(heading, 2),
+                Table(target_table(group, target, settings), "language", _fmt),
+                Paragraph(
                     "Zero-shot average with 95% confidence intervals: across seeds (Student t), and from a paired "
                     "bootstrap over test examples and seeds (2,000 resamples). A gain whose interval includes 0 "
                     "is within noise."
                 ),
-                "",
-                _markdown(summary, "setting", str),
-                "",
+                Table(summary, "setting", str),
             ]
             if not per_language.empty:
-                parts += [
-                    "Gain over none per language, paired-bootstrap 95% CI (* = the interval excludes 0):",
-                    "",
-                    _markdown(per_language, "language", str),
-                    "",
+                blocks += [
+                    Paragraph("Gain over none per language, paired-bootstrap 95% CI (* = the interval excludes 0):"),
+                    Table(per_language, "language", str),
                 ]
-    moved = movement_table(list(results))
-    if not moved.empty:
-        parts += [
-            "## How far training moved the encoder",
-            "",
-            (
-                "Relative change of the non-embedding weights, the largest single change, and linear CKA "
-                "between the mean-pooled English dev representations before and after training (1 = unchanged)."
-            ),
-            "",
-            _markdown(moved, "job", lambda v: f"{v:.3g}"),
-            "",
-        ]
-    if len(groups) > 1 or any(k.startswith("intermediate.") for k in df.columns):
-        return "\n".join(parts)  # the selection table compares tasks under one configuration only
-    if (df.kind == "intermediate").any():
-        table, rho = selection_table(df, [t for t in targets if NONE_SETTING in set(df[df.target == t].intermediate)])
-        parts += [
-            "## Intermediate tasks: English dev rank and zero-shot gain",
-            "",
-            "Rank 1 = best English dev score; gain = zero-shot average minus the baseline's.",
-            "",
-            _markdown(table, "task"),
-            "",
-        ]
-        parts += [
-            f"Spearman correlation of English dev score and {t} gain: "
-            + ("n/a (fewer than 3 tasks)" if r is None else f"{r:.2f}")
+    return blocks
+
+
+def movement_blocks(results: list[dict]) -> list[Block]:
+    moved = movement_table(results)
+    if moved.empty:
+        return []
+    return [
+        Heading("How far training moved the encoder", 2),
+        Paragraph(
+            "Relative change of the non-embedding weights, the largest single change, and linear CKA "
+            "between the mean-pooled English dev representations before and after training (1 = unchanged)."
+        ),
+        Table(moved, "job", lambda v: f"{v:.3g}"),
+    ]
+
+
+def selection_blocks(df: pd.DataFrame, groups: list[tuple[str, pd.DataFrame]]) -> list[Block]:
+    """English dev rank of single intermediate tasks against the zero-shot gain each gave (one configuration
+    only: nothing under a grid)."""
+    if (
+        len(groups) > 1
+        or any(k.startswith("intermediate.") for k in df.columns)
+        or not (df.kind == "intermediate").any()
+    ):
+        return []
+    table, rho = selection_table(
+        df, [t for t in targets_of(df) if NONE_SETTING in set(df[df.target == t].intermediate)]
+    )
+    return [
+        Heading("Intermediate tasks: English dev rank and zero-shot gain", 2),
+        Paragraph("Rank 1 = best English dev score; gain = zero-shot average minus the baseline's."),
+        Table(table, "task", _fmt),
+        *(
+            Paragraph(
+                f"Spearman correlation of English dev score and {t} gain: "
+                + ("n/a (fewer than 3 tasks)" if r is None else str(r))
+            )
             for t, r in rho.items()
-        ]
-        parts += ["", "English dev of every intermediate job:", "", _markdown(_english_dev(df), "setting"), ""]
-    return "\n".join(parts)
+        ),
+        Paragraph("English dev of every intermediate job:"),
+        Table(_english_dev(df), "setting", _fmt),
+    ]
+
+
+def targets_of(df: pd.DataFrame) -> list[str]:
+    return sorted(t for t in df.target.unique() if t)
+
+
+def build_report(
+    rows: list[dict], settings: list[str], title: str, examples: Examples = lambda job_id: {}, results: list[dict] = ()
+) -> str:
+    """The markdown report of an experiment's metric rows (with ``grid`` columns, one table per grid group);
+    ``examples`` gives a job's per-example statistics, from which the confidence intervals come, and
+    ``results`` (the jobs' results) the encoder-movement meters."""
+    df, groups = grid_groups(pd.DataFrame(rows))
+    blocks = [Heading(title, 1), Paragraph(INTRO), *gains_blocks(df, groups, settings, examples)]
+    blocks += movement_blocks(list(results)) + selection_blocks(df, groups)
+    return markdown(blocks, Path("."))

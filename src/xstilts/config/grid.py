@@ -25,6 +25,7 @@ NOT_AXES = {
     ("trackers",): "how jobs are logged, not what they compute",
     ("resources",): "what jobs ask of a cluster, not what they compute",
     ("accelerate",): "how training jobs are launched",
+    ("report",): "how results are read, not what they are",
 }
 
 Loc = tuple[Any, ...]

@@ -251,6 +251,23 @@ def _tracker_installed(name: str) -> str:
 Tracker = Annotated[Literal["tensorboard", "mlflow", "wandb"], AfterValidator(_tracker_installed)]
 
 
+ANALYSES = ("gains", "heatmap", "tiers", "scaling", "num-tasks", "pareto", "throughput", "selection", "suite")
+
+
+class ReportConfig(_Strict):
+    """What ``xstilts report`` (and the end of ``xstilts run``) writes: the analyses, in this order, and formats.
+
+    gains: per target, scores and gains over none with seed and bootstrap intervals; heatmap: gain per language
+    and setting; tiers: gains by language resource tier; scaling: scores against parameter count (log fit, R²);
+    num-tasks: gain against the number of intermediate tasks; pareto: zero-shot score against inference
+    latency; throughput: intermediate-training throughput against the gain it gave; selection: English dev rank
+    against zero-shot gain; suite: XTREME / XTREME-R task, group and overall scores.
+    """
+
+    analyses: list[Literal[ANALYSES]] = Field(default_factory=lambda: ["gains", "heatmap", "selection"], min_length=1)
+    formats: list[Literal["md", "html", "latex"]] = Field(default_factory=lambda: ["md", "html", "latex"], min_length=1)
+
+
 class ExperimentConfig(_Strict):
     """A whole experiment: one YAML file."""
 
@@ -274,6 +291,7 @@ class ExperimentConfig(_Strict):
     )
     resources: ResourcesConfig = ResourcesConfig()
     accelerate: AccelerateConfig = AccelerateConfig()
+    report: ReportConfig = ReportConfig()
 
     @model_validator(mode="after")
     def _batches_split_evenly(self) -> ExperimentConfig:

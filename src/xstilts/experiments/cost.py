@@ -98,6 +98,9 @@ DEFAULT_SIZE = 10_000
 MODEL_PARAMS: list[tuple[str, int]] = [  # (regex on the lower-cased ref, non-embedding parameters); first wins
     (r"xlm-roberta-base$", 86_000_000),
     (r"xlm-roberta-large$", 303_000_000),
+    # XL and XXL (Goyal et al. 2021): 3.5B and 10.7B parameters, of which 250k x 2560 and 250k x 4096 embeddings
+    (r"xlm-roberta-xl$", 2_840_000_000),
+    (r"xlm-roberta-xxl$", 9_700_000_000),
     (r"bert-base-multilingual-(un)?cased$", 86_000_000),
     (r"me5-small$|multilingual-e5-small$", 21_700_000),
     (r"llama-2-7b", 6_480_000_000),

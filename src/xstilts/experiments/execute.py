@@ -16,6 +16,7 @@ from accelerate import PartialState
 import xstilts
 from xstilts.cache import atomic_dir
 from xstilts.config.schema import EvalConfig
+from xstilts.evaluate import latency
 from xstilts.evaluate.official_files import write_official
 from xstilts.evaluate.zero_shot import dev_metrics, evaluate, evaluate_encoder, fixed_subset, metric_rows
 from xstilts.experiments.plan import eval_languages
@@ -158,7 +159,9 @@ def _run_target(ctx: _Context, spec: TargetSpec) -> dict:
     for i, (lang, examples) in enumerate(tests.items()):
         ctx.progress(f"{ctx.label}: eval {lang}", i, len(tests))
         results[lang] = evaluate(model, task, lang, examples, tokenizer, spec.eval)
-    return {"metrics": metrics + _report(ctx, task, results, tests), "train": stats}
+    english = task.format.featurize(task, phase.dev, tokenizer, spec.eval.max_length)
+    speed = latency.measure(model, task.name, english, tokenizer.pad_token_id)  # on English dev examples
+    return {"metrics": metrics + _report(ctx, task, results, tests), "train": stats, "inference": speed}
 
 
 def _run_retrieval(ctx: _Context, spec: RetrievalSpec) -> dict:
