@@ -83,8 +83,11 @@ def _yerr(value: pd.Series, low: pd.Series, high: pd.Series) -> np.ndarray:
 
 
 def _legend(ax: Axes) -> None:
-    if ax.get_legend_handles_labels()[1]:
-        ax.legend()
+    labels = ax.get_legend_handles_labels()[1]
+    if labels:  # above the axes, where it hides no data; one column once labels are long
+        ax.legend(
+            loc="lower left", bbox_to_anchor=(0, 1.01), ncol=1 if max(map(len, labels)) > 24 else 2, borderaxespad=0
+        )
 
 
 def _fit_line(ax: Axes, fit: Fit | None, x: np.ndarray) -> None:

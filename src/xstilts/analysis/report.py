@@ -194,7 +194,7 @@ def grid_groups(df: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple[str, pd.Data
     if in_label:
 
         def label(row: pd.Series) -> str:
-            values = ", ".join(f"{k}={row[k]}" for k in in_label if not pd.isna(row[k]))
+            values = ", ".join(f"{k}={_value(row[k])}" for k in in_label if not pd.isna(row[k]))
             return f"{row.intermediate} [{values}]" if values else row.intermediate
 
         df["intermediate"] = df.apply(label, axis=1)
@@ -209,6 +209,11 @@ def grid_groups(df: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple[str, pd.Data
         name = ", ".join(f"{k}={v}" for k, v in zip(by, values) if not pd.isna(v))
         named.append((_group_order(values), name, pd.concat([g, df[probe & (df.model.isin(set(g.model)))]])))
     return df, [(name, g) for _, name, g in sorted(named, key=lambda x: x[0])]
+
+
+def _value(v: object) -> object:
+    """A grid value as written in the config: 16, not the 16.0 a column with gaps turns it into."""
+    return int(v) if isinstance(v, float) and v.is_integer() else v
 
 
 def _group_order(values: tuple) -> tuple:

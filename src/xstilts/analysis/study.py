@@ -69,6 +69,11 @@ class Study:
         return {r["job_id"]: r for r in self.results}
 
 
+def short(label: str) -> str:
+    """A setting label for a figure: grid keys without their path (``[epochs=3]``, not ``[intermediate.train.epochs=3]``)."""
+    return re.sub(r"[\w*]+(?:\.[\w*]+)*\.(\w+)=", r"\1=", label)
+
+
 def _ci(iv: Interval | None) -> str:
     if iv is None or math.isnan(iv.low):
         return "n/a"
@@ -95,7 +100,7 @@ def heatmap(study: Study) -> list[Block]:
             table = _zero_shot_gains(group, target, study.settings)
             if table.empty or table.columns.empty:
                 continue
-            path = figures.gain_heatmap(table, study.figure("heatmap", target, name))
+            path = figures.gain_heatmap(table.rename(columns=short), study.figure("heatmap", target, name))
             best, worst = table.stack().idxmax(), table.stack().idxmin()
             blocks += [
                 Heading(f"Gain per language: {target}{f' ({name})' if name else ''}", 2),
@@ -126,7 +131,7 @@ def resource_tiers(study: Study) -> list[Block]:
                     members = [m.strip() for m in row["members"].split(",") if m.strip()]
                     mean, low, high = seed_interval(table.loc[members, setting].tolist())
                     cells[setting][tier] = f"{_ci(Interval(mean, low, high))} (n={len(members)})"
-                    bars.append({"tier": tier, "gain": mean, "low": low, "high": high, "series": setting})
+                    bars.append({"tier": tier, "gain": mean, "low": low, "high": high, "series": short(setting)})
                 known = table[setting].dropna()
                 ranks = [(int(t), g) for lang, g in known.items() if (t := tiers.language_tier(lang)) != "unknown"]
                 rho = correlation([t for t, _ in ranks], [g for _, g in ranks], "spearman")
@@ -196,7 +201,9 @@ def scaling(study: Study) -> list[Block]:
         blocks += [
             Heading(f"Gain against model size: {target}", 2),
             Table(
-                frame.set_index(["model", "series"])[["params", "score", "gain"]],
+                frame.assign(params=[f"{n / 1e6:.1f}M" for n in frame.params]).set_index(
+                    frame.model + ", " + frame.series
+                )[["params", "score", "gain"]],
                 "model, setting",
                 _cell,
                 "Non-embedding parameters, zero-shot average, and gain over none (paired-bootstrap 95% CI).",
@@ -227,12 +234,14 @@ def num_tasks(study: Study) -> list[Block]:
         frame = pd.DataFrame(rows_).rename(columns={"x": "k"})
         path = figures.count_curve(frame, study.figure("num-tasks", target))
         shown = frame.assign(gain=[_ci(Interval(m, lo, hi)) for m, lo, hi in zip(frame["mean"], frame.low, frame.high)])
-        by = pd.concat([frame.k, frame.series], axis=1).apply(tuple, axis=1)
+        by = [
+            f"{k}" + (f" ({series})" if frame.series.nunique() > 1 else "") for k, series in zip(frame.k, frame.series)
+        ]
         blocks += [
             Heading(f"Number of intermediate tasks: {target}", 2),
             Table(
-                shown.set_index(by)[["gain", "n"]],
-                "(k, group)",
+                shown.set_index(pd.Index(by))[["gain", "n"]],
+                "tasks",
                 str,
                 "Mean zero-shot gain over none of the settings with k intermediate tasks, Student-t 95% CI over "
                 "those settings.",
@@ -261,7 +270,7 @@ def pareto(study: Study) -> list[Block]:
         for name, group in study.groups:
             for setting, sc in study.scores.get((target, name), {}).items():
                 if setting != PROBE and (meters := _inference(study, target, name, setting, group)):
-                    label = f"{name} {setting}".strip()
+                    label = short(f"{name} {setting}".strip())
                     points.append({"label": label, "score": sc.seeds.estimate, "score_ci": _ci(sc.score), **meters})
         if len(points) < 2:
             continue
@@ -321,7 +330,7 @@ def throughput(study: Study) -> list[Block]:
                         {
                             "x": float(np.mean(speeds)),
                             "y": sc.gain["avg"].estimate,
-                            "label": f"{name} {setting}".strip(),
+                            "label": short(f"{name} {setting}".strip()),
                         }
                     )
         if len(points) < 2:
@@ -348,6 +357,11 @@ def throughput(study: Study) -> list[Block]:
             Paragraph(
                 f"Correlation of throughput and gain (bootstrap 95% CI): Spearman {words[0]}, Pearson {words[1]}"
                 + (f"; {fit.label}." if fit else ".")
+                + (
+                    f" With {len(frame)} points the bootstrap interval understates the uncertainty."
+                    if len(frame) < 8
+                    else ""
+                )
             ),
         ]
     return blocks
