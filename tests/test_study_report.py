@@ -60,7 +60,7 @@ def test_every_analysis_renders_from_stored_results(out):
     assert "\\toprule" in tex and "\\bottomrule" in tex
 
     # the findings are said in words, with intervals
-    assert "Least-squares fit of the gain against log10 parameters" in md and "R²" in md
+    assert "Least-squares fits against log10 parameters" in md and "R²" in md
     assert "between resource tier and gain" in md and "The front runs from" in md
     assert re.search(r"Spearman rho = -?\d\.\d\d \[-?\d\.\d\d, -?\d\.\d\d\]", md)
 
@@ -74,3 +74,18 @@ def test_report_command(out):
     assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
         f"error: {out / 'nowhere' / 'experiment.yaml'}: no experiment here (run it first)"
     ]
+
+
+@pytest.mark.parametrize("name", ["model-scale", "compute-budget", "num-tasks", "size-latency", "batch-lr"])
+def test_each_study_plans_at_paper_scale_with_the_analyses_of_its_mini_version(name):
+    from xstilts.experiments.cost import estimate
+    from xstilts.experiments.plan import plan
+    from xstilts.experiments.resolve import load_experiment
+
+    root = Path(__file__).resolve().parents[1] / "configs" / "studies"
+    paper, catalog = load_experiment(root / f"{name}.yaml")
+    jobs = plan(paper.cfg, catalog).jobs  # hub data is named, not fetched: this plans offline
+    assert {j.kind for j in jobs} >= {"intermediate", "target"}
+    assert estimate(jobs, catalog)["total_hours"] > 0
+    mini, _ = load_experiment(root / "mini" / f"{name}.yaml")
+    assert mini.cfg.report.analyses == paper.cfg.report.analyses

@@ -162,8 +162,18 @@ def _slope_ci(fit) -> str:
     return "n/a" if iv is None else f"[{iv.low:+.2f}, {iv.high:+.2f}]"
 
 
+def _fit_words(frame: pd.DataFrame, column: str) -> list[str]:
+    """Per series: the least-squares fit of ``column`` against log10 parameters, with its slope interval."""
+    words = []
+    for series, g in frame.groupby("series", sort=False):
+        if g.params.nunique() >= 2:
+            fit = log_fit(g.params, g[column])
+            words.append(f"{series}: {fit.label.removeprefix('fit: ')} (slope 95% CI {_slope_ci(fit)}, n={fit.n})")
+    return words
+
+
 def scaling(study: Study) -> list[Block]:
-    """Zero-shot gain against parameter count: one point per model (a grid group) and setting."""
+    """Zero-shot score and gain against parameter count: one point per model (a grid group) and setting."""
     blocks: list[Block] = []
     for target in targets_of(study.df):
         points = []
@@ -172,34 +182,26 @@ def scaling(study: Study) -> list[Block]:
             params = model_params(model) if model else None
             for setting, sc in study.scores.get((target, name), {}).items():
                 gain = sc.gain["avg"] if sc.gain else None
-                if params and gain and setting != PROBE:
+                if params and setting != PROBE:
                     points.append(
                         {
                             "model": model,
                             "params": params,
                             "series": setting,
                             "score": sc.seeds.estimate,
-                            "value": gain.estimate,
-                            "low": gain.low,
-                            "high": gain.high,
+                            "value": gain.estimate if gain else np.nan,
+                            "low": gain.low if gain else np.nan,
+                            "high": gain.high if gain else np.nan,
                             "gain": _ci(gain),
                         }
                     )
         frame = pd.DataFrame(points)
         if frame.empty or frame.params.nunique() < 2:
             continue
-        fits = {
-            setting: log_fit(g.params, g.value)
-            for setting, g in frame.groupby("series", sort=False)
-            if g.params.nunique() >= 2
-        }
-        path = figures.scaling_curve(frame, study.figure("scaling", target), y_label="zero-shot gain (points)")
-        words = [
-            f"{setting}: {fit.label.removeprefix('fit: ')} (slope 95% CI {_slope_ci(fit)}, n={fit.n})"
-            for setting, fit in fits.items()
-        ]
+        gained = frame[frame.value.notna()]
+        path = figures.scaling_curve(gained, study.figure("scaling", target), y_label="zero-shot gain (points)")
         blocks += [
-            Heading(f"Gain against model size: {target}", 2),
+            Heading(f"Score and gain against model size: {target}", 2),
             Table(
                 frame.assign(params=[f"{n / 1e6:.1f}M" for n in frame.params]).set_index(
                     frame.model + ", " + frame.series
@@ -209,7 +211,13 @@ def scaling(study: Study) -> list[Block]:
                 "Non-embedding parameters, zero-shot average, and gain over none (paired-bootstrap 95% CI).",
             ),
             Figure(path, f"Zero-shot gain over none against non-embedding parameters (log scale), {target}."),
-            Paragraph("Least-squares fit of the gain against log10 parameters, per setting: " + "; ".join(words) + "."),
+            Paragraph(
+                "Least-squares fits against log10 parameters, per setting. Zero-shot score: "
+                + "; ".join(_fit_words(frame, "score"))
+                + ". Gain over none: "
+                + ("; ".join(_fit_words(gained, "value")) or "n/a")
+                + "."
+            ),
         ]
     return blocks
 
