@@ -74,6 +74,19 @@ def short(label: str) -> str:
     return re.sub(r"[\w*]+(?:\.[\w*]+)*\.(\w+)=", r"\1=", label)
 
 
+def _curve_cell(k: int, mean: float, low: float, high: float) -> str:
+    if k == 0:
+        return "0 (the baseline)"
+    if math.isnan(low):
+        return f"{signed(mean)} (one setting: no interval)"
+    return _ci(Interval(mean, low, high))
+
+
+def _score_ci(iv: Interval | None) -> str:
+    """A score's bootstrap interval (scores are not signed as gains are)."""
+    return "n/a" if iv is None or math.isnan(iv.low) else f"[{iv.low:.1f}, {iv.high:.1f}]"
+
+
 def _ci(iv: Interval | None) -> str:
     if iv is None or math.isnan(iv.low):
         return "n/a"
@@ -225,7 +238,7 @@ def scaling(study: Study) -> list[Block]:
 def num_tasks(study: Study) -> list[Block]:
     blocks: list[Block] = []
     for target in targets_of(study.df):
-        rows_ = []
+        rows_, words = [], []
         for (t, name), scores in study.scores.items():
             if t != target:
                 continue
@@ -237,11 +250,15 @@ def num_tasks(study: Study) -> list[Block]:
                 by_k.setdefault(k, []).append(0.0 if k == 0 else sc.gain["avg"].estimate if sc.gain else np.nan)
             table = curve(list(by_k), [[v for v in vs if not np.isnan(v)] or [np.nan] for vs in by_k.values()])
             rows_ += [{**r, "series": name or target} for r in table.to_dict("records")]
+            pairs = [(k, g) for k, gs in by_k.items() for g in gs if not np.isnan(g)]
+            words.append(f"{name or target}: {correlation([k for k, _ in pairs], [g for _, g in pairs], 'spearman')}")
         if not rows_:
             continue
         frame = pd.DataFrame(rows_).rename(columns={"x": "k"})
         path = figures.count_curve(frame, study.figure("num-tasks", target))
-        shown = frame.assign(gain=[_ci(Interval(m, lo, hi)) for m, lo, hi in zip(frame["mean"], frame.low, frame.high)])
+        shown = frame.assign(
+            gain=[_curve_cell(k, m, lo, hi) for k, m, lo, hi in zip(frame.k, frame["mean"], frame.low, frame.high)]
+        )
         by = [
             f"{k}" + (f" ({series})" if frame.series.nunique() > 1 else "") for k, series in zip(frame.k, frame.series)
         ]
@@ -255,6 +272,13 @@ def num_tasks(study: Study) -> list[Block]:
                 "those settings.",
             ),
             Figure(path, f"Mean zero-shot gain against the number of intermediate tasks, {target}."),
+            Paragraph(
+                "Spearman correlation of the number of tasks and the gain over the settings (the baseline counts as "
+                "0 tasks, gain 0; bootstrap 95% CI): "
+                + "; ".join(words)
+                + ". Each point is one setting's mean gain, so with a handful of settings these intervals understate "
+                "the uncertainty; the per-setting intervals are in the gains tables."
+            ),
         ]
     return blocks
 
@@ -279,7 +303,9 @@ def pareto(study: Study) -> list[Block]:
             for setting, sc in study.scores.get((target, name), {}).items():
                 if setting != PROBE and (meters := _inference(study, target, name, setting, group)):
                     label = short(f"{name} {setting}".strip())
-                    points.append({"label": label, "score": sc.seeds.estimate, "score_ci": _ci(sc.score), **meters})
+                    points.append(
+                        {"label": label, "score": sc.seeds.estimate, "score_ci": _score_ci(sc.score), **meters}
+                    )
         if len(points) < 2:
             continue
         frame = pd.DataFrame(points)
@@ -307,7 +333,7 @@ def pareto(study: Study) -> list[Block]:
                 f"The front runs from {cheapest.label} ({cheapest.score:.1f} at {cheapest.latency_ms_p50:.1f} ms) "
                 f"to {best.label} ({best.score:.1f} at {best.latency_ms_p50:.1f} ms): "
                 f"{signed(best.score - cheapest.score)} points for "
-                f"{best.latency_ms_p50 / max(cheapest.latency_ms_p50, 1e-9):.1f}x the latency."
+                f"{best.latency_ms_p50 / max(cheapest.latency_ms_p50, 1e-9):.1f}x the latency. Settings of one model share its architecture: their latency differences are measurement noise (the meter runs where each job ran, with whatever else that machine was doing)."
             ),
         ]
     return blocks
@@ -356,7 +382,7 @@ def throughput(study: Study) -> list[Block]:
         blocks += [
             Heading(f"Training throughput against gain: {target}", 2),
             Table(
-                frame.set_index("label"),
+                frame.set_index("label").rename(columns={"x": "intermediate examples/s", "y": "gain vs none"}),
                 "setting",
                 _cell,
                 "Examples per second of the intermediate job and the zero-shot gain over none it gave.",
