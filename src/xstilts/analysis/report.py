@@ -109,7 +109,11 @@ def uncertainty_tables(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(per setting: zero-shot average with its CI across seeds and its bootstrap CI, and the gain over the
     baseline with its paired-bootstrap CI; per language x setting: the gain with its CI, "*" where it excludes 0)."""
-    scores = setting_scores(rows, target, settings, examples, resamples)
+    return score_tables(setting_scores(rows, target, settings, examples, resamples))
+
+
+def score_tables(scores: dict[str, SettingScore]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The tables of :func:`uncertainty_tables` from scores already computed."""
     summary = []
     for c, sc in scores.items():
         gain = sc.gain["avg"] if sc.gain else None
@@ -228,11 +232,19 @@ INTRO = (
 )
 
 
+Scores = Callable[[str, str, pd.DataFrame], dict[str, SettingScore]]  # (target, group name, group) -> scores
+
+
 def gains_blocks(
-    df: pd.DataFrame, groups: list[tuple[str, pd.DataFrame]], settings: list[str], examples: Examples
+    df: pd.DataFrame,
+    groups: list[tuple[str, pd.DataFrame]],
+    settings: list[str],
+    examples: Examples,
+    scores: Scores | None = None,
 ) -> list[Block]:
     """Per target and grid group: the score table, the zero-shot averages and gains with their intervals, and
-    the per-language gains."""
+    the per-language gains. ``scores`` gives a group's setting scores when the caller has them already."""
+    scores = scores or (lambda target, name, group: setting_scores(group, target, settings, examples))
     blocks: list[Block] = []
     for target in targets_of(df):
         for name, group in groups:
@@ -245,7 +257,7 @@ def gains_blocks(
                 f"{target}{f' ({name})' if name else ''} ({metric}, "
                 f"{sub.language.nunique()} languages, seeds: {', '.join(seeds) or 'n/a'})"
             )
-            summary, per_language = uncertainty_tables(group, target, settings, examples)
+            summary, per_language = score_tables(scores(target, name, group))
             blocks += [
                 Heading(heading, 2),
                 Table(target_table(group, target, settings), "language", _fmt),

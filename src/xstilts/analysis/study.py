@@ -103,7 +103,9 @@ def _zero_shot_gains(group: pd.DataFrame, target: str, settings: list[str]) -> p
 
 
 def gains(study: Study) -> list[Block]:
-    return [*gains_blocks(study.df, study.groups, study.settings, study.examples), *movement_blocks(study.results)]
+    scores = study.scores  # the bootstrap the later analyses read too, computed once
+    blocks = gains_blocks(study.df, study.groups, study.settings, study.examples, lambda t, n, g: scores[t, n])
+    return [*blocks, *movement_blocks(study.results)]
 
 
 def heatmap(study: Study) -> list[Block]:
@@ -283,7 +285,7 @@ def num_tasks(study: Study) -> list[Block]:
     return blocks
 
 
-def _inference(study: Study, target: str, name: str, setting: str, group: pd.DataFrame) -> dict | None:
+def _inference(study: Study, target: str, setting: str, group: pd.DataFrame) -> dict | None:
     """Mean inference meters of a setting's target jobs in a group."""
     ids = set(group[(group.target == target) & (group.intermediate == setting) & (group.recipe != "probe")].job_id)
     meters = [r["inference"] for r in study.results if r["job_id"] in ids and r.get("inference")]
@@ -301,7 +303,7 @@ def pareto(study: Study) -> list[Block]:
         points = []
         for name, group in study.groups:
             for setting, sc in study.scores.get((target, name), {}).items():
-                if setting != PROBE and (meters := _inference(study, target, name, setting, group)):
+                if setting != PROBE and (meters := _inference(study, target, setting, group)):
                     label = short(f"{name} {setting}".strip())
                     points.append(
                         {"label": label, "score": sc.seeds.estimate, "score_ci": _score_ci(sc.score), **meters}

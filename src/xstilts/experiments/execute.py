@@ -159,7 +159,7 @@ def _run_target(ctx: _Context, spec: TargetSpec) -> dict:
     for i, (lang, examples) in enumerate(tests.items()):
         ctx.progress(f"{ctx.label}: eval {lang}", i, len(tests))
         results[lang] = evaluate(model, task, lang, examples, tokenizer, spec.eval)
-    english = task.format.featurize(task, phase.dev, tokenizer, spec.eval.max_length)
+    english = task.format.featurize(task, phase.dev[: latency.THROUGHPUT_EXAMPLES], tokenizer, spec.eval.max_length)
     speed = latency.measure(model, task.name, english, tokenizer.pad_token_id)  # on English dev examples
     return {"metrics": metrics + _report(ctx, task, results, tests), "train": stats, "inference": speed}
 
