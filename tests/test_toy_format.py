@@ -21,7 +21,8 @@ from xstilts.data.sources import JsonlDirSource
 from xstilts.experiments.export import rows
 from xstilts.experiments.rundir import RunDir
 from xstilts.experiments.runner import run_experiment
-from xstilts.formats.base import CostHint, HeadFormat, TaskInfo, head_dropout
+from xstilts.formats.base import CostHint, HeadFormat, TaskInfo
+from xstilts.formats.heads import head_dropout
 from xstilts.formats.pooling import encode
 from xstilts.formats.registry import get_format, register_format
 from xstilts.tasks.definition import TaskDef

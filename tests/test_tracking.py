@@ -7,7 +7,7 @@ from rich.console import Console
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from xstilts.config.schema import ExperimentConfig
-from xstilts.experiments.execute import RunOptions
+from xstilts.experiments.options import RunOptions
 from xstilts.experiments.rundir import RunDir
 from xstilts.experiments.runner import run_experiment
 

@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from xstilts.config.schema import ExperimentConfig
 from xstilts.errors import JobsFailed, UserError
-from xstilts.experiments.execute import DEFAULT_OPTIONS, RunOptions
+from xstilts.experiments.options import DEFAULT_OPTIONS, RunOptions
 from xstilts.experiments.queue import Queue
 from xstilts.experiments.rundir import RunDir
 from xstilts.experiments.specs import Job

@@ -12,16 +12,20 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from xstilts.config.schema import ExperimentConfig
 from xstilts.errors import JobsFailed, UserError
-from xstilts.experiments.execute import DEFAULT_OPTIONS, Progress, RunOptions, run_job
 from xstilts.experiments.launch import run_launched
+from xstilts.experiments.options import DEFAULT_OPTIONS, RunOptions
 from xstilts.experiments.plan import Plan, plan
 from xstilts.experiments.queue import Queue
 from xstilts.experiments.rundir import RunDir
 from xstilts.experiments.specs import Job
 from xstilts.tasks.catalog import TaskCatalog
+
+if TYPE_CHECKING:
+    from xstilts.experiments.execute import Progress
 
 POLL_SECONDS = 0.5
 
@@ -43,7 +47,9 @@ class Experiment:
         return current
 
     def run_here(self, job: Job, progress: Progress = lambda *a: None) -> dict:
-        """Run ``job`` in this process."""
+        """Run ``job`` in this process (the first one loads the training stack: torch, transformers)."""
+        from xstilts.experiments.execute import run_job
+
         return run_job(job, self.run, self.catalog, progress, self.options)
 
 

@@ -4,6 +4,9 @@ A format is one object (registered in ``xstilts.formats.registry``) that owns ev
 means: the example schema of user task files, featurize -> head -> loss -> predict -> score for formats
 with a head (:class:`HeadFormat`), or ``evaluate`` on the encoder alone (:class:`EncoderFormat`), its
 headline metric, its official prediction-file layout and its cost hint.
+
+Format modules load without torch: the methods that compute import torch, ``heads`` and ``pooling`` in
+their bodies.
 """
 
 from __future__ import annotations
@@ -12,15 +15,17 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
-import torch
-from torch import nn
-from transformers import PretrainedConfig
 
 from xstilts.errors import UserError
 from xstilts.metrics import per_example
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+    from transformers import PretrainedConfig
 
 
 class TaskInfo(Protocol):
@@ -230,32 +235,6 @@ def label_files(predictions: list, golds: list, ext: str) -> tuple[str, str]:
     return lines(predictions), lines(golds)
 
 
-def head_dropout(config: PretrainedConfig) -> float:
-    """A head's dropout, as in transformers' task models: ``classifier_dropout`` if set, else the backbone's."""
-    given = getattr(config, "classifier_dropout", None)
-    return given if given is not None else getattr(config, "hidden_dropout_prob", 0.1)
-
-
-def pooled_head(config: PretrainedConfig, num_outputs: int, kind: str) -> nn.Module:
-    """The head of a pooled vector: dropout -> linear, or the RoBERTa/jiant dense-tanh-linear head ("mlp")."""
-    if kind == "mlp":
-        return ClassificationHead(config.hidden_size, num_outputs, head_dropout(config))
-    return nn.Sequential(nn.Dropout(head_dropout(config)), nn.Linear(config.hidden_size, num_outputs))
-
-
-class ClassificationHead(nn.Module):
-    """dense -> tanh -> dropout -> linear on a pooled vector (the RoBERTa/XLM-R classification head)."""
-
-    def __init__(self, hidden_size: int, num_outputs: int, dropout: float):
-        super().__init__()
-        self.dense = nn.Linear(hidden_size, hidden_size)
-        self.dropout = nn.Dropout(dropout)
-        self.out = nn.Linear(hidden_size, num_outputs)
-
-    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
-        return self.out(self.dropout(torch.tanh(self.dense(self.dropout(pooled)))))
-
-
 def feature_length(feature: dict) -> int:
     """Tokens in a feature (all choices for multiple choice): the key for length-grouped batching."""
     ids = feature["input_ids"]
@@ -272,6 +251,8 @@ IGNORE_INDEX = -100
 def collate(features: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
     """Dynamic padding to the longest sequence in the batch: input_ids (B, L) or (B, C, L) for multiple
     choice, an attention mask, and every other non-"_" key ("label" becomes "labels"; lists pad with -100)."""
+    import torch
+
     first = features[0]["input_ids"]
     if first and isinstance(first[0], list):
         width = max(len(s) for f in features for s in f["input_ids"])

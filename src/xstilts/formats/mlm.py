@@ -9,17 +9,18 @@ without their pre-trained MLM head); its decoder is the backbone's input-embeddi
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
-from transformers import PretrainedConfig
 
 from xstilts.errors import UserError
 from xstilts.formats.base import IGNORE_INDEX, CostHint, HeadFormat, TaskInfo
 from xstilts.metrics.official import accuracy
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+    from transformers import PretrainedConfig
 
 MASK_RATE, KEEP_MASK, KEEP_RANDOM = 0.15, 0.8, 0.1
 
@@ -48,34 +49,12 @@ def mask_tokens(
 
 def _masked(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per row, the masked positions first and in order, cut to the batch's largest count; and which are real."""
+    import torch
+
     is_masked = labels != IGNORE_INDEX
     width = int(is_masked.sum(1).max()) if labels.numel() else 0
     order = torch.sort((~is_masked).int(), dim=1, stable=True).indices[:, :width]
     return order, is_masked.gather(1, order)
-
-
-class MLMHead(nn.Module):
-    """dense -> GELU -> LayerNorm, then logits against the backbone's input embeddings (tied by construction:
-    the head holds no decoder weight) plus a vocabulary bias that ``attach`` sizes to the embedding matrix."""
-
-    def __init__(self, hidden_size: int):
-        super().__init__()
-        self.dense = nn.Linear(hidden_size, hidden_size)
-        self.layer_norm = nn.LayerNorm(hidden_size)
-        self.register_parameter("bias", None)
-
-    def attach(self, backbone: nn.Module) -> None:
-        """Create the decoder bias, one per row of ``backbone``'s input embeddings (call before training)."""
-        weight = backbone.get_input_embeddings().weight
-        if weight.shape[1] != self.dense.out_features:
-            raise UserError(
-                f"masked LM: embedding size {weight.shape[1]} differs from hidden size "
-                f"{self.dense.out_features}; the tied decoder needs them equal"
-            )
-        self.bias = nn.Parameter(torch.zeros(weight.shape[0], device=weight.device, dtype=weight.dtype))
-
-    def forward(self, hidden: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
-        return F.linear(self.layer_norm(F.gelu(self.dense(hidden))), embeddings, self.bias)
 
 
 class MaskedLM(HeadFormat):
@@ -99,6 +78,8 @@ class MaskedLM(HeadFormat):
         return feats
 
     def make_head(self, task: TaskInfo, config: PretrainedConfig, kind: str = "linear") -> nn.Module:
+        from xstilts.formats.heads import MLMHead
+
         return MLMHead(config.hidden_size)
 
     def attach(self, head: nn.Module, backbone: nn.Module) -> None:
@@ -113,10 +94,14 @@ class MaskedLM(HeadFormat):
     def logits(self, backbone: nn.Module, head: nn.Module, batch: dict, pooling: str) -> torch.Tensor:
         """(B, M, vocab) logits at the masked positions; under inference mode (prediction) the (B, M) argmax ids
         instead, so predictions never hold vocabulary-sized arrays."""
+        import torch
+
         scores = head(self.represent(backbone, batch, pooling), backbone.get_input_embeddings().weight)
         return scores.argmax(-1) if torch.is_inference_mode_enabled() else scores
 
     def loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
+        import torch.nn.functional as F
+
         order, real = _masked(batch["labels"])
         if not real.any():  # nothing masked in the whole batch: a zero that keeps the graph
             return logits.sum() * 0.0

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
-from transformers import PretrainedConfig
 
 from xstilts.errors import UserError
-from xstilts.formats.base import CostHint, FieldProblem, HeadFormat, Row, TaskInfo, label_files, pooled_head
-from xstilts.formats.pooling import encode
+from xstilts.formats.base import CostHint, FieldProblem, HeadFormat, Row, TaskInfo, label_files
 from xstilts.metrics.official import accuracy
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+    from transformers import PretrainedConfig
 
 
 class MultipleChoice(HeadFormat):
@@ -68,10 +68,14 @@ class MultipleChoice(HeadFormat):
         return feats
 
     def make_head(self, task: TaskInfo, config: PretrainedConfig, kind: str = "linear") -> nn.Module:
+        from xstilts.formats.heads import pooled_head
+
         return pooled_head(config, 1, kind)
 
     def represent(self, backbone: nn.Module, batch: dict, pooling: str) -> torch.Tensor:
         """Pooled vectors of every (question, choice) pair: (batch, choices, hidden)."""
+        from xstilts.formats.pooling import encode
+
         b, c, length = batch["input_ids"].shape
         pooled = encode(
             backbone, batch["input_ids"].view(b * c, length), batch["attention_mask"].view(b * c, length), pooling
@@ -82,6 +86,8 @@ class MultipleChoice(HeadFormat):
         return head(reps).squeeze(-1)
 
     def loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
+        import torch.nn.functional as F
+
         return F.cross_entropy(logits, batch["labels"])
 
     def predict(self, outputs: list[np.ndarray], features: list[dict], examples: list[dict], task: TaskInfo) -> list:

@@ -8,24 +8,25 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import nn
 
 from xstilts.data.official_retrieval import bucc_gold_pairs
 from xstilts.formats.base import CostHint, Encode, EncoderFormat, Evaluation, TaskInfo, lines
-from xstilts.formats.pooling import encode, num_layers
 from xstilts.metrics import official, per_example
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 def default_layer(backbone: nn.Module) -> int:
     """About 14/24 of the model's depth, as XTREME reads XLM-R large at layer 14."""
+    from xstilts.formats.pooling import num_layers
+
     return max(1, round(num_layers(backbone) * 14 / 24))
 
 
-@torch.inference_mode()
 def embed(
     backbone: nn.Module,
     tokenizer: Any,
@@ -37,19 +38,24 @@ def embed(
     contexts: list[str] | None = None,
 ) -> np.ndarray:
     """L2-normalised pooled embeddings, one row per text (encoded with its context when given), in input order."""
-    backbone.eval()
-    args = (texts, contexts) if contexts is not None else (texts,)
-    ids = tokenizer(*args, truncation=True, max_length=max_length)["input_ids"]
-    order = np.argsort([len(x) for x in ids], kind="stable")
-    out = np.zeros((len(texts), backbone.config.hidden_size), dtype=np.float32)
-    pad = tokenizer.pad_token_id
-    device = next(backbone.parameters()).device
-    for start in range(0, len(order), batch_size):
-        idx = order[start : start + batch_size]
-        width = max(len(ids[i]) for i in idx)
-        batch = torch.tensor([ids[i] + [pad] * (width - len(ids[i])) for i in idx], device=device)
-        pooled = encode(backbone, batch, (batch != pad).long(), pooling, layer)
-        out[idx] = torch.nn.functional.normalize(pooled.float(), dim=-1).cpu().numpy()
+    import torch
+
+    from xstilts.formats.pooling import encode
+
+    with torch.inference_mode():
+        backbone.eval()
+        args = (texts, contexts) if contexts is not None else (texts,)
+        ids = tokenizer(*args, truncation=True, max_length=max_length)["input_ids"]
+        order = np.argsort([len(x) for x in ids], kind="stable")
+        out = np.zeros((len(texts), backbone.config.hidden_size), dtype=np.float32)
+        pad = tokenizer.pad_token_id
+        device = next(backbone.parameters()).device
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            width = max(len(ids[i]) for i in idx)
+            batch = torch.tensor([ids[i] + [pad] * (width - len(ids[i])) for i in idx], device=device)
+            pooled = encode(backbone, batch, (batch != pad).long(), pooling, layer)
+            out[idx] = torch.nn.functional.normalize(pooled.float(), dim=-1).cpu().numpy()
     return out
 
 

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
-from transformers import PretrainedConfig
 
 from xstilts.errors import UserError
 from xstilts.formats.base import CostHint, HeadFormat, Row, TaskInfo
 from xstilts.metrics.official import mlqa_scores, normalize_squad, squad_scores
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+    from transformers import PretrainedConfig
 
 DOC_STRIDE = 128  # tokens shared by consecutive windows of a long context (at most half of a window)
 MAX_QUERY_LENGTH = 64  # question tokens kept (capped at half of max_length)
@@ -150,16 +151,22 @@ class SpanQA(HeadFormat):
         return feats
 
     def make_head(self, task: TaskInfo, config: PretrainedConfig, kind: str = "linear") -> nn.Module:
+        from torch import nn
+
         return nn.Linear(config.hidden_size, 2)
 
     def represent(self, backbone: nn.Module, batch: dict, pooling: str) -> torch.Tensor:
         return backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
 
     def head_logits(self, head: nn.Module, reps: torch.Tensor, batch: dict) -> torch.Tensor:
+        import torch
+
         logits = head(reps)
         return logits.masked_fill(~batch["attention_mask"].bool().unsqueeze(-1), torch.finfo(logits.dtype).min)
 
     def loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
+        import torch.nn.functional as F
+
         return (F.cross_entropy(logits[..., 0], batch["start"]) + F.cross_entropy(logits[..., 1], batch["end"])) / 2
 
     def predict(self, outputs: list[np.ndarray], features: list[dict], examples: list[dict], task: TaskInfo) -> list:

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
-from transformers import PretrainedConfig
 
 from xstilts.errors import UserError
-from xstilts.formats.base import IGNORE_INDEX, CostHint, HeadFormat, Row, TaskInfo, head_dropout, lines
+from xstilts.formats.base import IGNORE_INDEX, CostHint, HeadFormat, Row, TaskInfo, lines
 from xstilts.metrics import per_example
 from xstilts.metrics.official import accuracy, seqeval_scores
 from xstilts.metrics.per_example import chunk_counts
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+    from transformers import PretrainedConfig
 
 
 def _first_subwords(words: list[int | None]) -> list[tuple[int, int]]:
@@ -71,12 +72,16 @@ class Tagging(HeadFormat):
         return feats
 
     def make_head(self, task: TaskInfo, config: PretrainedConfig, kind: str = "linear") -> nn.Module:
-        return nn.Sequential(nn.Dropout(head_dropout(config)), nn.Linear(config.hidden_size, len(task.labels)))
+        from xstilts.formats.heads import linear_head
+
+        return linear_head(config, len(task.labels))
 
     def represent(self, backbone: nn.Module, batch: dict, pooling: str) -> torch.Tensor:
         return backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
 
     def loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
+        import torch.nn.functional as F
+
         return F.cross_entropy(logits.flatten(0, 1), batch["labels"].flatten(), ignore_index=IGNORE_INDEX)
 
     def predict(self, outputs: list[np.ndarray], features: list[dict], examples: list[dict], task: TaskInfo) -> list:

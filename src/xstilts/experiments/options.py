@@ -1,0 +1,17 @@
+"""How jobs run, without changing what they compute (a module of its own: the command reads it without
+loading the training stack)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How jobs run, without changing what they compute: training checkpoints and trackers."""
+
+    checkpoint_every: float = 300.0  # seconds between resumable training checkpoints; 0 = every update
+    trackers: list[str] = field(default_factory=list)
+
+
+DEFAULT_OPTIONS = RunOptions()
