@@ -15,6 +15,7 @@ from xstilts.formats.base import EncoderFormat, Evaluation, HeadFormat
 from xstilts.formats.retrieval import default_layer, embed
 from xstilts.models.multitask import MultiHeadModel
 from xstilts.tasks.definition import TaskDef
+from xstilts.tasks.features import task_features
 
 Progress = Callable[[str, int, int], None]
 
@@ -46,11 +47,17 @@ def metric_rows(task: TaskDef, split: str, language: str, scores: dict[str, floa
 
 
 def evaluate(
-    model: MultiHeadModel, task: TaskDef, language: str, examples: list[dict], tokenizer: Any, cfg: EvalConfig
+    model: MultiHeadModel,
+    task: TaskDef,
+    split: str,
+    language: str,
+    examples: list[dict],
+    tokenizer: Any,
+    cfg: EvalConfig,
 ) -> Evaluation:
-    """Scores, predictions and per-example statistics of a trained head on one language's examples."""
+    """Scores, predictions and per-example statistics of a trained head on one language's examples of ``split``."""
     fmt: HeadFormat = task.format
-    features = fmt.featurize(task, examples, tokenizer, cfg.max_length)
+    features = task_features(task, f"{split}:{language}", examples, tokenizer, cfg.max_length)
     outputs = predict_logits(model, task.name, features, cfg.batch_size, tokenizer.pad_token_id)
     predictions = fmt.predict(outputs, features, examples, task)
     scores = fmt.score(predictions, examples, task, language)
@@ -70,7 +77,7 @@ def headline_score(task: TaskDef, examples: list[dict], features: list[dict]) ->
 
 def dev_metrics(model: MultiHeadModel, task: TaskDef, dev: list[dict], tokenizer: Any, cfg: EvalConfig) -> list[dict]:
     """English dev scores, the only data used to compare checkpoints."""
-    scores = evaluate(model, task, task.train_language, dev, tokenizer, cfg).scores
+    scores = evaluate(model, task, "dev", task.train_language, dev, tokenizer, cfg).scores
     return metric_rows(task, "dev", task.train_language, scores, len(dev))
 
 

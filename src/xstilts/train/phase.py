@@ -16,6 +16,7 @@ from xstilts.evaluate.zero_shot import headline_score
 from xstilts.models.backbone import freeze, local_device
 from xstilts.models.multitask import MultiHeadModel, build_multitask
 from xstilts.tasks.definition import TaskDef
+from xstilts.tasks.features import task_features
 from xstilts.train.loop import Checkpoints, Tracking, TrainTask, train
 from xstilts.train.meters import Movement
 from xstilts.train.probe import ProbeTask, fit_probe, head_fingerprint
@@ -64,8 +65,8 @@ def train_phase(
     train_tasks, dev_sets = [], {}
     for p in phase:
         examples = seeded_subset(p.train, cfg.max_train_examples, seed)
-        train_tasks.append(TrainTask(p.task.name, p.task.format.featurize(p.task, examples, tokenizer, cfg.max_length)))
-        dev_sets[p.task.name] = (p.dev, p.task.format.featurize(p.task, p.dev, tokenizer, eval_cfg.max_length))
+        train_tasks.append(TrainTask(p.task.name, task_features(p.task, "train", examples, tokenizer, cfg.max_length)))
+        dev_sets[p.task.name] = (p.dev, task_features(p.task, "dev", p.dev, tokenizer, eval_cfg.max_length))
     movement = Movement(backbone, dev_sets[tasks[0].name][1], tokenizer.pad_token_id)
     stats: dict[str, Any] = {"recipe": cfg.recipe}
     if cfg.recipe in ("probe", "lp-ft"):
@@ -112,7 +113,7 @@ def _dev_checks(
         dev, features = dev_sets[t.name]
         if cfg.eval_subset is not None and cfg.eval_subset < len(dev):
             dev = dev[: cfg.eval_subset]
-            features = t.format.featurize(t, dev, tokenizer, eval_cfg.max_length)
+            features = task_features(t, "dev", dev, tokenizer, eval_cfg.max_length)
         checks[t.name] = (features, headline_score(t, dev, features))
     stats["dev_check_examples"] = {t.name: len(dev_sets[t.name][0][: cfg.eval_subset]) for t in chosen}
 
