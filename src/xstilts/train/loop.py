@@ -222,6 +222,45 @@ def _prepare(
     return accelerator, model, optimizer, scheduler
 
 
+class SparseEmbeddingGrad:
+    """The input embedding table's gradient kept sparse through backward (only the rows a batch used), then
+    written into one persistent dense buffer before clipping. The optimizer sees the same dense gradient (zero in
+    untouched rows) as without it, but no step allocates, page-faults, zero-fills and frees a (vocabulary x
+    hidden) tensor: with XLM-R's 250k-row table that was about a third of a small-batch update on CPU."""
+
+    def __init__(self, embedding: torch.nn.Embedding):
+        embedding.sparse = True
+        self.weight = embedding.weight
+        self.buffer: torch.Tensor | None = None
+        self.rows: torch.Tensor | None = None  # rows the buffer holds non-zero values in
+
+    @classmethod
+    def attach(cls, backbone: torch.nn.Module, processes: int) -> SparseEmbeddingGrad | None:
+        """For a trainable ``nn.Embedding`` table in a single-process run (distributed wrappers reduce dense
+        gradients), else None."""
+        table = backbone.get_input_embeddings()
+        trainable = isinstance(table, torch.nn.Embedding) and table.weight.requires_grad
+        return cls(table) if processes == 1 and trainable else None
+
+    def densify(self) -> None:
+        grad = self.weight.grad
+        if grad is None or not grad.is_sparse:  # e.g. a tied output layer already made it dense
+            return
+        grad = grad.coalesce()
+        if self.buffer is None:
+            self.buffer = torch.zeros_like(self.weight)
+        elif self.rows is not None:
+            self.buffer.index_fill_(0, self.rows, 0.0)
+        self.rows = grad.indices()[0]
+        self.buffer.index_copy_(0, self.rows, grad.values())
+        self.weight.grad = self.buffer
+
+    def close(self, embedding: torch.nn.Embedding) -> None:
+        """Leave the table as it was found: dense gradients, no buffer."""
+        embedding.sparse = False
+        self.buffer = self.rows = None
+
+
 def _micro_step(
     accelerator: Accelerator,
     model: torch.nn.Module,
@@ -232,6 +271,7 @@ def _micro_step(
     stream: BatchStream,
     weight: float,
     max_grad_norm: float,
+    sparse: SparseEmbeddingGrad | None,
 ) -> None:
     """Forward and backward of one micro-batch of ``task``; the optimizer steps once the accumulation is full."""
     batch = next(stream)
@@ -242,6 +282,8 @@ def _micro_step(
         loss = model(task, batch)
         accelerator.backward(loss * weight)
         if accelerator.sync_gradients:
+            if sparse:
+                sparse.densify()
             accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
         optimizer.step()
         scheduler.step()
@@ -320,6 +362,7 @@ def train(
     weights = [cfg.loss_weights.get(t.name, 1.0) for t in tasks]
     updates = planned_updates(sizes, cfg)
     accelerator, model, optimizer, scheduler = _prepare(model, cfg, updates, tracking, mixed_precision)
+    sparse = SparseEmbeddingGrad.attach(accelerator.unwrap_model(model).backbone, accelerator.num_processes)
     streams = [BatchStream(t, cfg.batch_size, np.random.default_rng([seed, i]), pad_id) for i, t in enumerate(tasks)]
     state = LoopState(seed, streams, [t.name for t in tasks])
     accelerator.register_for_checkpointing(state)
@@ -337,7 +380,16 @@ def train(
     while state.step < updates * cfg.grad_accum:
         k = int(state.rng.choice(len(tasks), p=probs))
         _micro_step(
-            accelerator, model, optimizer, scheduler, state, tasks[k].name, streams[k], weights[k], cfg.max_grad_norm
+            accelerator,
+            model,
+            optimizer,
+            scheduler,
+            state,
+            tasks[k].name,
+            streams[k],
+            weights[k],
+            cfg.max_grad_norm,
+            sparse,
         )
         if state.step % cfg.grad_accum:
             continue
@@ -377,6 +429,8 @@ def train(
             _save_state(accelerator, checkpoints)
             saved = time.perf_counter()
     seconds = state.seconds + time.perf_counter() - start
+    if sparse:
+        sparse.close(accelerator.unwrap_model(model).backbone.get_input_embeddings())
     if tracking:
         accelerator.end_training()
     if state.best_state is not None:
