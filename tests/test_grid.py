@@ -19,7 +19,7 @@ from xstilts.cache import atomic_write_json
 from xstilts.config.grid import variants
 from xstilts.config.schema import ExperimentConfig
 from xstilts.experiments import export
-from xstilts.experiments.export import ROW_COLUMNS
+from xstilts.experiments.export import METER_COLUMNS, ROW_COLUMNS
 from xstilts.experiments.plan import plan
 from xstilts.experiments.rundir import RunDir
 from xstilts.experiments.runner import run_experiment
@@ -305,7 +305,7 @@ def test_grid_run_end_to_end(tiny_model, data_dir, tmp_path):
     entries = [j.plan_entry() for j in plan(grid, CATALOG).jobs]
     atomic_write_json(tmp_path / "plan.json", entries)
     rows = export.rows(run)
-    assert list(rows[0]) == [*ROW_COLUMNS, LR, languages]
+    assert list(rows[0]) == [*ROW_COLUMNS, LR, languages, *METER_COLUMNS]
     assert {(r["intermediate"], r[LR], r[languages]) for r in rows} == {
         (s, None if s == "none" else BUDGET["lr"], '["en","de"]') for s in ("none", "mnli", "qqp", "sst2")
     }

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from xstilts.errors import UserError
+from xstilts.evaluate.hardware import METER_KEYS
 from xstilts.experiments import export, index
 from xstilts.experiments.export import ROW_COLUMNS
 from xstilts.experiments.queue import Queue
@@ -29,6 +30,7 @@ def _result(
     seed: int = 1,
     finished: str = "2026-01-01T00:00:00+00:00",
     values=(0.5, 0.25),
+    **extra,
 ) -> dict:
     kind = "intermediate" if target is None else "target"
     metrics = [
@@ -57,6 +59,7 @@ def _result(
         "spec": {"intermediate": [] if setting == "none" else setting.split("+"), "target": target, "seed": seed},
         "versions": {},
         "finished": finished,
+        **extra,
     }
 
 
@@ -67,11 +70,27 @@ def _write(out: Path, result: dict) -> Path:
     return path
 
 
+METERS = {
+    "train_mfu": 0.25,
+    "latency_ms_p50": 1.5,
+    "peak_memory_mb": 512.0,
+    "peak_memory_source": "rss",
+    "eval_tokens": 9,
+}
+LEGACY_SPEED = {"latency_ms_p50": 2.5, "latency_ms_p95": 3.0, "throughput_examples_per_second": 40.0, "threads": 2}
+
+
 @pytest.fixture
 def out(tmp_path: Path) -> Path:
-    _write(tmp_path, _result("a", finished="2026-01-01T00:00:03+00:00"))
+    _write(tmp_path, _result("a", finished="2026-01-01T00:00:03+00:00", meters=METERS))
     _write(tmp_path, _result("b", target=None, setting="squad", finished="2026-01-01T00:00:01+00:00"))
-    _write(tmp_path, _result("c", setting="squad", seed=2, finished="2026-01-01T00:00:02+00:00", values=(1, 0.0)))
+    # written before results had meters: the speed under "inference"
+    _write(
+        tmp_path,
+        _result(
+            "c", setting="squad", seed=2, finished="2026-01-01T00:00:02+00:00", values=(1, 0.0), inference=LEGACY_SPEED
+        ),
+    )
     return tmp_path
 
 
@@ -196,7 +215,8 @@ def test_status_without_plan_is_a_user_error(tmp_path):
 
 
 def _result_file_rows(out: Path) -> list[dict]:
-    """What the result files hold, as export rows: one per metric entry, oldest job first."""
+    """What the result files hold, as export rows: one per metric entry, oldest job first, with the job's meters
+    (or the speed an older result kept under ``inference``)."""
     results = [json.loads(p.read_text(encoding="utf-8")) for p in (out / "jobs").glob("*/result.json")]
     return [
         {
@@ -214,6 +234,7 @@ def _result_file_rows(out: Path) -> list[dict]:
             "n": m["n"],
             "headline": m["headline"],
             "seed": r["seed"],
+            **{k: r.get("meters", r.get("inference", {})).get(k) for k in METER_KEYS},
         }
         for r in sorted(results, key=lambda r: r["finished"])
         for m in r["metrics"]
@@ -222,13 +243,17 @@ def _result_file_rows(out: Path) -> list[dict]:
 
 def test_export_matches_result_files(out):
     expected = _result_file_rows(out)
-    assert len(expected) == 6 and all(list(r) == ROW_COLUMNS for r in expected)
+    assert len(expected) == 6 and all(list(r) == ROW_COLUMNS + list(METER_KEYS) for r in expected)
     run = RunDir(out)
     assert export.rows(run) == expected
+    by_job = {r["job_id"]: r for r in expected}
+    assert by_job["a"]["train_mfu"] == 0.25 and by_job["a"]["peak_memory_source"] == "rss"
+    assert by_job["c"]["latency_ms_p50"] == 2.5 and by_job["c"]["train_mfu"] is None  # legacy "inference"
+    assert all(v is None for k, v in by_job["b"].items() if k in METER_KEYS)
     assert json.loads(export.export(run, "json")) == expected
     text = export.export(run, "csv")
     parsed = list(csv.DictReader(io.StringIO(text)))
-    assert list(parsed[0]) == ROW_COLUMNS
+    assert list(parsed[0]) == ROW_COLUMNS + list(METER_KEYS)
     assert parsed == [{k: "" if v is None else str(v) for k, v in r.items()} for r in expected]
     dest = out / "rows.csv"
     export.export(run, "csv", dest)
@@ -242,8 +267,36 @@ def test_export_parquet(out, tmp_path):
     dest = tmp_path / "rows.parquet"
     export.export(RunDir(out), "parquet", dest)
     frame = pd.read_parquet(dest)
-    assert list(frame.columns) == ROW_COLUMNS
+    assert list(frame.columns) == ROW_COLUMNS + list(METER_KEYS)
+    frame = frame.astype(object).where(frame.notna(), None)  # a number column's missing cells read back as NaN
     assert frame.to_dict("records") == _result_file_rows(out)
+
+
+def test_an_index_of_an_older_schema_is_rebuilt_with_the_meter_columns(out):
+    run = RunDir(out)
+    raw = sqlite3.connect(out / "index.sqlite")  # as the schema before meters left it
+    raw.executescript(
+        "CREATE TABLE jobs (job_id TEXT PRIMARY KEY, kind TEXT, model TEXT, intermediate TEXT, recipe TEXT,"
+        " target TEXT, seed, seconds, finished TEXT, result_mtime_ns INTEGER, result_size INTEGER);"
+        " CREATE TABLE metrics (job_id TEXT NOT NULL, task TEXT, split TEXT, language TEXT, metric TEXT, value, n,"
+        " headline INTEGER); PRAGMA user_version=3;"
+    )
+    for path in run.result_files():  # rows indexed as up to date: only the version tells them apart
+        st = path.stat()
+        raw.execute(
+            "INSERT INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (path.parent.name, "target", "tiny", "none", None, "xnli", 1, 1.5, "x", st.st_mtime_ns, st.st_size),
+        )
+    raw.commit()
+    raw.close()
+    con = index.refresh(run)
+    try:
+        assert con.execute("PRAGMA user_version").fetchone()[0] == index.SCHEMA_VERSION == 4
+        assert con.execute("SELECT train_mfu, latency_ms_p50 FROM jobs WHERE job_id = 'a'").fetchone() == (0.25, 1.5)
+        assert con.execute("SELECT COUNT(*) FROM metrics").fetchone()[0] == 6
+    finally:
+        con.close()
+    assert export.rows(run) == _result_file_rows(out)
 
 
 def test_export_parquet_without_pyarrow(out, monkeypatch):

@@ -6,14 +6,18 @@ import json
 
 import numpy as np
 import pytest
+from meter_checks import check_meters
 from rich.console import Console
 
-from xstilts.config.schema import ExperimentConfig
+from xstilts.config.schema import EvalConfig, ExperimentConfig
+from xstilts.evaluate.hardware import METER_KEYS
 from xstilts.experiments.export import rows
 from xstilts.experiments.plan import plan
 from xstilts.experiments.rundir import RunDir
 from xstilts.experiments.runner import run_experiment
+from xstilts.formats.base import feature_length
 from xstilts.metrics import per_example
+from xstilts.models.backbone import load_backbone
 
 
 def _config(model: str, seeds=(1,), **train) -> ExperimentConfig:
@@ -76,9 +80,27 @@ def test_run_end_to_end_then_skip(tiny_model, tiny_catalog, tmp_path):
     assert target["upstream"] == multi["job_id"]
     assert (tmp_path / "jobs" / multi["job_id"] / "checkpoint" / "model.safetensors").is_file()
     assert target["spec"]["data"] and target["versions"]["torch"]
-    speed = target["inference"]  # measured on English dev: latency one example at a time, batch throughput
-    assert 0 < speed["latency_ms_p50"] <= speed["latency_ms_p95"] and speed["latency_examples"] == 20 - 4
+    speed = target["meters"]  # measured on English dev: latency one example at a time, batch throughput
+    assert 0 < speed["latency_ms_p50"] <= speed["latency_ms_p95"]
+    assert 0 < speed["latency_examples"] <= 20 - 4  # after 4 untimed; fewer only when the meter's 2 s cap ran out
     assert speed["throughput_examples_per_second"] > 0 and speed["throughput_examples"] == 20
+    # every job measured its meters; the export carries them on each of the job's rows
+    meters = {r["job_id"]: check_meters(r) for r in results}
+    assert {r["kind"] for r in results if "train_mfu" in r["meters"]} == {"intermediate", "target"}
+    assert all(list(row)[-len(METER_KEYS) :] == list(METER_KEYS) for row in table)
+    assert all(row[k] == meters[row["job_id"]].get(k) for row in table for k in METER_KEYS)
+    # the evaluation fed the encoder the non-padding tokens of English dev and the three test sets
+    task, (backbone, tokenizer) = tiny_catalog.get("t-topic"), load_backbone(tiny_model)
+    examples = task.source.load("dev", "en") + [
+        ex for lang in ("en", "xx", "yy") for ex in task.source.load("test", lang)
+    ]
+    features = task.format.featurize(task, examples, tokenizer, EvalConfig().max_length)
+    assert target["meters"]["eval_tokens"] == sum(feature_length(f) for f in features)
+    # the retrieval job reads layer 1 of 2: N counts the one block that ran
+    retrieval = next(r for r in results if r["kind"] == "retrieval")
+    block = sum(p.numel() for p in backbone.encoder.layer[1].parameters())
+    full = sum(p.numel() for n, p in backbone.named_parameters() if not n.startswith("embeddings.")) + 2 * 32
+    assert retrieval["meters"]["params_non_embedding"] == full - block
     # a second run finds everything done
     second = run_experiment(cfg, tiny_catalog, "yaml", tmp_path, Console(quiet=True))
     assert second["ran"] == 0 and second["skipped"] == 12

@@ -11,8 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_runs import job_results
+from meter_checks import check_meters
 
 from xstilts.config.schema import EvalConfig
+from xstilts.evaluate.hardware import METER_KEYS
 from xstilts.evaluate.zero_shot import fixed_subset
 from xstilts.formats.retrieval import embed
 from xstilts.models.backbone import load_backbone
@@ -49,6 +52,14 @@ def test_quick_results_cover_languages_and_settings(quick_run):
             assert len(langs - {"en"}) >= min_langs, (target, setting, len(langs))
     topic = [r for r in rows if r["target"] == "pocket-topic" and r["intermediate"] == "none"]
     assert {r["recipe"] for r in topic} == {"lp-ft", "probe"}  # the default recipe and the frozen-encoder probe
+    # every job's meters, in its result and as the export's last columns (empty where the job did not train)
+    results = job_results(quick_run)
+    meters = {job_id: check_meters(r) for job_id, r in results.items()}
+    assert list(rows[0])[-len(METER_KEYS) :] == list(METER_KEYS)
+    for r in rows:
+        assert {k: r[k] for k in METER_KEYS} == {k: str(meters[r["job_id"]].get(k, "")) for k in METER_KEYS}
+    trained = {r["job_id"] for r in rows if r["train_mfu"]}
+    assert trained == {j for j, r in results.items() if r["kind"] != "retrieval" and r["train"]["recipe"] != "probe"}
     report = (quick_run / "report.md").read_text()
     assert "## pocket-topic" in report and "gain vs none" in report
     # the probe's column, and the confidence intervals of every setting and gain

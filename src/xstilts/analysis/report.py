@@ -15,7 +15,7 @@ from xstilts.analysis.document import Block, Heading, Paragraph, Table, markdown
 from xstilts.analysis.stats import Interval, bootstrap_gain, bootstrap_score, seed_interval, signed
 from xstilts.analysis.trends import Correlation, correlation
 from xstilts.config.schema import NONE_SETTING
-from xstilts.experiments.export import ROW_COLUMNS
+from xstilts.experiments.export import METER_COLUMNS, ROW_COLUMNS
 from xstilts.metrics import per_example
 
 PROBE = "probe (frozen)"  # the column of the linear probe on the frozen pretrained encoder
@@ -192,7 +192,7 @@ def grid_groups(df: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple[str, pd.Data
     """Split a grid's rows for the target tables: varying ``intermediate.*`` grid values join the setting's
     column label (``mnli [intermediate.train.lr=1e-05]``); every other varying grid value (and the model, if
     several) makes its own group of tables, each with its own baseline. Without a grid: one unnamed group."""
-    keys = [k for k in df.columns if k not in ROW_COLUMNS and df[k].nunique() > 1]
+    keys = [k for k in df.columns if k not in ROW_COLUMNS and k not in METER_COLUMNS and df[k].nunique() > 1]
     in_label = [k for k in keys if k.startswith("intermediate.")]
     df = df.copy()
     if in_label:

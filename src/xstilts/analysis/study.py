@@ -286,15 +286,15 @@ def num_tasks(study: Study) -> list[Block]:
 
 
 def _inference(study: Study, target: str, setting: str, group: pd.DataFrame) -> dict | None:
-    """Mean inference meters of a setting's target jobs in a group."""
+    """Mean inference meters of a setting's target jobs in a group (results written before the ``meters`` block
+    kept them under ``inference``)."""
     ids = set(group[(group.target == target) & (group.intermediate == setting) & (group.recipe != "probe")].job_id)
-    meters = [r["inference"] for r in study.results if r["job_id"] in ids and r.get("inference")]
+    keys = ("latency_ms_p50", "latency_ms_p95", "throughput_examples_per_second")
+    found = (r.get("meters") or r.get("inference") or {} for r in study.results if r["job_id"] in ids)
+    meters = [m for m in found if all(k in m for k in keys)]
     if not meters:
         return None
-    return {
-        k: float(np.mean([m[k] for m in meters]))
-        for k in ("latency_ms_p50", "latency_ms_p95", "throughput_examples_per_second")
-    }
+    return {k: float(np.mean([m[k] for m in meters])) for k in keys}
 
 
 def pareto(study: Study) -> list[Block]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import re
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 from xstilts.config.schema import TrainConfig
 from xstilts.errors import UserError
+from xstilts.evaluate.hardware import ACCELERATORS, PROBE_SIZE, cpu_peak_flops, matmul_flops
 from xstilts.experiments.plan import eval_languages
 from xstilts.experiments.specs import IntermediateSpec, Job, RetrievalSpec, TargetSpec
 from xstilts.tasks.catalog import TaskCatalog
@@ -111,36 +111,21 @@ MODEL_PARAMS: list[tuple[str, int]] = [  # (regex on the lower-cased ref, non-em
 ]
 ME5_LAYER = 1_780_000  # one transformer block of me5-small (hidden 384, FFN 1536)
 
-# --- Accelerators: peak dense TFLOP/s (bf16/fp16 tensor cores unless noted) -------------------------------------
-ACCELERATORS: dict[str, float] = {
-    "a100": 312.0,
-    "h100": 989.0,
-    "h200": 989.0,
-    "l4": 121.0,
-    "v100": 125.0,
-    "a100-fp32": 19.5,
-}
+# --- Accelerators: peak dense TFLOP/s, the table xstilts.evaluate.hardware keeps (MFU in results reads it too) ------
 DEFAULT_UTILISATION = 0.4
 
 
-def cpu_tflops(size: int = 1024, repeats: int = 5) -> float:
-    """Measured fp32 TFLOP/s of this CPU: the best of a few ``size``³ torch matmuls."""
-    import torch
-
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    a @ b  # warm-up
-    best = math.inf
-    for _ in range(repeats):
-        t = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - t)
-    return 2 * size**3 / max(best, 1e-9) / 1e12
+def cpu_tflops(size: int = PROBE_SIZE, repeats: int = 5) -> float:
+    """Measured fp32 TFLOP/s of this CPU now: the best of a few ``size``³ torch matmuls."""
+    return matmul_flops(size, repeats) / 1e12
 
 
 def peak_tflops(accelerator: str) -> float:
+    """An accelerator's datasheet peak; for ``cpu`` this machine's matmul probe (measured once, then cached: the
+    figure MFU in results divides by)."""
     name = accelerator.lower()
     if name == "cpu":
-        return cpu_tflops()
+        return cpu_peak_flops() / 1e12
     if name not in ACCELERATORS:
         raise UserError(f"unknown accelerator {accelerator!r} (known: cpu, {', '.join(ACCELERATORS)})")
     return ACCELERATORS[name]
@@ -314,7 +299,7 @@ def estimate(
         assumptions.append(f"N = {n:,} parameters for {ref}")
     peak = peak_tflops(accelerator)
     if accelerator.lower() == "cpu":
-        assumptions.append(f"cpu peak measured now by a 1024³ fp32 matmul probe: {peak:.3f} TFLOP/s")
+        assumptions.append(f"cpu peak from a {PROBE_SIZE}³ fp32 matmul probe on this machine: {peak:.3f} TFLOP/s")
     if isinstance(utilisation, Achieved):  # a share of the same peak the hours divide by
         measured, utilisation = utilisation, min(1.0, utilisation.tflops / peak)
         assumptions.append(

@@ -7,7 +7,7 @@ import datetime as dt
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -16,31 +16,23 @@ from accelerate import PartialState
 import xstilts
 from xstilts.cache import atomic_dir
 from xstilts.config.schema import EvalConfig
-from xstilts.evaluate import latency
+from xstilts.evaluate import hardware, latency
 from xstilts.evaluate.official_files import write_official
 from xstilts.evaluate.zero_shot import dev_metrics, evaluate, evaluate_encoder, fixed_subset, metric_rows
+from xstilts.experiments.options import DEFAULT_OPTIONS, RunOptions
 from xstilts.experiments.plan import eval_languages
 from xstilts.experiments.rundir import RunDir
 from xstilts.experiments.specs import IntermediateSpec, Job, JobSpec, RetrievalSpec, TargetSpec
+from xstilts.formats.pooling import truncated
 from xstilts.metrics import per_example
-from xstilts.models.backbone import load_backbone, save_backbone
+from xstilts.models.backbone import load_backbone, local_device, save_backbone
 from xstilts.tasks.catalog import TaskCatalog
 from xstilts.tasks.definition import TaskDef
+from xstilts.tasks.features import task_features
 from xstilts.train.loop import Checkpoints, Tracking
 from xstilts.train.phase import PhaseTask, train_phase
 
 Progress = Callable[[str, int, int], None]
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """How jobs run, without changing what they compute: training checkpoints and trackers."""
-
-    checkpoint_every: float = 300.0  # seconds between resumable training checkpoints; 0 = every update
-    trackers: list[str] = field(default_factory=list)
-
-
-DEFAULT_OPTIONS = RunOptions()
 
 
 @dataclass(frozen=True)
@@ -122,10 +114,16 @@ def _run_intermediate(ctx: _Context, spec: IntermediateSpec) -> dict:
     model, stats = ctx.train(backbone, tokenizer, phase, spec, EvalConfig())
     if not PartialState().is_main_process:  # launched on several processes: the main one reports
         return {}
-    metrics = [row for p in phase for row in dev_metrics(model, p.task, p.dev, tokenizer, EvalConfig())]
+    with hardware.TokenMeter(model.backbone) as evaluation:
+        metrics = [row for p in phase for row in dev_metrics(model, p.task, p.dev, tokenizer, EvalConfig())]
+    first = phase[0]  # inference speed on the first task's English dev examples
+    english = task_features(
+        first.task, "dev", first.dev[: latency.THROUGHPUT_EXAMPLES], tokenizer, EvalConfig().max_length
+    )
+    speed = latency.measure(model, first.task.name, english, tokenizer.pad_token_id)
     with atomic_dir(ctx.run.checkpoint(ctx.job.id)) as tmp:
         save_backbone(model.backbone, tokenizer, tmp)
-    return {"metrics": metrics, "train": stats}
+    return {"metrics": metrics, "train": stats, "meters": _meters(model, evaluation, speed, stats)}
 
 
 def _test_sets(ctx: _Context, task: TaskDef, cfg: EvalConfig) -> dict[str, list[dict]]:
@@ -153,15 +151,20 @@ def _run_target(ctx: _Context, spec: TargetSpec) -> dict:
     model, stats = ctx.train(backbone, tokenizer, [phase], spec, spec.eval)
     if not PartialState().is_main_process:
         return {}
-    metrics = dev_metrics(model, task, phase.dev, tokenizer, spec.eval)
     tests = _test_sets(ctx, task, spec.eval)
     results = {}
-    for i, (lang, examples) in enumerate(tests.items()):
-        ctx.progress(f"{ctx.label}: eval {lang}", i, len(tests))
-        results[lang] = evaluate(model, task, lang, examples, tokenizer, spec.eval)
-    english = task.format.featurize(task, phase.dev[: latency.THROUGHPUT_EXAMPLES], tokenizer, spec.eval.max_length)
+    with hardware.TokenMeter(model.backbone) as evaluation:
+        metrics = dev_metrics(model, task, phase.dev, tokenizer, spec.eval)
+        for i, (lang, examples) in enumerate(tests.items()):
+            ctx.progress(f"{ctx.label}: eval {lang}", i, len(tests))
+            results[lang] = evaluate(model, task, "test", lang, examples, tokenizer, spec.eval)
+    english = task_features(task, "dev", phase.dev[: latency.THROUGHPUT_EXAMPLES], tokenizer, spec.eval.max_length)
     speed = latency.measure(model, task.name, english, tokenizer.pad_token_id)  # on English dev examples
-    return {"metrics": metrics + _report(ctx, task, results, tests), "train": stats, "inference": speed}
+    return {
+        "metrics": metrics + _report(ctx, task, results, tests),
+        "train": stats,
+        "meters": _meters(model, evaluation, speed, stats),
+    }
 
 
 def _run_retrieval(ctx: _Context, spec: RetrievalSpec) -> dict:
@@ -170,8 +173,20 @@ def _run_retrieval(ctx: _Context, spec: RetrievalSpec) -> dict:
     backbone.to(PartialState().device)
     tests = _test_sets(ctx, task, spec.eval)
     ctx.progress(f"{ctx.label}: encoding", 0, len(tests))
-    results, layer = evaluate_encoder(backbone, tokenizer, task, tests, spec.eval)
-    return {"metrics": _report(ctx, task, results, tests), "layer": layer}
+    with hardware.TokenMeter(backbone) as evaluation:
+        results, layer = evaluate_encoder(backbone, tokenizer, task, tests, spec.eval)
+    texts = [ex[f] for exs in tests.values() for ex in exs for f in task.fields if isinstance(ex.get(f), str)]
+    ev = spec.eval
+    speed = latency.measure_encoder(backbone, tokenizer, texts, layer, ev.pooling, ev.max_length)
+    with truncated(backbone, layer):  # N of the blocks the pooled layer needs, as the encoding ran
+        meters = _meters(backbone, evaluation, speed)
+    return {"metrics": _report(ctx, task, results, tests), "layer": layer, "meters": meters}
+
+
+def _meters(model: torch.nn.Module, evaluation: hardware.TokenMeter, speed: dict, train: dict | None = None) -> dict:
+    """The meters a job's runner measured (run_job adds peak memory): MFU on ``model``'s device and N."""
+    peak = hardware.peak_flops(next(model.parameters()).device)
+    return hardware.meters(hardware.non_embedding_params(model), peak, evaluation, speed, train)
 
 
 _RUNNERS: dict[type[JobSpec], Callable] = {
@@ -192,9 +207,11 @@ def run_job(
     interrupted during training continues from its last training checkpoint."""
     start = time.perf_counter()
     spec = job.spec
-    body = _RUNNERS[type(spec)](_Context(job, run, catalog, progress, options), spec)
+    with hardware.PeakMemory(local_device()) as memory:
+        body = _RUNNERS[type(spec)](_Context(job, run, catalog, progress, options), spec)
     if not PartialState().is_main_process:
         return body
+    body["meters"] = hardware.ordered(body.get("meters", {}) | memory.meters())
     result = {
         "job_id": job.id,
         "kind": job.kind,

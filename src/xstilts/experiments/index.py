@@ -13,9 +13,11 @@ import sqlite3
 from pathlib import Path
 
 from xstilts.errors import UserError
+from xstilts.evaluate.hardware import METER_KEYS
 from xstilts.experiments.rundir import RunDir
 
-SCHEMA_VERSION = 3
+# An index of another version is dropped and rebuilt from the result files (see _connect); 4: meter columns
+SCHEMA_VERSION = 4
 
 
 def _headline(row: dict, metrics: set[str]) -> bool:
@@ -26,10 +28,19 @@ def _headline(row: dict, metrics: set[str]) -> bool:
     return row["metric"] == next((m for m in ("accuracy", "f1", "map@20") if m in metrics), min(metrics))
 
 
-_SCHEMA = """
+def _meters(r: dict) -> tuple:
+    """A result's ``meters``, one value per ``METER_KEYS`` (None where it has none); results written before the
+    block existed give the inference speed they kept under ``inference``."""
+    meters = r.get("meters")
+    if not isinstance(meters, dict):
+        meters = r.get("inference") if isinstance(r.get("inference"), dict) else {}
+    return tuple(meters.get(k) for k in METER_KEYS)
+
+
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS jobs (
     job_id TEXT PRIMARY KEY, kind TEXT, model TEXT, intermediate TEXT, recipe TEXT, target TEXT, seed,
-    seconds, finished TEXT, result_mtime_ns INTEGER, result_size INTEGER);
+    seconds, finished TEXT, {", ".join(METER_KEYS)}, result_mtime_ns INTEGER, result_size INTEGER);
 CREATE TABLE IF NOT EXISTS metrics (
     job_id TEXT NOT NULL, task TEXT, split TEXT, language TEXT, metric TEXT, value, n, headline INTEGER);  -- untyped: values come back as written
 CREATE INDEX IF NOT EXISTS metrics_job ON metrics(job_id);
@@ -78,6 +89,7 @@ def _read_result(path: Path) -> tuple[tuple, list[tuple]]:
             r["seed"],
             r.get("seconds"),
             r["finished"],
+            *_meters(r),
         )
         names = {}
         for m in r["metrics"]:
@@ -132,7 +144,7 @@ def refresh(run: RunDir) -> sqlite3.Connection:
                 raise UserError(f"{path}:1: result is for job {job[0]!r}, but lies in the folder of {job_id!r}")
             con.execute("DELETE FROM metrics WHERE job_id = ?", (job_id,))
             con.execute("DELETE FROM jobs WHERE job_id = ?", (job_id,))
-            con.execute("INSERT INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?,?)", (*job, mtime_ns, size))
+            con.execute(f"INSERT INTO jobs VALUES ({','.join('?' * (len(job) + 2))})", (*job, mtime_ns, size))
             con.executemany("INSERT INTO metrics VALUES (?,?,?,?,?,?,?,?)", metrics)
         con.execute("COMMIT")
     except BaseException:
