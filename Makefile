@@ -26,9 +26,13 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest -q
 
+# xstilts against HF Trainer and bare loops, side by side in one run: prints a table, writes bench/results.json
+bench: setup
+	$(BIN)/python bench/run.py
+
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/lint-imports
 
 clean:
