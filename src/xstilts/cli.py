@@ -137,6 +137,9 @@ def run(
     checkpoint_every: float = typer.Option(
         300.0, min=0, help="seconds between resumable training checkpoints (0: after every update)"
     ),
+    lease_ttl: float = typer.Option(
+        60.0, min=5, help="seconds after a worker's last heartbeat that its jobs may be taken over"
+    ),
     tasks_dir: Path | None = TASKS_DIR,
 ) -> None:
     """Run an experiment: intermediate training, target fine-tuning, zero-shot evaluation, report.
@@ -153,7 +156,7 @@ def run(
     file, catalog = load_experiment(config, tasks_dir)
     cfg = file.cfg
     out = out or Path("runs") / cfg.name
-    options = RunOptions(checkpoint_every=checkpoint_every, trackers=list(cfg.trackers))
+    options = RunOptions(checkpoint_every=checkpoint_every, trackers=list(cfg.trackers), lease_ttl=lease_ttl)
     summary = run_experiment(
         cfg, catalog, file.text, out, console, workers=workers, options=options, runner=runner.value, address=address
     )

@@ -4,6 +4,7 @@ evaluate calls."""
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import platform
 import time
 from collections.abc import Callable
@@ -14,7 +15,7 @@ import torch
 from accelerate import PartialState
 
 import xstilts
-from xstilts.cache import atomic_dir
+from xstilts.cache import atomic_dir, atomic_write_text
 from xstilts.config.schema import EvalConfig
 from xstilts.evaluate import hardware, latency
 from xstilts.evaluate.official_files import write_official
@@ -42,6 +43,7 @@ class _Context:
     catalog: TaskCatalog
     progress: Progress
     options: RunOptions
+    split: int = 1  # micro-batches per batch (after out-of-memory errors); the effective batch stays
 
     @property
     def label(self) -> str:
@@ -73,11 +75,16 @@ class _Context:
             if options.trackers
             else None
         )
+        cfg = spec.train
+        if self.split > 1:
+            cfg = cfg.model_copy(
+                update={"batch_size": cfg.batch_size // self.split, "grad_accum": cfg.grad_accum * self.split}
+            )
         return train_phase(
             backbone,
             tokenizer,
             phase,
-            spec.train,
+            cfg,
             eval_cfg,
             spec.seed,
             spec.model.head_pooling,
@@ -207,10 +214,24 @@ def run_job(
     interrupted during training continues from its last training checkpoint."""
     start = time.perf_counter()
     spec = job.spec
-    with hardware.PeakMemory(local_device()) as memory:
-        body = _RUNNERS[type(spec)](_Context(job, run, catalog, progress, options), spec)
+    marker = run.micro_batch_split(job.id)
+    split = int(marker.read_text()) if marker.is_file() else 1
+    while True:
+        try:
+            with hardware.PeakMemory(local_device()) as memory:
+                body = _RUNNERS[type(spec)](_Context(job, run, catalog, progress, options, split), spec)
+            break
+        except torch.OutOfMemoryError as error:
+            split = _split_further(job, run, split, progress, error)
     if not PartialState().is_main_process:
         return body
+    if split > 1:
+        train = spec.train
+        body["micro_batches"] = {
+            "batch_size": train.batch_size // split,
+            "grad_accum": train.grad_accum * split,
+            "split_after_out_of_memory": split,
+        }
     body["meters"] = hardware.ordered(body.get("meters", {}) | memory.meters())
     result = {
         "job_id": job.id,
@@ -230,4 +251,22 @@ def run_job(
     }
     run.write_result(job.id, result)
     Checkpoints(run.train_state(job.id)).discard()
+    marker.unlink(missing_ok=True)
     return result
+
+
+def _split_further(job: Job, run: RunDir, split: int, progress: Progress, error: torch.OutOfMemoryError) -> int:
+    """After an out-of-memory error: twice the micro-batches per batch (half the micro-batch, twice the
+    accumulation: the same effective batch), remembered for a resumed run; training starts again, since its
+    checkpoint holds batches of the old size. Re-raises once the batch cannot be split evenly."""
+    train = getattr(job.spec, "train", None)
+    if train is None or train.batch_size % (split * 2):
+        raise error
+    split *= 2
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    Checkpoints(run.train_state(job.id)).discard()
+    atomic_write_text(run.micro_batch_split(job.id), str(split))
+    progress(f"out of memory: micro-batch {train.batch_size // split} x {train.grad_accum * split} accumulation", 0, 1)
+    return split

@@ -23,7 +23,7 @@ def _run_task(exp: Experiment, job: Job, threads: int, *upstream: str) -> str:
     import ray
 
     enter_worker(threads)
-    queue = Queue(exp.run)
+    queue = Queue(exp.run, exp.options.lease_ttl)
     while not queue.claim(job.id):
         if exp.run.is_done(job.id):
             return job.id

@@ -93,6 +93,10 @@ class RunDir:
         """Resumable mid-training state of a job that has not finished."""
         return self.job(job_id) / "train_state"
 
+    def micro_batch_split(self, job_id: str) -> Path:
+        """How many micro-batches an unfinished job splits each batch into after running out of memory."""
+        return self.job(job_id) / "micro_batch_split"
+
     def per_example(self, job_id: str) -> Path:
         return self.job(job_id) / "per_example.npz"
 

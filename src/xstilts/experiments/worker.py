@@ -110,7 +110,7 @@ def work(
     finishes the rest and then raises :class:`JobsFailed`.
     """
     run = exp.run
-    queue = Queue(run)
+    queue = Queue(run, exp.options.lease_ttl)
     since = time.time()
     current = exp.plan()
     while True:

@@ -23,6 +23,10 @@ from xstilts.models.backbone import parameter_depths
 from xstilts.train.sampling import task_probabilities
 
 
+class TrainingDiverged(RuntimeError):
+    """A non-finite training loss: the job stops before the update that produced it."""
+
+
 @dataclass
 class TrainTask:
     """A task's featurized training set."""
@@ -280,6 +284,13 @@ def _micro_step(
     batch = {n: v.to(accelerator.device) for n, v in _share(batch, accelerator).items()}
     with accelerator.accumulate(model):
         loss = model(task, batch)
+        value = float(accelerator.reduce(loss.detach(), "mean"))  # over every process's share: all agree
+        if not math.isfinite(value):
+            update = state.step // accelerator.gradient_accumulation_steps + 1
+            raise TrainingDiverged(
+                f"loss {value} on task {task} at update {update}; nothing of this update was applied, and the "
+                "last training checkpoint is kept (lower the learning rate, or check the data)"
+            )
         accelerator.backward(loss * weight)
         if accelerator.sync_gradients:
             if sparse:
@@ -289,7 +300,7 @@ def _micro_step(
         scheduler.step()
         optimizer.zero_grad()
     state.step += 1
-    state.losses.append(float(accelerator.reduce(loss.detach(), "mean")))  # over every process's share
+    state.losses.append(value)
 
 
 def _dev_check(
