@@ -112,7 +112,7 @@ class EvalConfig(_Strict):
 
     batch_size: int = Field(64, ge=1)
     max_length: int = Field(128, ge=8)
-    languages: list[str] | None = Field(None, description="evaluate only these of the task's languages")
+    languages: list[str] | None = Field(None, min_length=1, description="evaluate only these of the task's languages")
     max_examples_per_language: int | None = Field(
         None, ge=1, description="evaluate a fixed (seed-independent) subset of each language"
     )
@@ -319,7 +319,7 @@ class ExperimentConfig(_Strict):
         if not isinstance(data, dict) or data.get("protocol") is None:
             return data
         name = data["protocol"]
-        if name not in NAMED:
+        if not isinstance(name, str) or name not in NAMED:
             return data  # the field's own validation names the choices
         data = {**named_defaults(name, "experiment"), **data}
         intermediate = data.get("intermediate") if isinstance(data.get("intermediate"), dict) else {}

@@ -33,6 +33,7 @@ def fmt_loc(loc: tuple[Any, ...]) -> str:
     """``a.b[0].c``: a field location as the error messages write it."""
     out = ""
     for k in loc:
+        k = k if not isinstance(k, str) or k.isprintable() else repr(k)  # a line break in a key stays on the line
         out += f"[{k}]" if isinstance(k, int) else (f".{k}" if out else str(k))
     return out or "(top level)"
 
@@ -43,16 +44,43 @@ def read_yaml_mapping(path: Path, what: str) -> tuple[dict, yaml.Node]:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise UserError(f"{path}: cannot read {what} ({e.strerror})") from None
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     try:
         data = yaml.safe_load(text)
         root = yaml.compose(text)
+    except yaml.reader.ReaderError as e:  # its str() spans two lines
+        line = text.count("\n", 0, e.position) + 1
+        raise UserError(f"{path}:{line}: invalid YAML (character {e.character!r}: {e.reason})") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f":{mark.line + 1}" if mark else ""
         raise UserError(f"{path}{where}: invalid YAML ({getattr(e, 'problem', e)})") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a mapping of {what} fields at the top level")
+    if dup := _duplicate_key(root):
+        raise UserError(f"{path}:{dup.start_mark.line + 1}: {dup.value!r} is set twice in one mapping")
     return data, root
+
+
+def _duplicate_key(node: yaml.Node | None, visited: set[int] | None = None) -> yaml.ScalarNode | None:
+    """The first key node repeating an earlier key of its mapping (safe_load silently keeps the last)."""
+    visited = set() if visited is None else visited
+    if id(node) in visited:  # an alias of a node already checked
+        return None
+    visited.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        keys = set()
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode):
+                if key.value in keys:
+                    return key
+                keys.add(key.value)
+            if dup := _duplicate_key(value, visited):
+                return dup
+    elif isinstance(node, yaml.SequenceNode):
+        return next((d for d in (_duplicate_key(v, visited) for v in node.value) if d), None)
+    return None
 
 
 def field_error(path: Path, root: yaml.Node | None, loc: tuple[Any, ...], msg: str) -> UserError:

@@ -18,7 +18,10 @@ def read_text(path: Path) -> str:
             return f.read()
     except FileNotFoundError:
         raise UserError(f"{path}: missing data file") from None
-    except (OSError, UnicodeDecodeError) as e:
+    except UnicodeDecodeError as e:  # the whole file is decoded at once: e.start is its byte offset
+        line = Path(path).read_bytes()[: e.start].count(b"\n") + 1
+        raise UserError(f"{path}:{line}: not UTF-8 ({e.reason} at byte {e.start})") from None
+    except OSError as e:
         raise UserError(f"{path}: cannot read: {e}") from None
 
 

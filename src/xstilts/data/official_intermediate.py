@@ -294,7 +294,9 @@ def read_cosmosqa(path: Path, split: str, language: str) -> list[dict]:
             if not row:
                 continue
             if len(row) != len(header):
-                raise UserError(f"{path}:{start}: {len(row)} columns, expected {len(header)} ({', '.join(header)})")
+                raise UserError(
+                    f"{path}:{start}: {len(row)} columns, expected {len(header)} ({', '.join(map(repr, header))})"
+                )
             out.append(cosmosqa_record(dict(zip(header, row)), f"{path}:{start}"))
             where.append(f"{path}:{start}")
     except csv.Error as e:

@@ -92,6 +92,8 @@ def _squad_golds(path: Path) -> dict[str, list[str]]:
                     if qa["id"] in golds:
                         raise UserError(f"{path}: question id {qa['id']!r} appears twice")
                     golds[qa["id"]] = [a["text"] for a in qa["answers"]]
+                    if not all(isinstance(text, str) for text in golds[qa["id"]]):
+                        raise UserError(f"{path}: question id {qa['id']!r}: expected answer texts to be strings")
     except (KeyError, TypeError) as e:
         raise UserError(
             f"{path}: expected SQuAD-format JSON (data > paragraphs > qas > answers > text; failed at {e})"

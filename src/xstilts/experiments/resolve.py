@@ -14,7 +14,7 @@ from xstilts.config.load import ConfigFile, load_config
 from xstilts.config.schema import NONE_SETTING, ExperimentConfig, TrainConfig
 from xstilts.config.yaml_file import fmt_loc
 from xstilts.errors import UserError
-from xstilts.models.registry import check_model_ref
+from xstilts.models.registry import check_model_ref, max_positions
 from xstilts.tasks.catalog import TaskCatalog
 from xstilts.tasks.definition import TaskDef
 
@@ -83,6 +83,25 @@ def _targets(cfg: ExperimentConfig, catalog: TaskCatalog) -> None:
                 )
 
 
+def _max_length(cfg: ExperimentConfig, catalog: TaskCatalog) -> None:
+    """A max_length the config sets for a phase that runs must fit the model's position embeddings (where they
+    are known before loading it)."""
+    if (limit := max_positions(cfg.model)) is None:
+        return
+    phases = []
+    if any(s != NONE_SETTING for s in cfg.intermediate.settings):
+        phases.append((("intermediate", "train"), cfg.intermediate.train))
+    for i, target in enumerate(cfg.targets):
+        if catalog.get(target.task, cfg.data_dir).format.trains:
+            phases.append((("targets", i, "train"), target.train))
+        phases.append((("targets", i, "eval"), target.eval))
+    for loc, phase in phases:
+        if "max_length" in phase.model_fields_set and phase.max_length > limit:
+            raise Problem(
+                (*loc, "max_length"), f"{phase.max_length} tokens, but model {cfg.model!r} takes at most {limit}"
+            )
+
+
 def resolve(cfg: ExperimentConfig, catalog: TaskCatalog) -> None:
     """Check every cross-reference of ``cfg`` and of each of its grid points; a Problem on the first bad one."""
     for _, point in variants(cfg):
@@ -92,6 +111,7 @@ def resolve(cfg: ExperimentConfig, catalog: TaskCatalog) -> None:
             raise Problem(("model",), str(e)) from None
         _intermediate(point, catalog)
         _targets(point, catalog)
+        _max_length(point, catalog)
 
 
 def load_experiment(path: str | Path, tasks_dir: str | Path | None = None) -> tuple[ConfigFile, TaskCatalog]:

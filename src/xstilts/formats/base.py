@@ -88,7 +88,7 @@ class Row:
         v = self.raw(col) if value is None else value
         if isinstance(v, int) and not isinstance(v, bool):
             return v
-        if isinstance(v, str) and v.strip().isdigit():
+        if isinstance(v, str) and v.strip().isdecimal():  # isdigit() admits "²", which int() refuses
             return int(v)
         raise UserError(f"{self.at}: field {col!r} must be a whole number (got {v!r})")
 

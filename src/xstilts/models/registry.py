@@ -11,6 +11,8 @@ from xstilts.errors import UserError
 
 OFFLINE_MODEL = "me5-small"
 _OFFLINE_RE = re.compile(rf"^{OFFLINE_MODEL}(?:@L(\d+))?$")
+OFFLINE_MAX_POSITIONS = 512  # multilingual-e5-small's position embeddings
+_OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert")  # positions start after padding_idx (1): 2 fewer
 _HUB_RE = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
@@ -35,6 +37,20 @@ def check_model_ref(ref: str) -> None:
         raise ValueError(f"model path {ref!r} does not exist")
     if not _HUB_RE.match(ref):
         raise ValueError(f"{ref!r} is neither a model directory nor a hub id")
+
+
+def max_positions(ref: str) -> int | None:
+    """The most tokens an input to model ``ref`` may have, when known without loading it (None: a hub id)."""
+    if _OFFLINE_RE.match(ref):
+        return OFFLINE_MAX_POSITIONS
+    try:
+        config = json.loads((Path(ref).expanduser() / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    n = config.get("max_position_embeddings") if isinstance(config, dict) else None
+    if not isinstance(n, int) or isinstance(n, bool):
+        return None
+    return n - 2 if config.get("model_type") in _OFFSET_POSITIONS else n
 
 
 def resolve_model(ref: str) -> str:

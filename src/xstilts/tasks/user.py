@@ -10,7 +10,8 @@
                                 #   span_qa: squad (default) or squad_v2 (allows unanswerable questions)
     labels: [billing, delivery, returns]   # classification and tagging (the tags) only; non-empty, unique
     fields: {text: utterance, label: intent, id: ticket}   # format field -> column / JSON key
-    data:                       # split -> file, relative to this YAML file; .jsonl, .csv or .tsv
+    data:                       # split -> file, relative to this YAML file and inside the folder above it
+                                #   (tasks/ beside data/); .jsonl, .csv or .tsv
       train: ../data/train.jsonl          # train and dev are English ({lang} becomes en)
       dev: ../data/dev.jsonl
       test: ../data/test-{lang}.csv       # one file per language of `languages`; required for a target
@@ -136,6 +137,12 @@ def _check(spec: TaskFile, path: Path) -> TaskFile:
             raise FieldProblem(
                 ("data", split), f"needs a {{lang}} placeholder: there are {len(spec.languages)} languages"
             )
+        root = _data_root(path)
+        for lang in spec.languages if split == "test" else ["en"]:
+            if Path(rel).is_absolute() or not Path(os.path.abspath(_data_file(path, rel, lang))).is_relative_to(root):
+                raise FieldProblem(
+                    ("data", split), f"{rel!r} is outside {root} (data paths are relative and stay inside it)"
+                )
         if Path(rel).suffix not in SUFFIXES:
             raise FieldProblem(
                 ("data", split), f"unsupported file type {Path(rel).suffix or rel!r} (use .jsonl, .csv or .tsv)"
@@ -145,6 +152,11 @@ def _check(spec: TaskFile, path: Path) -> TaskFile:
             if not file.is_file():
                 raise FieldProblem(("data", split), f"missing data file {file}")
     return spec.model_copy(update={"metric": metric, "fields": columns})
+
+
+def _data_root(yaml_path: Path) -> Path:
+    """The folder a task's data must lie in: the one holding the task file's folder (``tasks/`` beside ``data/``)."""
+    return Path(os.path.abspath(yaml_path.parent)).parent
 
 
 def _data_file(yaml_path: Path, rel: str, lang: str) -> Path:
@@ -161,7 +173,8 @@ def _rows(file: Path, columns: list[str]) -> Iterator[tuple[int, dict]]:
     try:
         header = next(reader, None) or []
         if missing := next((c for c in columns if c not in header), None):
-            raise UserError(f"{file}:1: missing column {missing!r} (the header has {', '.join(header) or 'nothing'})")
+            names = ", ".join(h if h.isprintable() else repr(h) for h in header)  # a quoted line break stays quoted
+            raise UserError(f"{file}:1: missing column {missing!r} (the header has {names or 'nothing'})")
         prev = reader.line_num
         for values in reader:
             start, prev = prev + 1, reader.line_num
