@@ -10,8 +10,8 @@
                                 #   span_qa: squad (default) or squad_v2 (allows unanswerable questions)
     labels: [billing, delivery, returns]   # classification and tagging (the tags) only; non-empty, unique
     fields: {text: utterance, label: intent, id: ticket}   # format field -> column / JSON key
-    data:                       # split -> file, relative to this YAML file and inside the folder above it
-                                #   (tasks/ beside data/); .jsonl, .csv or .tsv
+    data:                       # split -> file: absolute, or relative to this YAML file and inside the folder
+                                #   above it (tasks/ beside data/); .jsonl, .csv or .tsv
       train: ../data/train.jsonl          # train and dev are English ({lang} becomes en)
       dev: ../data/dev.jsonl
       test: ../data/test-{lang}.csv       # one file per language of `languages`; required for a target
@@ -139,10 +139,10 @@ def _check(spec: TaskFile, path: Path) -> TaskFile:
             )
         root = _data_root(path)
         for lang in spec.languages if split == "test" else ["en"]:
-            if Path(rel).is_absolute() or not Path(os.path.abspath(_data_file(path, rel, lang))).is_relative_to(root):
-                raise FieldProblem(
-                    ("data", split), f"{rel!r} is outside {root} (data paths are relative and stay inside it)"
-                )
+            if not Path(rel).is_absolute() and not Path(os.path.abspath(_data_file(path, rel, lang))).is_relative_to(
+                root
+            ):
+                raise FieldProblem(("data", split), f"{rel!r} is outside {root} (a relative data path stays inside it)")
         if Path(rel).suffix not in SUFFIXES:
             raise FieldProblem(
                 ("data", split), f"unsupported file type {Path(rel).suffix or rel!r} (use .jsonl, .csv or .tsv)"
