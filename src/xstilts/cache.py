@@ -70,8 +70,10 @@ def atomic_dir(path: Path) -> Iterator[Path]:
 
 
 def replace_dir(new: Path, path: Path) -> None:
-    """Put directory ``new`` in the place of ``path``; the old one is moved aside, not deleted, until then."""
+    """Put directory ``new`` in the place of ``path``; the old one is moved aside, not deleted, until then.
+    An aside left by a process killed mid-replace is removed first (``path`` then never moved, or already did)."""
     old = new.with_name(new.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
     if path.exists():
         os.replace(path, old)
     os.replace(new, path)
