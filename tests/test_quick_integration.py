@@ -34,14 +34,13 @@ def _xstilts(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("quick")
-    _xstilts("run", "configs/quick.yaml", "--out", str(out))
-    return out
+def quick_out(quick_run) -> Path:
+    """OUT of the session's clean quick.yaml run (conftest)."""
+    return quick_run.out
 
 
-def test_quick_results_cover_languages_and_settings(quick_run):
-    rows = list(csv.DictReader(io.StringIO(_xstilts("results", str(quick_run), "--format", "csv").stdout)))
+def test_quick_results_cover_languages_and_settings(quick_out):
+    rows = list(csv.DictReader(io.StringIO(_xstilts("results", str(quick_out), "--format", "csv").stdout)))
     assert {"job_id", "model", "intermediate", "target", "language", "metric", "value", "headline", "seed"} <= set(
         rows[0]
     )
@@ -53,14 +52,19 @@ def test_quick_results_cover_languages_and_settings(quick_run):
     topic = [r for r in rows if r["target"] == "pocket-topic" and r["intermediate"] == "none"]
     assert {r["recipe"] for r in topic} == {"lp-ft", "probe"}  # the default recipe and the frozen-encoder probe
     # every job's meters, in its result and as the export's last columns (empty where the job did not train)
-    results = job_results(quick_run)
+    results = job_results(quick_out)
     meters = {job_id: check_meters(r) for job_id, r in results.items()}
+    for job_id, r in results.items():  # prediction and gold files of every test language, pocket tasks too
+        tested = {m["language"] for m in r["metrics"] if m["split"] == "test"}
+        for kind in ("predictions", "labels"):
+            files = (quick_out / "jobs" / job_id / kind / str(r["target"])).glob("test-*.tsv")
+            assert {f.stem.removeprefix("test-") for f in files} == tested, (job_id, kind)
     assert list(rows[0])[-len(METER_KEYS) :] == list(METER_KEYS)
     for r in rows:
         assert {k: r[k] for k in METER_KEYS} == {k: str(meters[r["job_id"]].get(k, "")) for k in METER_KEYS}
     trained = {r["job_id"] for r in rows if r["train_mfu"]}
     assert trained == {j for j, r in results.items() if r["kind"] != "retrieval" and r["train"]["recipe"] != "probe"}
-    report = (quick_run / "report.md").read_text()
+    report = (quick_out / "report.md").read_text()
     assert "## pocket-topic" in report and "gain vs none" in report
     # the probe's column, and the confidence intervals of every setting and gain
     assert (
@@ -70,16 +74,16 @@ def test_quick_results_cover_languages_and_settings(quick_run):
     )
 
 
-def test_rerun_runs_nothing(quick_run):
-    proc = _xstilts("run", "configs/quick.yaml", "--out", str(quick_run))
+def test_rerun_runs_nothing(quick_out):
+    proc = _xstilts("run", "configs/quick.yaml", "--out", str(quick_out))
     assert "0 jobs run" in proc.stderr
 
 
-def test_baseline_retrieval_equals_numpy_nearest_neighbour(quick_run):
+def test_baseline_retrieval_equals_numpy_nearest_neighbour(quick_out):
     """The pipeline's accuracy@1 equals a plain numpy cosine argmax over the same embeddings."""
     result = next(
         json.loads(p.read_text())
-        for p in (quick_run / "jobs").glob("*/result.json")
+        for p in (quick_out / "jobs").glob("*/result.json")
         if json.loads(p.read_text())["kind"] == "retrieval" and json.loads(p.read_text())["intermediate"] == "none"
     )
     cfg = EvalConfig(**result["spec"]["eval"])
@@ -106,18 +110,18 @@ def test_readme_user_task_example_runs_as_written(tmp_path):
     assert {r["intermediate"] for r in rows if r["target"] == "pocket-topic"} == {"none", "support-intent"}
 
 
-def test_plan_status_and_parquet_after_a_run(quick_run, tmp_path):
+def test_plan_status_and_parquet_after_a_run(quick_out, tmp_path):
     """``plan`` marks every job of the finished run done with no pending hours; ``status`` agrees; parquet
     export holds the same rows as csv."""
     import pandas as pd
 
-    planned = json.loads(_xstilts("plan", "configs/quick.yaml", "--out", str(quick_run), "--format", "json").stdout)
+    planned = json.loads(_xstilts("plan", "configs/quick.yaml", "--out", str(quick_out), "--format", "json").stdout)
     assert len(planned["jobs"]) == 12 and {j["status"] for j in planned["jobs"]} == {"done"}
     assert {j["kind"] for j in planned["jobs"]} == {"intermediate", "target", "retrieval"}
     assert planned["estimate"]["pending_hours"] == 0 and planned["estimate"]["total_flops"] > 0
-    assert _xstilts("status", str(quick_run)).stdout.startswith("12 jobs: 12 done, 0 running, 0 failed, 0 pending")
+    assert _xstilts("status", str(quick_out)).stdout.startswith("12 jobs: 12 done, 0 running, 0 failed, 0 pending")
     path = tmp_path / "rows.parquet"
-    _xstilts("results", str(quick_run), "--format", "parquet", "--output", str(path))
+    _xstilts("results", str(quick_out), "--format", "parquet", "--output", str(path))
     table = pd.read_parquet(path)
-    rows = list(csv.DictReader(io.StringIO(_xstilts("results", str(quick_run), "--format", "csv").stdout)))
+    rows = list(csv.DictReader(io.StringIO(_xstilts("results", str(quick_out), "--format", "csv").stdout)))
     assert len(table) == len(rows) and list(table.columns) == list(rows[0])

@@ -176,15 +176,3 @@ def test_budgets_in_updates():
     assert planned_updates([100, 60], TrainConfig(batch_size=8, grad_accum=2, epochs=2)) == 20
     assert planned_updates([100, 60], TrainConfig(batch_size=8, max_examples=100)) == 13
     assert planned_updates([100, 60], TrainConfig(batch_size=8, max_steps=7, epochs=9)) == 7
-
-
-def test_replace_dir_survives_an_aside_left_by_a_killed_replace(tmp_path):
-    from xstilts.cache import replace_dir
-
-    path, new = tmp_path / "state", tmp_path / "state.partial"
-    for d, name in ((path, "current"), (new, "next"), (tmp_path / "state.partial.old", "stale")):
-        d.mkdir()
-        (d / "f").write_text(name)
-    replace_dir(new, path)
-    assert (path / "f").read_text() == "next" and not new.exists()
-    assert not (tmp_path / "state.partial.old").exists()

@@ -1,4 +1,8 @@
-"""The xstilts cache directory and atomic file writes."""
+"""The xstilts cache directory, atomic file writes, and the clean-up of what a killed writer left.
+
+A temporary file or directory is named ``.<name>.<pid>@<host>.<random>.tmp`` beside its destination, so that
+:func:`sweep_temp` can tell the leftovers of a dead process (SIGKILL, a lost node) from the work of a live one.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,9 @@ import functools
 import hashlib
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +24,48 @@ def cache_dir() -> Path:
     """Root of the cache: ``$XSTILTS_CACHE`` or ``~/.cache/xstilts``."""
     root = os.environ.get("XSTILTS_CACHE")
     return Path(root).expanduser() if root else Path.home() / ".cache" / "xstilts"
+
+
+_TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)@(?P<host>[^@/]+)\.[A-Za-z0-9_]{8}\.tmp(?:\.old)?$")
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def _temp_prefix(path: Path) -> str:
+    return f".{path.name}.{os.getpid()}@{socket.gethostname()}."
+
+
+def sweep_temp(root: Path) -> list[Path]:
+    """Remove, anywhere under ``root``, the temporary files and directories of writers that died on this host
+    (those of live processes, and of other hosts, stay). Returns what was removed."""
+    removed: list[Path] = []
+    host = socket.gethostname()
+    for folder, dirs, files in os.walk(root):
+        for name in [*dirs, *files]:
+            m = _TEMP.match(name)
+            if not m or m["host"] != host or pid_alive(int(m["pid"])):
+                continue
+            path = Path(folder) / name
+            if name in dirs:
+                shutil.rmtree(path, ignore_errors=True)
+                dirs.remove(name)
+            else:
+                path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 def _umask() -> int:
@@ -35,7 +83,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file and a rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_temp_prefix(path), suffix=".tmp")
     try:
         os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
@@ -59,7 +107,7 @@ def atomic_dir(path: Path) -> Iterator[Path]:
     """Yield a temporary sibling directory that replaces ``path`` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=_temp_prefix(path), suffix=".tmp"))
     os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
@@ -69,14 +117,31 @@ def atomic_dir(path: Path) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def aside(new: Path) -> Path:
+    """Where :func:`replace_dir` moves the old directory while ``new`` takes its place."""
+    return new.with_name(new.name + ".old")
+
+
 def replace_dir(new: Path, path: Path) -> None:
     """Put directory ``new`` in the place of ``path``; the old one is moved aside, not deleted, until then.
-    An aside left by a process killed mid-replace is removed first (``path`` then never moved, or already did)."""
-    old = new.with_name(new.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
+    A replace that a killed process left half done is finished first (see :func:`finish_replace`)."""
+    finish_replace(new, path)
+    old = aside(new)
     if path.exists():
         os.replace(path, old)
     os.replace(new, path)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def finish_replace(new: Path, path: Path) -> None:
+    """Finish a :func:`replace_dir` of ``new`` over ``path`` that a killed process left half done. An aside
+    exists only from the first rename to the end: if ``path`` is missing, ``new`` (complete by then) had not
+    yet been moved in, so it is now; the aside is then dropped."""
+    old = aside(new)
+    if not old.exists():
+        return
+    if not path.exists() and new.exists():
+        os.replace(new, path)
     shutil.rmtree(old, ignore_errors=True)
 
 

@@ -1,5 +1,6 @@
-"""Predictions and labels written in the layout the official XTREME evaluator reads (``<task>/test-<lang>.<ext>``),
-so ``xstilts score`` (or a leaderboard) can score them. The format of the task writes the files' content."""
+"""Predictions and labels of every test language, in the layout the official XTREME evaluator reads
+(``<task>/test-<lang>.<ext>``), so ``xstilts score`` (or a leaderboard) can score a suite's tasks; other tasks
+(pocket, user tasks) get the same layout. The format of the task writes the files' content."""
 
 from __future__ import annotations
 
@@ -18,13 +19,15 @@ def suite_task(name: str) -> SuiteTask | None:
 
 def write_official(
     job_dir: Path, fmt: Format, task_name: str, language: str, predictions, examples: list[dict]
-) -> bool:
-    """Write ``job_dir/{predictions,labels}/<task>/test-<lang>.<ext>`` when the task belongs to a suite."""
+) -> None:
+    """Write ``job_dir/{predictions,labels}/<task>/test-<lang>.<ext>`` (the suite's extension for a suite task,
+    else the format's own, ``Format.file_ext``) unless the format has no prediction files."""
     task = suite_task(task_name)
-    if task is None:
-        return False
-    name = f"{task.name}/test-{language}.{task.ext}"
-    pred_text, label_text = fmt.official_files(predictions, examples, task.ext)
+    ext = task.ext if task else fmt.file_ext
+    name = f"{task_name}/test-{language}.{ext}"
+    files = fmt.official_files(predictions, examples, ext)
+    if files is None:
+        return
+    pred_text, label_text = files
     atomic_write_text(Path(job_dir) / "predictions" / name, pred_text)
     atomic_write_text(Path(job_dir) / "labels" / name, label_text)
-    return True

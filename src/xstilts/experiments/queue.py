@@ -22,6 +22,7 @@ import time
 import uuid
 from collections.abc import Iterator
 
+from xstilts.cache import pid_alive
 from xstilts.experiments.rundir import RunDir
 
 _SCHEMA = """
@@ -32,21 +33,6 @@ CREATE TABLE IF NOT EXISTS log (
     event TEXT NOT NULL, detail TEXT);
 CREATE INDEX IF NOT EXISTS log_job ON log(job_id);
 """
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this pid exists on this host."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    except OSError:
-        return False
-    return True
 
 
 class Queue:
@@ -114,6 +100,20 @@ class Queue:
             con.execute("DELETE FROM leases WHERE job_id = ? AND owner = ?", (job_id, self.owner))
             if event:
                 self._log(con, job_id, event, detail)
+
+    def sweep(self) -> list[str]:
+        """Drop the leases no live worker holds (their owners died or went silent), each logged ``expired``;
+        returns their jobs. A job whose owner was killed after writing its result is never claimed again, so
+        its lease would stay otherwise."""
+        with self._db() as con:
+            rows = con.execute("SELECT job_id, owner, host, pid, expires FROM leases").fetchall()
+            stale = [
+                (job_id, owner) for job_id, owner, *lease in rows if owner != self.owner and not self._live(*lease)
+            ]
+            for job_id, owner in stale:
+                con.execute("DELETE FROM leases WHERE job_id = ? AND owner = ?", (job_id, owner))
+                self._log(con, job_id, "expired", owner)
+        return [job_id for job_id, _ in stale]
 
     def renew(self) -> None:
         with self._db() as con:

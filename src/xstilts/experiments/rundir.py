@@ -14,11 +14,12 @@ OUT/jobs/<id>/per_example.npz, predictions/, labels/   test statistics and offic
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from xstilts.cache import atomic_write_json, atomic_write_text
+from xstilts.cache import atomic_write_json, atomic_write_text, sweep_temp
 from xstilts.errors import UserError
 
 FAILED = "FAILED"
@@ -130,6 +131,24 @@ class RunDir:
             except json.JSONDecodeError as e:
                 raise UserError(f"{path}:{e.lineno}: malformed result JSON ({e.msg})") from None
         return sorted(results, key=lambda r: r["finished"])
+
+    def sweep(self) -> list[Path]:
+        """Remove what killed processes left under OUT: temporary files of dead writers, and a finished job's
+        resumable state and markers (the result is written before they are removed). Returns what went."""
+        removed = sweep_temp(self.root) if self.root.is_dir() else []
+        for result in self.result_files():
+            job_id = result.parent.name
+            state = self.train_state(job_id)
+            leftovers = [*state.parent.glob(f"{state.name}*"), self.micro_batch_split(job_id), self.handoff(job_id)]
+            for path in leftovers:
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+                elif path.exists():
+                    path.unlink(missing_ok=True)
+                else:
+                    continue
+                removed.append(path)
+        return removed
 
     def mark_failed(self, job_id: str, error: str) -> None:
         atomic_write_text(self.job(job_id) / FAILED, error)

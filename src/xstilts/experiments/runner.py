@@ -14,7 +14,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from xstilts.cache import sweep_temp
 from xstilts.config.schema import ExperimentConfig
+from xstilts.data.token_cache import features_dir
 from xstilts.errors import JobsFailed, UserError
 from xstilts.experiments.options import DEFAULT_OPTIONS, RunOptions
 from xstilts.experiments.queue import Queue
@@ -68,6 +70,16 @@ def _local_workers(exp: Experiment, workers: int, console: Console) -> None:
         raise RuntimeError(f"worker exit codes {[p.exitcode for p in procs]}; see the messages above")
 
 
+def _sweep(exp: Experiment, console: Console) -> None:
+    """Clear what killed runs left: temporary files (OUT and the feature cache), finished jobs' resumable
+    state, and leases of dead workers. Live workers' files and leases stay."""
+    run = exp.run
+    removed = run.sweep() + (sweep_temp(features_dir()) if features_dir().is_dir() else [])
+    expired = Queue(run, exp.options.lease_ttl).sweep()
+    if removed or expired:
+        console.print(f"cleared after a killed run: {len(removed)} leftover files, {len(expired)} dead leases")
+
+
 def run_experiment(
     cfg: ExperimentConfig,
     catalog: TaskCatalog,
@@ -86,6 +98,7 @@ def run_experiment(
     exp = Experiment(cfg, catalog, run, options)
     before = {j.id for j in exp.plan().jobs if run.is_done(j.id)}  # a bad config fails here, before OUT is written
     run.write_experiment(config_text)
+    _sweep(exp, console)
     if runner == "ray":
         from xstilts.experiments.ray_runner import run_on_ray
 

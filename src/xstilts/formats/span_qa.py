@@ -80,6 +80,7 @@ class SpanQA(HeadFormat):
     metrics = ("squad", "squad_v2", "mlqa")
     cost = CostHint(180)
     user_fields = ("question", "context", "answer", "answer_start")
+    file_ext = "json"
 
     def headline(self, metric: str) -> str:
         return "f1"

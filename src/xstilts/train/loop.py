@@ -16,7 +16,7 @@ from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration, broadcast_object_list
 from transformers import get_linear_schedule_with_warmup
 
-from xstilts.cache import replace_dir
+from xstilts.cache import aside, finish_replace, replace_dir
 from xstilts.config.schema import TrainConfig
 from xstilts.formats.base import collate, feature_length
 from xstilts.models.backbone import parameter_depths
@@ -146,8 +146,12 @@ class Checkpoints:
         """Where a checkpoint is written before it replaces ``dir``."""
         return self.dir.with_name(self.dir.name + ".partial")
 
+    def recover(self) -> None:
+        """Finish a save that a kill left between its two renames, so ``dir`` holds the last complete state."""
+        finish_replace(self.partial, self.dir)
+
     def discard(self) -> None:
-        for path in (self.dir, self.partial):
+        for path in (self.dir, self.partial, aside(self.partial)):
             shutil.rmtree(path, ignore_errors=True)
 
 
@@ -378,6 +382,9 @@ def train(
     state = LoopState(seed, streams, [t.name for t in tasks])
     accelerator.register_for_checkpointing(state)
     resumed_from = None
+    if checkpoints and accelerator.is_main_process:
+        checkpoints.recover()
+    accelerator.wait_for_everyone()
     if checkpoints and checkpoints.dir.is_dir():
         accelerator.load_state(str(checkpoints.dir))
         resumed_from = state.step // cfg.grad_accum
