@@ -1,9 +1,14 @@
-"""Shared fixtures: a tiny random BERT with a word-level tokenizer, and tiny tasks in the pocket formats."""
+"""Shared fixtures: a tiny random BERT with a word-level tokenizer, tiny tasks in the pocket formats, and one clean
+run of configs/quick.yaml on the real model."""
 
 from __future__ import annotations
 
 import json
+import os
 import random
+import subprocess
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -185,3 +190,79 @@ def tiny_task_files(tiny_data, tmp_path_factory) -> Path:
             splits["test"] = str(data / "test-{lang}.jsonl")
         (folder / f"{spec['name']}.yaml").write_text(yaml.safe_dump({**spec, "data": splits}), encoding="utf-8")
     return folder
+
+
+ROOT = Path(__file__).resolve().parents[1]
+KILLPOINT = Path(__file__).parent / "reliability" / "killpoint"  # the kill harness's fault injection
+
+
+@dataclass(frozen=True)
+class QuickRun:
+    """A finished run of configs/quick.yaml: its OUT, the feature cache it filled from empty, its wall time, and
+    the trace of its stages (one record per call of a stage function; ``killpoint/sitecustomize.py``)."""
+
+    out: Path
+    features: Path
+    seconds: float
+    trace: list[dict]
+
+
+@pytest.fixture(scope="session")
+def quick_run(tmp_path_factory) -> QuickRun:
+    """``xstilts run configs/quick.yaml``, traced: the integration tests read it, and the kill harness compares
+    killed-and-resumed runs with it and places its kills from the trace."""
+    from cli_runs import XSTILTS
+
+    root = tmp_path_factory.mktemp("quick")
+    out, features, trace = root / "out", root / "features", root / "trace.jsonl"
+    env = os.environ | {
+        "PYTHONPATH": str(KILLPOINT),
+        "XSTILTS_KILLTRACE": str(trace),
+        "XSTILTS_FEATURE_CACHE": str(features),
+    }
+    start = time.monotonic()
+    proc = subprocess.run(
+        [XSTILTS, "run", "configs/quick.yaml", "--out", str(out)],
+        check=False,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = [json.loads(line) for line in trace.read_text(encoding="utf-8").splitlines()]
+    return QuickRun(out, features, time.monotonic() - start, records)
+
+
+@pytest.fixture(scope="session")
+def tiny_decoder(tmp_path_factory) -> str:
+    """A 2-layer Llama-style decoder (hidden 32, grouped-query attention) with a word-level tokenizer over WORDS
+    that, like Llama's, has BOS and EOS but no pad token."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import LlamaConfig, LlamaModel, PreTrainedTokenizerFast
+
+    specials = ["<unk>", "<s>", "</s>"]
+    vocab = {w: i for i, w in enumerate(specials + WORDS)}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A </s> $B", special_tokens=[("<s>", 1), ("</s>", 2)]
+    )
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+    path = tmp_path_factory.mktemp("tiny-llama")
+    config = LlamaConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
+    torch.manual_seed(0)
+    LlamaModel(config).save_pretrained(path)
+    fast.save_pretrained(path)
+    return str(path)

@@ -11,31 +11,21 @@ import yaml
 from cli_runs import XSTILTS, job_results
 
 
-def test_two_processes_ddp_or_fsdp_train_like_one_process(tiny_model, tiny_task_files, tmp_path):
+def _no_dropout(tiny_model: str, folder: Path) -> str:
+    """The tiny BERT without dropout: two half batches with averaged gradients are then one batch, up to
+    floating-point order."""
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-    # without dropout, two half batches with averaged gradients are one batch, up to floating-point order
-    model = tmp_path / "no-dropout"
     config = AutoConfig.from_pretrained(tiny_model, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-    AutoModel.from_pretrained(tiny_model, config=config).save_pretrained(model)
-    AutoTokenizer.from_pretrained(tiny_model).save_pretrained(model)
-    # full fine-tuning: at this learning rate the probe's large head weights make lp-ft's loss chaotic, and chaos
-    # magnifies floating-point order; what is compared here is the distribution, not the recipe
-    budget = {"recipe": "full", "batch_size": 8, "lr": 1e-3, "max_length": 32, "max_steps": 20, "select_on_dev": True}
-    base = {
-        "name": "ddp",
-        "model": str(model),
-        "tasks_dir": str(tiny_task_files),
-        "seeds": [1],
-        "intermediate": {"settings": ["u-sametopic"], "train": budget},
-        "targets": [{"task": "u-topic", "train": budget, "probe_reference": False}],
-    }
+    AutoModel.from_pretrained(tiny_model, config=config).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tiny_model).save_pretrained(folder)
+    return str(folder)
+
+
+def _runs(base: dict, launches: dict[str, dict], tmp_path: Path) -> dict[str, dict]:
+    """Each launch variant of ``base`` run through the command (a training state after every update)."""
     runs = {}
-    for name, extra in (
-        ("one", {}),
-        ("ddp", {"accelerate": {"num_processes": 2}}),
-        ("fsdp", {"accelerate": {"num_processes": 2, "strategy": "fsdp"}}),
-    ):
+    for name, extra in launches.items():
         config = tmp_path / f"{name}.yaml"
         config.write_text(yaml.safe_dump({**base, **extra}))
         proc = subprocess.run(
@@ -47,8 +37,43 @@ def test_two_processes_ddp_or_fsdp_train_like_one_process(tiny_model, tiny_task_
         )
         assert proc.returncode == 0, proc.stderr
         runs[name] = job_results(tmp_path / name)
+    return runs
+
+
+def _base(model: str, task_files: Path, **extra) -> dict:
+    # full fine-tuning: at this learning rate the probe's large head weights make lp-ft's loss chaotic, and chaos
+    # magnifies floating-point order; what is compared here is the distribution, not the recipe
+    budget = {"recipe": "full", "batch_size": 8, "lr": 1e-3, "max_length": 32, "max_steps": 20, "select_on_dev": True}
+    return {
+        "name": "ddp",
+        "model": model,
+        "tasks_dir": str(task_files),
+        "seeds": [1],
+        "intermediate": {"settings": ["u-sametopic"], "train": budget},
+        "targets": [{"task": "u-topic", "train": budget, "probe_reference": False}],
+        **extra,
+    }
+
+
+def test_two_processes_ddp_or_fsdp_train_like_one_process(tiny_model, tiny_task_files, tmp_path):
+    base = _base(_no_dropout(tiny_model, tmp_path / "no-dropout"), tiny_task_files)
+    launches = {
+        "one": {},
+        "ddp": {"accelerate": {"num_processes": 2}},
+        "fsdp": {"accelerate": {"num_processes": 2, "strategy": "fsdp"}},  # each BertLayer a unit
+    }
+    runs = _runs(base, launches, tmp_path)
     for two in ("ddp", "fsdp"):
         _assert_same_training(runs["one"], runs[two], tmp_path / "one", tmp_path / two)
+
+
+def test_two_processes_with_lora_train_like_one_process(tiny_model, tiny_task_files, tmp_path):
+    """LoRA, DDP over gloo through accelerate launch: the merged hand-off weights of 2 processes equal those of
+    1 at the same global batch."""
+    lora = {"lora": {"rank": 4, "alpha": 8, "dropout": 0.0, "handoff": "merged"}}
+    base = _base(_no_dropout(tiny_model, tmp_path / "no-dropout"), tiny_task_files, backbone=lora)
+    runs = _runs(base, {"one": {}, "ddp": {"accelerate": {"num_processes": 2}}}, tmp_path)
+    _assert_same_training(runs["one"], runs["ddp"], tmp_path / "one", tmp_path / "ddp")
 
 
 def _assert_same_training(first: dict, second: dict, first_out: Path, second_out: Path) -> None:

@@ -346,3 +346,60 @@ def test_grid_run_end_to_end(tiny_model, data_dir, tmp_path):
     assert table.splitlines()[2].endswith(" | probe (frozen) |")  # the shared probe joins every table
     assert "0.005" not in table  # lr 5e-3 ran with seed 2, whose targets used targets.*.train.lr 3e-4
     assert "gain vs none (zero-shot)" in table and "English dev rank" not in report
+
+
+def test_arms_merge_over_the_config_each_with_its_grid(tmp_path, monkeypatch, capsys):
+    """An encoder arm and a decoder arm: mappings merge (the decoder arm's backbone and train lr), other values
+    replace (its targets list), each arm has its own grid; the arm names every job's point."""
+    cfg = ExperimentConfig.model_validate(
+        {
+            "model": "me5-small",
+            "intermediate": {"settings": ["none", "pocket-answer"], "train": {"lr": 1e-5, "batch_size": 8}},
+            "targets": [{"task": "pocket-topic"}],
+            "arms": {
+                "encoders": {"grid": {"model": ["me5-small@L3", "me5-small@L6"]}},
+                "decoders": {
+                    "model": "me5-small@L4",
+                    "head_pooling": "last",
+                    "backbone": {"dtype": "bfloat16", "lora": {"rank": 8}},
+                    "intermediate": {"train": {"lr": 2e-4}},
+                },
+            },
+        }
+    )
+    points = variants(cfg)
+    assert [p for p, _ in points] == [
+        {"arm": "encoders", "model": "me5-small@L3"},
+        {"arm": "encoders", "model": "me5-small@L6"},
+        {"arm": "decoders"},
+    ]
+    decoder = points[-1][1]
+    assert (decoder.head_pooling, decoder.backbone.lora.rank, decoder.backbone.dtype) == ("last", 8, "bfloat16")
+    assert decoder.intermediate.train.lr == 2e-4 and decoder.intermediate.train.batch_size == 8  # merged
+    assert decoder.intermediate.settings == ["none", "pocket-answer"] and points[0][1].backbone.lora is None
+    jobs = plan(cfg, CATALOG).jobs
+    assert {j.grid["arm"] for j in jobs} == {"encoders", "decoders"}
+    lora = [j for j in jobs if j.grid["arm"] == "decoders"]
+    assert all(j.spec.model.backbone["lora"]["rank"] == 8 for j in lora)
+    assert all("backbone" not in j.spec.as_dict() for j in jobs if j.grid["arm"] == "encoders")  # ids as before
+
+    for arm, expect in (
+        (
+            "{accelerate: {num_processes: 2}}",
+            "bad.yaml:5: arms.x.accelerate: set for the whole experiment, not per arm",
+        ),
+        (
+            "{head_pooling: first}",
+            "bad.yaml:5: arms.x.head_pooling: Input should be 'cls', 'mean' or 'last' (got 'first')",
+        ),
+    ):
+        text = "model: me5-small\nintermediate: {settings: [none]}\ntargets: [{task: pocket-topic}]\narms:\n"
+        (tmp_path / "bad.yaml").write_text(f"{text}  x: {arm}\n")
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.setattr(sys, "argv", ["xstilts", "plan", "bad.yaml"])
+        from xstilts.cli import main
+
+        with pytest.raises(SystemExit) as e:
+            main()
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and err == f"error: {expect}\n", err

@@ -253,8 +253,10 @@ def plan(
     tasks_dir: Path | None = TASKS_DIR,
     format: Listing = typer.Option(Listing.table, "--format"),
 ) -> None:
-    """The jobs an experiment needs, which are done, and their estimated accelerator-hours; runs nothing."""
+    """The jobs an experiment needs, which are done, their estimated memory per GPU and accelerator-hours; runs
+    nothing."""
     from xstilts.experiments.cost import estimate, format_estimate
+    from xstilts.experiments.memory import format_memory, memory_cell, memory_plan
     from xstilts.experiments.plan import plan as plan_jobs
     from xstilts.experiments.resolve import load_experiment
     from xstilts.experiments.rundir import RunDir
@@ -274,6 +276,7 @@ def plan(
         except ValueError:
             raise UserError(f"--utilisation {utilisation!r}: expected a number in (0, 1] or 'measured'") from None
     est = estimate(jobs, catalog, accelerator=accelerator, utilisation=share, is_done=done.__contains__)
+    memory = memory_plan(jobs, catalog, cfg, accelerator)
     entries = [
         {
             "id": j.id,
@@ -284,16 +287,22 @@ def plan(
             "seed": j.spec.seed,
             "upstream": j.upstream,
             "grid": j.grid,
+            "memory": memory["jobs"][j.id],  # bytes per GPU by part, total_gib, fits (None: architecture unknown)
         }
         for j in jobs
     ]
     if format is Listing.json:
-        print(json.dumps({"jobs": entries, "estimate": est}, indent=1))
+        summary = {k: v for k, v in memory.items() if k != "jobs"}
+        print(json.dumps({"jobs": entries, "estimate": est, "memory": summary}, indent=1))
         return
     for e in entries:  # grid values the job depends on, as key=value
         grid = " ".join(f"{k}={v}" for k, v in e["grid"].items() if v is not None)
-        line = f"{e['id']}  {e['kind']:<12} {e['status']:<8} {e['setting']:<30} {e['target'] or '-':<16} {grid}"
+        line = (
+            f"{e['id']}  {e['kind']:<12} {e['status']:<8} {e['setting']:<30} {e['target'] or '-':<16} "
+            f"{memory_cell(e['memory']):<22} {grid}"
+        )
         print(line.rstrip())
+    print(format_memory(memory, jobs))
     print(format_estimate(est))
 
 

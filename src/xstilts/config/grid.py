@@ -1,4 +1,5 @@
-"""The ``grid:`` block: one experiment as the cross product of field values, each point a full config.
+"""The ``grid:`` and ``arms:`` blocks: one experiment as the cross product of field values, each point a full
+config; arms are named variants of the whole config (mappings merge, other values replace), each with its grid.
 
 A grid key is a dotted field path (``model``, ``intermediate.train.lr``); in ``targets`` the segment after
 ``targets`` names a target task or is ``*`` for every target (``targets.*.train.lr``). Missing mappings are
@@ -91,9 +92,44 @@ def _set(data: dict, loc: Loc, value: Any) -> None:
     data[loc[-1]] = value
 
 
+# what an arm may not change: how the whole run is launched, logged and reported
+NOT_IN_ARMS = ("name", "protocol", "arms", "trackers", "resources", "accelerate", "report")
+
+
+def _merged(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        both = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = _merged(out[key], value) if both else copy.deepcopy(value)
+    return out
+
+
 def variants(cfg: ExperimentConfig) -> list[tuple[dict[str, Any], ExperimentConfig]]:
-    """(grid point ``{key: value}``, that point's validated config without a grid) for every point of the cross
-    product of ``cfg.grid`` (keys in their order); ``[({}, cfg)]`` without a grid. Bad grids raise GridError."""
+    """(grid point ``{key: value}``, its validated config without grid or arms) for every point of every arm
+    (``{"arm": name}`` in the point) and of the cross product of its grid (keys in their order); ``[({}, cfg)]``
+    without either. Bad grids and arms raise GridError."""
+    if not cfg.arms:
+        return _grid_variants(cfg)
+    base = cfg.model_dump(exclude_unset=True, exclude={"arms"})
+    out = []
+    for name, over in cfg.arms.items():
+        if bad := [k for k in over if k in NOT_IN_ARMS]:
+            raise GridError(("arms", name, bad[0]), "set for the whole experiment, not per arm")
+        try:
+            arm = ExperimentConfig.model_validate(_merged(base, over))
+        except ValidationError as e:
+            loc, msg = first_error(e)
+            if loc and loc[0] in over:
+                raise GridError(("arms", name, *loc), msg) from None
+            raise GridError(("arms", name), f"{fmt_loc(loc)}: {msg}") from None
+        try:
+            out += [({"arm": name} | point, variant) for point, variant in _grid_variants(arm)]
+        except GridError as e:
+            raise GridError(("arms", name, *e.loc), e.msg) from None
+    return out
+
+
+def _grid_variants(cfg: ExperimentConfig) -> list[tuple[dict[str, Any], ExperimentConfig]]:
     if not cfg.grid:
         return [({}, cfg)]
     locs = {key: _locs(cfg, key) for key in cfg.grid}

@@ -119,7 +119,7 @@ class EvalConfig(_Strict):
     layer: int | Literal["auto"] = Field(
         "auto", description="retrieval: hidden layer to pool; auto = round(14/24 depth)"
     )
-    pooling: Literal["mean", "cls"] = "mean"
+    pooling: Literal["mean", "cls", "last"] = "mean"
 
 
 class SelectConfig(_Strict):
@@ -223,6 +223,40 @@ class TargetConfig(_Strict):
     )
 
 
+class LoraConfig(_Strict):
+    """Low-rank adapters (peft) on the backbone's linear layers: only they and the task heads train."""
+
+    rank: int = Field(16, ge=1)
+    alpha: float = Field(32.0, gt=0)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    targets: Literal["all-linear", "attention"] | list[str] = Field(
+        "all-linear", description="all-linear (every linear layer in the blocks), attention, or module names"
+    )
+    handoff: Literal["merged", "stacked"] = Field(
+        "merged",
+        description="how a target job starts from an intermediate job: merged (its adapters folded into the "
+        "weights, then new ones) or stacked (its adapters kept, frozen, under new ones)",
+    )
+    quantize: Literal["none", "4bit"] = Field("none", description="4bit: QLoRA, NF4 base weights (bitsandbytes, GPU)")
+
+
+class BackboneConfig(_Strict):
+    """How the pretrained model is held and trained: weight dtype, gradient checkpointing, adapters."""
+
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    gradient_checkpointing: bool = Field(False, description="recompute each block's activations in backward")
+    lora: LoraConfig | None = None
+
+    def spec(self) -> dict[str, Any]:
+        """What changes a job's numbers (gradient checkpointing does not): empty for the defaults."""
+        out: dict[str, Any] = {}
+        if self.dtype != "float32":
+            out["dtype"] = self.dtype
+        if self.lora is not None:
+            out["lora"] = self.lora.model_dump()
+        return out
+
+
 class ResourcesConfig(_Strict):
     """What one job asks of a Ray cluster (and the CPU threads it uses)."""
 
@@ -236,6 +270,9 @@ class AccelerateConfig(_Strict):
 
     num_processes: int = Field(1, ge=1, description="processes (GPUs) per training job; 1 = no launch")
     strategy: Literal["ddp", "fsdp"] = "ddp"
+    fsdp_wrap: Literal["layer", "size"] = Field(
+        "layer", description="FSDP units: each transformer block (decoder or encoder layer), or modules above 1M params"
+    )
     mixed_precision: Literal["no", "fp16", "bf16"] = "no"
 
 
@@ -279,7 +316,9 @@ class ExperimentConfig(_Strict):
     )
     model: str = Field(description="HF model directory, hub id, or an xstilts reference like me5-small@L6")
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
-    head_pooling: Literal["cls", "mean"] = "cls"
+    head_pooling: Literal["cls", "mean", "last"] = Field(
+        "cls", description="what a head reads: the first token, the mean, or the last non-pad token (decoders)"
+    )
     tasks_dir: str | None = Field(None, description="folder of user task YAML files, relative to this config")
     data_dir: str | None = Field(None, description="read benchmark tasks from official-layout files here, not the hub")
     intermediate: IntermediateConfig = IntermediateConfig()
@@ -289,6 +328,7 @@ class ExperimentConfig(_Strict):
         description="log per-step loss, learning rate, "
         "throughput and dev scores to OUT/tracking/<job-id> through Accelerate",
     )
+    backbone: BackboneConfig = BackboneConfig()
     resources: ResourcesConfig = ResourcesConfig()
     accelerate: AccelerateConfig = AccelerateConfig()
     report: ReportConfig = ReportConfig()
@@ -310,6 +350,11 @@ class ExperimentConfig(_Strict):
         default_factory=dict,
         description="field path -> values: the experiment runs on every point of the cross "
         "product (see xstilts.config.grid)",
+    )
+    arms: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="name -> fields that replace the config's in that arm (e.g. encoders and decoders with their "
+        "own models, pooling, adapters and grid): the experiment runs every arm (see xstilts.config.grid)",
     )
 
     @model_validator(mode="before")

@@ -60,6 +60,8 @@ ACCELERATORS: dict[str, float] = {
     "v100": 125.0,
     "a100-fp32": 19.5,
 }
+# Their memory per GPU (GiB, datasheet), for ``xstilts plan``'s memory check; cpu: this machine's RAM.
+ACCELERATOR_MEMORY_GIB: dict[str, float] = {"a100": 80, "h100": 80, "h200": 141, "l4": 24, "v100": 32, "a100-fp32": 80}
 PROBE_SIZE = 2048  # the CPU probe multiplies PROBE_SIZE² fp32 matrices
 PROBE_REPEATS = 5
 _PROBE_FILE = "hardware/peak-flops.json"

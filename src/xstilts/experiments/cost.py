@@ -18,6 +18,7 @@ from typing import Any
 from xstilts.config.schema import TrainConfig
 from xstilts.errors import UserError
 from xstilts.evaluate.hardware import ACCELERATORS, PROBE_SIZE, cpu_peak_flops, matmul_flops
+from xstilts.experiments.architectures import architecture
 from xstilts.experiments.plan import eval_languages
 from xstilts.experiments.specs import IntermediateSpec, Job, RetrievalSpec, TargetSpec
 from xstilts.tasks.catalog import TaskCatalog
@@ -154,7 +155,8 @@ def model_params(ref: str) -> int | None:
     for pattern, n in MODEL_PARAMS:
         if re.search(pattern, name):
             return n
-    return None
+    arch = architecture(ref)  # other known architectures (Mistral, Qwen, mT5, mDeBERTa, ...)
+    return arch.params - arch.embedding_params if arch else None
 
 
 # --- Sizes -------------------------------------------------------------------------------------------------------

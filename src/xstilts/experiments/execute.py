@@ -26,7 +26,8 @@ from xstilts.experiments.rundir import RunDir
 from xstilts.experiments.specs import IntermediateSpec, Job, JobSpec, RetrievalSpec, TargetSpec
 from xstilts.formats.pooling import truncated
 from xstilts.metrics import per_example
-from xstilts.models.backbone import load_backbone, local_device, save_backbone
+from xstilts.models.adapters import job_backbone, save_handoff
+from xstilts.models.backbone import local_device
 from xstilts.tasks.catalog import TaskCatalog
 from xstilts.tasks.definition import TaskDef
 from xstilts.tasks.features import task_features
@@ -57,8 +58,13 @@ class _Context:
         return PhaseTask(task, source.load("train", task.train_language), source.load("dev", task.train_language))
 
     def backbone(self):
+        """(backbone, tokenizer) the job starts from: the model, or its upstream job's encoder (see
+        ``models.adapters``), with new adapters when it trains with LoRA."""
         spec = self.job.spec
-        return load_backbone(str(self.run.checkpoint(spec.upstream)) if spec.upstream else spec.model.model)
+        upstream = self.run.checkpoint(spec.upstream) if spec.upstream else None
+        model = spec.model
+        checkpointing, seed = model.gradient_checkpointing, spec.seed or 0
+        return job_backbone(model.model, model.backbone, upstream, spec.trains, checkpointing, seed)
 
     def train(
         self, backbone, tokenizer, phase: list[PhaseTask], spec: IntermediateSpec | TargetSpec, eval_cfg: EvalConfig
@@ -116,7 +122,7 @@ def device_name() -> str:
 
 
 def _run_intermediate(ctx: _Context, spec: IntermediateSpec) -> dict:
-    backbone, tokenizer = load_backbone(spec.model.model)
+    backbone, tokenizer = ctx.backbone()
     phase = [ctx.phase_task(ctx.task(n)) for n in spec.intermediate]
     model, stats = ctx.train(backbone, tokenizer, phase, spec, EvalConfig())
     if not PartialState().is_main_process:  # launched on several processes: the main one reports
@@ -129,7 +135,7 @@ def _run_intermediate(ctx: _Context, spec: IntermediateSpec) -> dict:
     )
     speed = latency.measure(model, first.task.name, english, tokenizer.pad_token_id)
     with atomic_dir(ctx.run.checkpoint(ctx.job.id)) as tmp:
-        save_backbone(model.backbone, tokenizer, tmp)
+        save_handoff(model.backbone, tokenizer, tmp, spec.model.backbone)
     return {"metrics": metrics, "train": stats, "meters": _meters(model, evaluation, speed, stats)}
 
 

@@ -16,8 +16,9 @@ from pathlib import Path
 from xstilts.config.schema import AccelerateConfig
 
 
-def command(acc: AccelerateConfig, handoff: Path) -> list[str]:
-    """The ``accelerate launch`` command line for an ``accelerate:`` block."""
+def command(acc: AccelerateConfig, handoff: Path, blocks: list[str] | None = None) -> list[str]:
+    """The ``accelerate launch`` command line for an ``accelerate:`` block; FSDP wraps each of the model's
+    ``blocks`` (class names: decoder or encoder layers) when given, else every module above 1M parameters."""
     cmd = [
         sys.executable,
         "-m",
@@ -38,10 +39,16 @@ def command(acc: AccelerateConfig, handoff: Path) -> list[str]:
             "--use_fsdp",
             "--fsdp_version",
             "2",
-            "--fsdp_auto_wrap_policy",
-            "SIZE_BASED_WRAP",
-            "--fsdp_min_num_params",
-            "1000000",
+            *(
+                [
+                    "--fsdp_auto_wrap_policy",
+                    "TRANSFORMER_BASED_WRAP",
+                    "--fsdp_transformer_layer_cls_to_wrap",
+                    ",".join(blocks),
+                ]
+                if blocks
+                else ["--fsdp_auto_wrap_policy", "SIZE_BASED_WRAP", "--fsdp_min_num_params", "1000000"]
+            ),
             "--fsdp_state_dict_type",
             "FULL_STATE_DICT",
         ]
@@ -53,11 +60,14 @@ def command(acc: AccelerateConfig, handoff: Path) -> list[str]:
 def run_launched(job: object, experiment: object, acc: AccelerateConfig, handoff: Path) -> None:
     """Run ``job`` of ``experiment`` through ``accelerate launch``; a failure raises with the launched processes'
     last error line."""
+    from xstilts.models.backbone import block_classes
+
+    blocks = block_classes(job.spec.model.model) if acc.strategy == "fsdp" and acc.fsdp_wrap == "layer" else None
     handoff.parent.mkdir(parents=True, exist_ok=True)
     handoff.write_bytes(pickle.dumps((experiment, job)))
     try:
         proc = subprocess.run(
-            command(acc, handoff), check=False, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+            command(acc, handoff, blocks), check=False, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
         )
     finally:
         handoff.unlink(missing_ok=True)

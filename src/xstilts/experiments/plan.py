@@ -104,7 +104,11 @@ class _Planner:
 
     def point(self, cfg: ExperimentConfig) -> list[Job]:
         """The jobs of a config without a grid."""
-        model = ModelSpec(cfg.model, model_fingerprint(cfg.model), cfg.head_pooling, cfg.data_dir)
+        backbone = cfg.backbone
+        fingerprint = model_fingerprint(cfg.model)
+        model = ModelSpec(
+            cfg.model, fingerprint, cfg.head_pooling, cfg.data_dir, backbone.spec(), backbone.gradient_checkpointing
+        )
         precision = cfg.accelerate.mixed_precision
         jobs: dict[str, Job] = {}
 

@@ -23,6 +23,18 @@ class ModelSpec:
     weights: str  # fingerprint of the weights behind ``model``
     head_pooling: str
     data_dir: str | None
+    backbone: Mapping[str, Any] = field(default_factory=dict, hash=False)  # BackboneConfig.spec(): dtype, lora
+    gradient_checkpointing: bool = False  # how training runs, not what it computes: not in the id
+
+    def as_dict(self) -> dict[str, Any]:
+        """Its fields, without ``backbone`` when it holds the defaults (ids of earlier experiments hold)."""
+        fields = dict(vars(self))
+        del fields["gradient_checkpointing"]
+        if not fields["backbone"]:
+            del fields["backbone"]
+        else:
+            fields["backbone"] = json.loads(json.dumps(fields["backbone"]))
+        return fields
 
 
 @dataclass(frozen=True)
@@ -45,7 +57,7 @@ class JobSpec:
         """The spec as plan.json and result.json hold it, and as the job id hashes it."""
         return {
             "kind": self.kind,
-            **vars(self.model),
+            **self.model.as_dict(),
             "intermediate": list(self.intermediate),
             **self._own(),
             "seed": self.seed,

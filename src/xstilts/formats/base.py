@@ -110,6 +110,7 @@ class Format:
     subset_key: ClassVar[str | None] = "id"  # what a fixed test subset is keyed by; None: always whole sets
     user_fields: ClassVar[tuple[str, ...]] = ()  # fields of a user task file; empty: not offered there
     labelled: ClassVar[bool] = False  # user tasks list their label set
+    file_ext: ClassVar[str] = "tsv"  # prediction files of tasks outside the suites (a suite names its own)
 
     def __repr__(self) -> str:
         return f"<format {self.name}>"
@@ -122,9 +123,10 @@ class Format:
         """The languages a zero-shot evaluation reads."""
         return task.languages
 
-    def official_files(self, predictions: list, examples: list[dict], ext: str) -> tuple[str, str]:
-        """(prediction file text, label file text) in the layout XTREME's evaluate.py reads."""
-        raise UserError(f"format {self.name} has no official prediction-file layout")
+    def official_files(self, predictions: list, examples: list[dict], ext: str) -> tuple[str, str] | None:
+        """(prediction file text, label file text) in the layout XTREME's evaluate.py reads; None for a format
+        without prediction files."""
+        return None
 
     def user_columns(self, given: dict[str, Any]) -> dict[str, Any]:
         """``fields:`` of a user task file with defaults filled in (a field reads the column of its own name);
@@ -176,7 +178,7 @@ class HeadFormat(Format, ABC):
         return head(reps)
 
     def logits(self, backbone: nn.Module, head: nn.Module, batch: dict, pooling: str) -> torch.Tensor:
-        return self.head_logits(head, self.represent(backbone, batch, pooling), batch)
+        return self.head_logits(head, self.represent(backbone, batch, pooling).float(), batch)  # heads: fp32
 
     @abstractmethod
     def loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor: ...
@@ -245,6 +247,15 @@ def _pad(rows: list[list[int]], width: int, pad_id: int) -> list[list[int]]:
     return [r + [pad_id] * (width - len(r)) for r in rows]
 
 
+def padded(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token rows right-padded to the longest, and their attention mask: from the lengths, not from the pad id
+    (a decoder pads with EOS, which may also stand inside a sequence)."""
+    import torch
+
+    width = max(len(r) for r in rows)
+    return torch.tensor(_pad(rows, width, pad_id)), torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
+
+
 IGNORE_INDEX = -100
 
 
@@ -254,13 +265,12 @@ def collate(features: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
     import torch
 
     first = features[0]["input_ids"]
-    if first and isinstance(first[0], list):
-        width = max(len(s) for f in features for s in f["input_ids"])
-        ids = torch.tensor([_pad(f["input_ids"], width, pad_id) for f in features])
+    if first and isinstance(first[0], list):  # (B, C, L): every choice padded to the longest of the batch
+        ids, mask = padded([s for f in features for s in f["input_ids"]], pad_id)
+        ids, mask = (t.view(len(features), len(first), -1) for t in (ids, mask))
     else:
-        width = max(len(f["input_ids"]) for f in features)
-        ids = torch.tensor(_pad([f["input_ids"] for f in features], width, pad_id))
-    batch = {"input_ids": ids, "attention_mask": (ids != pad_id).long()}
+        ids, mask = padded([f["input_ids"] for f in features], pad_id)
+    batch = {"input_ids": ids, "attention_mask": mask}
     for key in features[0]:
         if key == "input_ids" or key.startswith("_"):
             continue

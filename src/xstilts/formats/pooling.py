@@ -10,9 +10,13 @@ from torch import nn
 
 
 def pool(hidden: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
-    """Mean over unmasked tokens, or the first token ('cls')."""
+    """Mean over unmasked tokens, the first token ('cls'), or the last unmasked one ('last': what a decoder's
+    causal attention has read the whole input into; found from the mask, so either padding side works)."""
     if how == "cls":
         return hidden[:, 0]
+    if how == "last":
+        positions = torch.arange(1, mask.shape[1] + 1, device=mask.device)
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), (mask * positions).argmax(1)]
     m = mask.unsqueeze(-1).to(hidden.dtype)
     return (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
 

@@ -40,6 +40,7 @@ def embed(
     """L2-normalised pooled embeddings, one row per text (encoded with its context when given), in input order."""
     import torch
 
+    from xstilts.formats.base import padded
     from xstilts.formats.pooling import encode
 
     with torch.inference_mode():
@@ -52,9 +53,8 @@ def embed(
         device = next(backbone.parameters()).device
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            width = max(len(ids[i]) for i in idx)
-            batch = torch.tensor([ids[i] + [pad] * (width - len(ids[i])) for i in idx], device=device)
-            pooled = encode(backbone, batch, (batch != pad).long(), pooling, layer)
+            batch, mask = padded([ids[i] for i in idx], pad)
+            pooled = encode(backbone, batch.to(device), mask.to(device), pooling, layer)
             out[idx] = torch.nn.functional.normalize(pooled.float(), dim=-1).cpu().numpy()
     return out
 

@@ -13,27 +13,79 @@ from xstilts.errors import UserError
 from xstilts.models.registry import model_error, resolve_model
 
 
-def load_backbone(ref: str) -> tuple[nn.Module, Any]:
-    """(AutoModel, AutoTokenizer) for a model reference or a saved checkpoint directory."""
-    from transformers import AutoModel, AutoTokenizer
+def load_backbone(ref: str, dtype: str = "float32", quantize: str = "none") -> tuple[nn.Module, Any]:
+    """(model, tokenizer) for a model reference or a saved directory: the encoder of an encoder, of an
+    encoder-decoder (mT5) or a decoder, its hidden states read by our heads; weights in ``dtype``, or 4-bit
+    NF4 (QLoRA) with ``quantize="4bit"``. A tokenizer without a pad token (most decoders) pads with EOS."""
+    from transformers import AutoConfig, AutoTokenizer
 
     path = resolve_model(ref)
+    kwargs: dict[str, Any] = {"dtype": torch.bfloat16} if dtype == "bfloat16" else {}
+    if quantize == "4bit":
+        kwargs["quantization_config"] = _four_bit()
     try:
+        config = AutoConfig.from_pretrained(path)
         tokenizer = AutoTokenizer.from_pretrained(path)
-        backbone = (
-            AutoModel.from_pretrained(path, add_pooling_layer=False)
-            if _is_bert_like(path)
-            else AutoModel.from_pretrained(path)
-        )
+        if config.model_type in _POOLER_MODELS:
+            kwargs["add_pooling_layer"] = False
+        backbone = _model_class(config).from_pretrained(path, **kwargs)
     except (OSError, ValueError) as e:
         raise model_error(ref, e) from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     return backbone, tokenizer
 
 
-def _is_bert_like(path: str) -> bool:
-    from transformers import AutoConfig
+_POOLER_MODELS = {"bert", "roberta", "xlm-roberta", "camembert"}  # an unused pooler we leave out
 
-    return AutoConfig.from_pretrained(path).model_type in {"bert", "roberta", "xlm-roberta", "camembert"}
+
+def _model_class(config: Any) -> Any:
+    """AutoModel's class for ``config``; for an encoder-decoder its encoder alone (``MT5EncoderModel``)."""
+    import transformers
+    from transformers import AutoModel
+
+    if not getattr(config, "is_encoder_decoder", False):
+        return AutoModel
+    name = AutoModel._model_mapping[type(config)].__name__.replace("Model", "EncoderModel")
+    if not hasattr(transformers, name):
+        raise ValueError(f"{config.model_type} is an encoder-decoder without an encoder-only class")
+    return getattr(transformers, name)
+
+
+def block_classes(ref: str) -> list[str]:
+    """Class names of a model's transformer blocks (transformers' ``_no_split_modules``): FSDP's wrap units."""
+    from transformers import AutoConfig, AutoModel
+
+    config = AutoConfig.from_pretrained(resolve_model(ref))
+    cls = _model_class(config)
+    cls = AutoModel._model_mapping[type(config)] if cls is AutoModel else cls
+    return list(cls._no_split_modules or [])
+
+
+def is_decoder(config: Any) -> bool:
+    """Whether a model is decoder-only (causal attention): a causal LM that is not also a masked LM."""
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    )
+
+    kind = config.model_type
+    return kind in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and kind not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+
+def _four_bit() -> Any:
+    import importlib.util
+
+    if importlib.util.find_spec("bitsandbytes") is None or not torch.cuda.is_available():
+        raise UserError("backbone.lora.quantize: 4bit (QLoRA) needs the bitsandbytes package and a CUDA GPU")
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=torch.bfloat16,
+    )
 
 
 def local_device() -> torch.device:
