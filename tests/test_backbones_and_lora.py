@@ -155,3 +155,33 @@ def test_a_target_starts_from_the_intermediate_adapters(handoff, tiny_decoder, t
     retrieval, _ = job_backbone(tiny_decoder, {"lora": lora}, tmp_path / "checkpoint", trains=False)
     with torch.no_grad():  # retrieval reads the adapted encoder
         torch.testing.assert_close(retrieval(input_ids=ids, attention_mask=mask).last_hidden_state, expected)
+
+
+def test_an_encoder_decoder_gives_its_encoder(tiny_model, tmp_path):
+    """mT5-style models load as their encoder alone (MT5EncoderModel), with their own tokenizer."""
+    from transformers import AutoTokenizer, MT5Config, MT5Model
+
+    config = MT5Config(vocab_size=64, d_model=16, d_kv=4, d_ff=32, num_layers=2, num_heads=4, decoder_start_token_id=0)
+    torch.manual_seed(0)
+    MT5Model(config).save_pretrained(tmp_path)
+    AutoTokenizer.from_pretrained(tiny_model).save_pretrained(tmp_path)
+    backbone, tok = job_backbone(str(tmp_path), {"lora": LORA}, None, trains=True)
+    assert type(backbone.get_base_model()).__name__ == "MT5EncoderModel"
+    ids = torch.tensor([tok("pizza water")["input_ids"]])
+    assert backbone(input_ids=ids, attention_mask=torch.ones_like(ids)).last_hidden_state.shape == (1, ids.shape[1], 16)
+
+
+def test_bf16_weights_and_gradient_checkpointing_train_lora(tiny_decoder, tiny_catalog):
+    task = tiny_catalog.get("t-topic")
+    backbone, tok = job_backbone(tiny_decoder, {"dtype": "bfloat16", "lora": LORA}, None, True, checkpointing=True)
+    base = backbone.get_base_model()
+    assert base.dtype == torch.bfloat16 and base.is_gradient_checkpointing
+    assert all(p.dtype == torch.float32 for n, p in backbone.named_parameters() if p.requires_grad)  # adapters fp32
+    model = build_multitask(backbone, [task], "linear", "last")
+    feats = task.format.featurize(task, task.source.load("train", "en"), tok, 32)
+    losses = []
+    cfg = TrainConfig(lr=1e-2, batch_size=8, max_steps=8, recipe="full")
+    train(
+        model, [TrainTask(task.name, feats)], cfg, 0, tok.pad_token_id, on_step=lambda s, t, loss: losses.append(loss)
+    )
+    assert all(np.isfinite(losses)) and len(losses) == 8
