@@ -5,7 +5,8 @@ Seeds 1-7 each place their kill in one stage of a run (tokenization, training, c
 evaluation, prediction-file writing, result writing, index update): a call of that stage drawn from the
 clean run's trace, and a moment in it drawn from its I/O events (just before a rename, an fsync, a removal,
 a result read into the index), its duration, or its return. Seeds 8-10 kill at a time drawn from the whole
-run. The kill hits the process group, as a pre-empted node would (``killpoint/sitecustomize.py``).
+clean run, counted from the stage call begun last by then (so a slower machine kills at the same progress).
+The kill hits the process group, as a pre-empted node would (``killpoint/sitecustomize.py``).
 
 After the resume: every metric and every prediction file equals the clean run's; each planned job has one
 result, ran to its end at most once, and appears once in the index; no temporary file, resumable state of a
@@ -51,8 +52,15 @@ def _killpoint(seed: int, clean: QuickRun) -> tuple[str | None, dict, list[str]]
     kills run with a training state saved after every update, so the resume continues from one."""
     rng = random.Random(seed)
     stage = STAGES[seed - 1] if seed <= len(STAGES) else None
-    if stage is None:
-        return None, {"seconds": round(rng.uniform(3.0, 0.95 * clean.seconds), 2)}, []
+    if stage is None:  # counted from the last stage call the clean run had begun by then, so that a run slower
+        # or faster than the clean one is still killed at the same point of its progress
+        at = rng.uniform(3.0, 0.95 * clean.seconds)
+        begun = [r for r in clean.trace if r["start"] <= at]
+        if not begun:
+            return None, {"seconds": round(at, 2)}, []
+        anchor = max(begun, key=lambda r: r["start"])
+        after = {"function": anchor["function"], "call": anchor["n"]}
+        return None, {"after": after, "seconds": round(at - anchor["start"], 3)}, []
     every_update = ["--checkpoint-every", "0"] if stage in ("training", "checkpoint") else []
     if stage == "checkpoint" and rng.random() < 0.5:  # the resumable training state (absent from the clean trace)
         point = rng.choice([["io", n] for n in (1, 2, 3, 4)] + [["time", round(rng.uniform(0.0, 0.5), 3)]])

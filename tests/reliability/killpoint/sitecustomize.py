@@ -7,8 +7,9 @@ function object itself, so every module that imported it by name calls the wrapp
   (seconds since the process began), duration and the I/O events inside it (``os.replace``, ``os.fsync``,
   ``shutil.rmtree`` and the stage's own inner steps, such as each result the index reads);
 - ``XSTILTS_KILLPOINT=<json>``: sends SIGKILL to the whole process group at one moment, after appending a line
-  that says where to ``XSTILTS_KILLLOG``. The moment is ``{"seconds": t}`` after start, or a call of one
-  function: ``{"function", "call", "point"}`` with point ``["io", n]`` (just before the n-th I/O event),
+  that says where to ``XSTILTS_KILLLOG``. The moment is ``{"seconds": t}`` after start, or after the start
+  of a call (``{"after": {"function", "call"}, "seconds": t}``, whether or not it has returned by then), or
+  in a call of one function: ``{"function", "call", "point"}`` with point ``["io", n]`` (just before the n-th I/O event),
   ``["time", s]`` (s seconds into the call) or ``["exit"]`` (just after it returns). A call that returns
   before its point is reached is killed on its way out, so the kill always lands in the chosen call.
 """
@@ -83,6 +84,8 @@ def _call(function: str, original, *args, **kwargs):
         _calls[function] = n + 1
         call = {"function": function, "n": n, "io": 0, "start": time.monotonic() - _START}
         spec = _SPEC or {}
+        if spec.get("after") == {"function": function, "call": n}:  # a moment counted from this call's start
+            _timer(spec["seconds"], {"after": spec["after"], "seconds": spec["seconds"]})
         if spec.get("function") == function and spec.get("call") == n:
             call["point"] = spec["point"]
             if spec["point"][0] == "time":
@@ -139,7 +142,7 @@ def _install() -> None:
     for functions in STAGES.values():
         for target in functions:
             _wrap(target, _call)
-    if _SPEC and "seconds" in _SPEC:
+    if _SPEC and "seconds" in _SPEC and "after" not in _SPEC:
         _timer(_SPEC["seconds"], {"seconds": _SPEC["seconds"]})
 
 
