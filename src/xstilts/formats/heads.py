@@ -19,9 +19,12 @@ if TYPE_CHECKING:
 
 
 def head_dropout(config: PretrainedConfig) -> float:
-    """A head's dropout, as in transformers' task models: ``classifier_dropout`` if set, else the backbone's."""
-    given = getattr(config, "classifier_dropout", None)
-    return given if given is not None else getattr(config, "hidden_dropout_prob", 0.1)
+    """A head's dropout, as in transformers' task models: ``classifier_dropout`` if set, else the backbone's
+    (``hidden_dropout_prob``; T5's ``dropout_rate``), else none (decoders' classification heads have none)."""
+    for name in ("classifier_dropout", "hidden_dropout_prob", "dropout_rate"):
+        if (given := getattr(config, name, None)) is not None:
+            return given
+    return 0.0
 
 
 def linear_head(config: PretrainedConfig, num_outputs: int) -> nn.Module:
