@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -100,3 +101,27 @@ def _assert_same_training(first: dict, second: dict, first_out: Path, second_out
                 np.testing.assert_allclose(weights[1][key], w, atol=1e-5, err_msg=key)
     leftovers = [p for pattern in ("jobs/*/train_state*", "jobs/*/launch.pkl") for p in second_out.glob(pattern)]
     assert not leftovers
+
+
+def test_a_launched_job_whose_lease_was_taken_over_writes_no_result(tiny_model, tiny_task_files, tmp_path):
+    """The fence travels to the launched processes: a worker that lost its lease while its 2-process job trained
+    ends the job ``superseded`` and writes no result."""
+    from xstilts.experiments.queue import Queue
+    from xstilts.experiments.resolve import load_experiment
+    from xstilts.experiments.rundir import RunDir
+    from xstilts.experiments.worker import Experiment, run_claimed
+
+    config = tmp_path / "launched.yaml"
+    config.write_text(yaml.safe_dump(_base(tiny_model, tiny_task_files, accelerate={"num_processes": 2})))
+    file, catalog = load_experiment(config)
+    exp = Experiment(file.cfg, catalog, RunDir(tmp_path / "out"))
+    job = next(j for j in exp.plan().jobs if j.kind == "intermediate")
+    stalled, other = Queue(exp.run, ttl=0.01), Queue(exp.run)
+    stalled.host = "another-host"  # only the TTL frees its lease
+    assert stalled.claim(job.id)
+    time.sleep(0.05)
+    assert other.claim(job.id)  # taken over before the stalled worker's job writes its result
+    run_claimed(job, exp, stalled)
+    assert not exp.run.is_done(job.id) and exp.run.failure(job.id) is None
+    (last,) = [e for e in Queue(exp.run).log() if e["event"] not in ("start", "expired")]
+    assert last["event"] == "superseded" and last["owner"] == stalled.owner and "taken over" in last["detail"]

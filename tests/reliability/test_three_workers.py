@@ -1,6 +1,7 @@
 """Three `xstilts run` processes share one OUT with a 10-job grid; one of them hangs mid-training (SIGSTOP: alive,
-but silent) and is killed later. Its job is taken over only once its lease has expired, every job ends once,
-no result is lost, and the results equal those of one worker alone."""
+but silent) and wakes up (SIGCONT) once the others are done. Its job is taken over only once its lease has
+expired, every job ends once (the woken worker's result is fenced off), no result is lost, and the results equal
+those of one worker alone."""
 
 from __future__ import annotations
 
@@ -92,10 +93,14 @@ def test_three_workers_with_one_hung_run_every_job_once(tiny_model, tiny_task_fi
         if proc is not hung:
             _, err = proc.communicate(timeout=600)
             assert proc.returncode == 0, err[-3000:]
-    os.kill(hung.pid, signal.SIGKILL)  # the hung worker is gone for good
-    hung.wait()
-
     run = RunDir(out)
+    taken_over = run.result_path(job_id).read_bytes()
+    os.kill(hung.pid, signal.SIGCONT)  # the hung worker wakes up, finishes its job, and may not write it
+    _, err = hung.communicate(timeout=600)
+    assert hung.returncode == 0, err[-3000:]
+    assert run.result_path(job_id).read_bytes() == taken_over
+    assert not run.train_state(job_id).exists()
+
     planned = {j["id"] for j in run.read_plan()}
     assert len(planned) == 10 and all(run.is_done(i) for i in planned)
     assert job_metrics(out) == job_metrics(tmp_path / "alone")
@@ -109,4 +114,7 @@ def test_three_workers_with_one_hung_run_every_job_once(tiny_model, tiny_task_fi
     # taken over only after the lease ran out: renewed at most TTL/3 before the stop, so TTL*2/3 after it at least
     assert expired["time"] >= stopped + TTL * 2 / 3 - 0.05
     takeover = [e["event"] for e in log if e["job_id"] == job_id]
-    assert takeover == ["start", "expired", "resume", "done"]  # from the hung worker's last training state
+    # resumed from the hung worker's last training state; the hung worker's own result was fenced off
+    assert takeover == ["start", "expired", "resume", "done", "superseded"]
+    (superseded,) = [e for e in log if e["event"] == "superseded"]
+    assert superseded["owner"] == expired["detail"] and "finished it" in superseded["detail"]

@@ -8,6 +8,7 @@ import gc
 import platform
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -215,9 +216,11 @@ def run_job(
     catalog: TaskCatalog,
     progress: Progress = lambda *a: None,
     options: RunOptions = DEFAULT_OPTIONS,
+    fence: Callable[[], AbstractContextManager] = nullcontext,
 ) -> dict:
-    """Execute ``job`` and write ``OUT/jobs/<id>/result.json`` (the job's done-marker) atomically; a job
-    interrupted during training continues from its last training checkpoint."""
+    """Execute ``job`` and write ``OUT/jobs/<id>/result.json`` (the job's done-marker) atomically, inside
+    ``fence()`` (the worker's lease check); a job interrupted during training continues from its last training
+    checkpoint."""
     start = time.perf_counter()
     spec = job.spec
     marker = run.micro_batch_split(job.id)
@@ -255,7 +258,8 @@ def run_job(
         "versions": versions(),
         "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
-    run.write_result(job.id, result)
+    with fence():
+        run.write_result(job.id, result)
     Checkpoints(run.train_state(job.id)).discard()
     marker.unlink(missing_ok=True)
     return result

@@ -1,7 +1,7 @@
 """Training jobs on several processes: ``accelerate launch`` (DDP or FSDP) of this module, one process per GPU.
 
 The runner pickles the experiment and the job to ``OUT/jobs/<id>/launch.pkl``; every launched process
-loads it and runs the job there (``experiment.run_here(job)``). Without CUDA the processes talk over gloo on
+loads it and runs the job there (``experiment.run_here(job, fence=fence)``). Without CUDA the processes talk over gloo on
 the CPU, which is how the tests exercise this path.
 """
 
@@ -11,9 +11,12 @@ import os
 import pickle
 import subprocess
 import sys
+from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 
 from xstilts.config.schema import AccelerateConfig
+from xstilts.experiments.queue import LeaseLost
 
 
 def command(acc: AccelerateConfig, handoff: Path, blocks: list[str] | None = None) -> list[str]:
@@ -57,14 +60,16 @@ def command(acc: AccelerateConfig, handoff: Path, blocks: list[str] | None = Non
     return [*cmd, "-m", "xstilts.experiments.launch", str(handoff)]
 
 
-def run_launched(job: object, experiment: object, acc: AccelerateConfig, handoff: Path) -> None:
-    """Run ``job`` of ``experiment`` through ``accelerate launch``; a failure raises with the launched processes'
-    last error line."""
+def run_launched(
+    job: object, experiment: object, acc: AccelerateConfig, handoff: Path, fence: Callable = nullcontext
+) -> None:
+    """Run ``job`` of ``experiment`` through ``accelerate launch``, its result written inside ``fence()``; a failure
+    raises with the launched processes' last error line (:class:`LeaseLost` when the fence refused the result)."""
     from xstilts.models.backbone import block_classes
 
     blocks = block_classes(job.spec.model.model) if acc.strategy == "fsdp" and acc.fsdp_wrap == "layer" else None
     handoff.parent.mkdir(parents=True, exist_ok=True)
-    handoff.write_bytes(pickle.dumps((experiment, job)))
+    handoff.write_bytes(pickle.dumps((experiment, job, fence)))
     try:
         proc = subprocess.run(
             command(acc, handoff, blocks), check=False, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
@@ -72,17 +77,19 @@ def run_launched(job: object, experiment: object, acc: AccelerateConfig, handoff
     finally:
         handoff.unlink(missing_ok=True)
     if proc.returncode:
+        if lost := [line for line in proc.stderr.splitlines() if f"{LeaseLost.__name__}: " in line]:
+            raise LeaseLost(lost[-1].split(f"{LeaseLost.__name__}: ", 1)[1].strip())
         lines = [line for line in proc.stderr.splitlines() if "Error" in line] or proc.stderr.splitlines() or [""]
         raise RuntimeError(f"accelerate launch exited with {proc.returncode}: {lines[-1].strip()}")
 
 
 def main() -> None:
-    experiment, job = pickle.loads(Path(sys.argv[1]).read_bytes())
+    experiment, job, fence = pickle.loads(Path(sys.argv[1]).read_bytes())
     import torch
 
     if not torch.cuda.is_available():
         os.environ["ACCELERATE_USE_CPU"] = "true"
-    experiment.run_here(job)
+    experiment.run_here(job, fence=fence)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,11 @@ A worker runs a job only while it holds the job's lease. A lease names its owner
 expires ``ttl`` seconds after its last renewal; the owner renews it from a heartbeat thread. A lease whose
 owner is dead on this host, or that has expired, is taken over. The ``log`` table has one row per event:
 ``start`` (or ``resume``, from a training checkpoint), ``expired`` (a lease taken over), ``done``,
-``failed`` (with the error) and ``interrupted``; so the ``start`` rows count how often a job ran.
+``failed`` (with the error), ``interrupted`` and ``superseded``; so the ``start`` rows count how often a job ran.
+
+A worker that stalls past its TTL (a frozen process, a partitioned node) may wake up after another worker took
+its job over. Its result is fenced: it is written only inside :meth:`Queue.fence`, a transaction that finds the
+lease still this worker's and no result yet; otherwise the job ends ``superseded`` and writes nothing.
 
 Unlike the results index, this database keeps SQLite's rollback journal instead of WAL: WAL's shared
 memory only works among processes of one host, and leases must also hold between machines that share the
@@ -35,10 +39,15 @@ CREATE INDEX IF NOT EXISTS log_job ON log(job_id);
 """
 
 
+class LeaseLost(Exception):
+    """This worker's lease on a job was taken over, or another worker finished the job, while it ran."""
+
+
 class Queue:
-    """This process's view of ``OUT/queue.sqlite``; one instance per worker."""
+    """This process's view of ``OUT/queue.sqlite``; one instance per worker. It pickles (to launched processes)."""
 
     def __init__(self, run: RunDir, ttl: float = 60.0):
+        self.run = run
         self.path = run.queue_path
         self.ttl = ttl
         self.host = socket.gethostname()
@@ -100,6 +109,18 @@ class Queue:
             con.execute("DELETE FROM leases WHERE job_id = ? AND owner = ?", (job_id, self.owner))
             if event:
                 self._log(con, job_id, event, detail)
+
+    @contextlib.contextmanager
+    def fence(self, job_id: str) -> Iterator[None]:
+        """Hold the queue's write lock while the block writes the job's result, after checking that no other
+        worker holds its lease and none has written a result; else raise :class:`LeaseLost`."""
+        with self._db() as con:
+            row = con.execute("SELECT owner FROM leases WHERE job_id = ?", (job_id,)).fetchone()
+            if row and row[0] != self.owner:
+                raise LeaseLost(f"job {job_id}: its lease was taken over by {row[0]} while this worker stalled")
+            if self.run.is_done(job_id):
+                raise LeaseLost(f"job {job_id}: another worker finished it while this worker stalled")
+            yield
 
     def sweep(self) -> list[str]:
         """Drop the leases no live worker holds (their owners died or went silent), each logged ``expired``;

@@ -137,17 +137,22 @@ class RunDir:
         resumable state and markers (the result is written before they are removed). Returns what went."""
         removed = sweep_temp(self.root) if self.root.is_dir() else []
         for result in self.result_files():
-            job_id = result.parent.name
-            state = self.train_state(job_id)
-            leftovers = [*state.parent.glob(f"{state.name}*"), self.micro_batch_split(job_id), self.handoff(job_id)]
-            for path in leftovers:
-                if path.is_dir():
-                    shutil.rmtree(path, ignore_errors=True)
-                elif path.exists():
-                    path.unlink(missing_ok=True)
-                else:
-                    continue
-                removed.append(path)
+            removed += self.clear_resumable(result.parent.name)
+        return removed
+
+    def clear_resumable(self, job_id: str) -> list[Path]:
+        """Remove a job's training state (with a save's ``.old`` aside), micro-batch marker and launch hand-off;
+        returns what went."""
+        state = self.train_state(job_id)
+        removed = []
+        for path in [*state.parent.glob(f"{state.name}*"), self.micro_batch_split(job_id), self.handoff(job_id)]:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            elif path.exists():
+                path.unlink(missing_ok=True)
+            else:
+                continue
+            removed.append(path)
         return removed
 
     def mark_failed(self, job_id: str, error: str) -> None:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 from xstilts.config.schema import ExperimentConfig
@@ -19,7 +21,7 @@ from xstilts.errors import JobsFailed, UserError
 from xstilts.experiments.launch import run_launched
 from xstilts.experiments.options import DEFAULT_OPTIONS, RunOptions
 from xstilts.experiments.plan import Plan, plan
-from xstilts.experiments.queue import Queue
+from xstilts.experiments.queue import LeaseLost, Queue
 from xstilts.experiments.rundir import RunDir
 from xstilts.experiments.specs import Job
 from xstilts.tasks.catalog import TaskCatalog
@@ -46,11 +48,14 @@ class Experiment:
         self.run.write_plan([j.plan_entry() for j in current.jobs])
         return current
 
-    def run_here(self, job: Job, progress: Progress = lambda *a: None) -> dict:
-        """Run ``job`` in this process (the first one loads the training stack: torch, transformers)."""
+    def run_here(
+        self, job: Job, progress: Progress = lambda *a: None, fence: Callable[[], AbstractContextManager] = nullcontext
+    ) -> dict:
+        """Run ``job`` in this process (the first one loads the training stack: torch, transformers); its result
+        is written inside ``fence()``."""
         from xstilts.experiments.execute import run_job
 
-        return run_job(job, self.run, self.catalog, progress, self.options)
+        return run_job(job, self.run, self.catalog, progress, self.options, fence)
 
 
 def enter_worker(threads: int | None) -> None:
@@ -69,15 +74,22 @@ def run_claimed(
     job: Job, exp: Experiment, queue: Queue, progress: Progress = lambda *a: None, where: str | None = None
 ) -> None:
     """Run a job whose lease ``queue`` holds, logging its start (and ``where``) and end; ``FAILED`` holds the
-    error of a job that raised until it is started again."""
+    error of a job that raised until it is started again. A job taken over while this worker stalled ends
+    ``superseded``: its result is not written, and what it left to resume from is removed if the job is done."""
     exp.run.clear_failed(job.id)
     queue.started(job.id, resumed=exp.run.train_state(job.id).is_dir(), where=where)
+    fence = partial(queue.fence, job.id)
     try:
         with queue.heartbeat():
             if exp.cfg.accelerate.num_processes > 1 and job.spec.trains:
-                run_launched(job, exp, exp.cfg.accelerate, exp.run.handoff(job.id))
+                run_launched(job, exp, exp.cfg.accelerate, exp.run.handoff(job.id), fence)
             else:
-                exp.run_here(job, progress)
+                exp.run_here(job, progress, fence)
+    except LeaseLost as e:
+        if exp.run.is_done(job.id):
+            exp.run.clear_resumable(job.id)
+        queue.release(job.id, "superseded", str(e))
+        return
     except Exception as e:
         exp.run.mark_failed(job.id, _one_line(e))
         queue.release(job.id, "failed", _one_line(e))
