@@ -72,14 +72,16 @@ def test_hand_computed_flops():
 
 
 def test_model_params_exclude_input_embeddings(tiny_model):
-    assert model_params("FacebookAI/xlm-roberta-large") == 303_000_000
-    assert model_params("me5-small@L6") == 6 * 1_780_000
-    assert model_params("meta-llama/Meta-Llama-3-8B") == 7_500_000_000
+    def block(hidden: int, ffn: int) -> int:  # BERT-style: q, k, v, o and two FFN linears with biases, 2 LayerNorms
+        return 4 * (hidden * hidden + hidden) + (hidden * ffn + ffn) + (ffn * hidden + hidden) + 4 * hidden
+
+    assert model_params("FacebookAI/xlm-roberta-large") == 24 * block(1024, 4096) == 302_309_376
+    assert model_params("me5-small@L6") == 6 * block(384, 1536)
+    # Llama 3 8B: grouped-query attention (8 of 32 heads for k and v), SwiGLU, 2 RMSNorms a block, a final one
+    llama = 2 * 4096 * 4096 + 2 * 4096 * 1024 + 3 * 4096 * 14336 + 2 * 4096
+    assert model_params("meta-llama/Meta-Llama-3-8B") == 32 * llama + 4096
     assert model_params("no-such/model") is None
-    # a local directory is counted on the meta device: 2 BERT layers of hidden 32, FFN 64, plus position and
-    # type embeddings, LayerNorms and AutoModel's pooler, without the word embeddings
-    layer = 4 * (32 * 32 + 32) + 2 * 2 * 32 + (32 * 64 + 64) + (64 * 32 + 32)
-    assert model_params(tiny_model) == 2 * layer + 64 * 32 + 2 * 32 + 2 * 32 + (32 * 32 + 32)
+    assert model_params(tiny_model) == 2 * block(32, 64)  # a local directory: its config.json
 
 
 def test_cpu_probe_positive():
@@ -92,7 +94,7 @@ def test_paper_config_a100_hours():
     jobs = plan(load_config(ROOT / "configs/paper/xstilts-xlmr-large.yaml").cfg, CATALOG).jobs
     est = estimate(jobs, CATALOG, None, "a100", 0.4)
     print(format_estimate(est))
-    assert est["model_params"] == 303_000_000
+    assert est["model_params"] == 302_309_376
     assert math.isfinite(est["total_hours"]) and est["total_hours"] > 0
     assert all(row["flops"] > 0 for row in est["jobs"])
     assert estimate(jobs, CATALOG, None, "h100", 0.4)["total_hours"] < est["total_hours"]

@@ -165,11 +165,11 @@ def test_cost_of_a_grid_over_models(data_dir):
     cfg = ExperimentConfig.model_validate(_experiment(base, data_dir, grid={"model": [base, large]}))
     jobs = plan(cfg, CATALOG).jobs
     est = estimate(jobs, CATALOG)
-    assert est["model_params"] is None and est["models"] == {base: 86_000_000, large: 303_000_000}
+    assert est["model_params"] is None and est["models"] == {base: 85_054_464, large: 302_309_376}
     flops = {j.id: row["flops"] for j, row in zip(jobs, est["jobs"])}
     by_model = {m: sum(flops[j.id] for j in jobs if j.spec.model.model == m) for m in (base, large)}
-    assert by_model[large] == pytest.approx(by_model[base] * 303 / 86)
-    assert f"models {base} 86M, {large} 303M params" in format_estimate(est)
+    assert by_model[large] == pytest.approx(by_model[base] * 302_309_376 / 85_054_464)
+    assert f"models {base} 85M, {large} 302M params" in format_estimate(est)
 
 
 def test_subsets_of_all_and_sampled(tiny_model):

@@ -9,10 +9,8 @@ the tables are counted from their local files when that is cheap.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from xstilts.config.schema import TrainConfig
@@ -93,25 +91,6 @@ TOKENS_BY_TASK: dict[str, int] = {"sst2": 25, "qqp": 35, "ccg": 35, "copa": 20, 
 SEQS_BY_TASK: dict[str, int] = {"hellaswag": 4, "commonsenseqa": 5, "cosmosqa": 4, "siqa": 3, "copa": 2, "xcopa": 2}
 DEFAULT_SIZE = 10_000
 
-# --- Model parameter counts (hub ids that are not local) -------------------------------------------------------
-# N is the count WITHOUT the input embeddings (a lookup, not a matmul: Kaplan et al. 2020). Multilingual vocabularies
-# make the difference large: 96M of me5-small's 118M and 256M of XLM-R large's 560M are embeddings.
-MODEL_PARAMS: list[tuple[str, int]] = [  # (regex on the lower-cased ref, non-embedding parameters); first wins
-    (r"xlm-roberta-base$", 86_000_000),
-    (r"xlm-roberta-large$", 303_000_000),
-    # XL and XXL (Goyal et al. 2021): 3.5B and 10.7B parameters, of which 250k x 2560 and 250k x 4096 embeddings
-    (r"xlm-roberta-xl$", 2_840_000_000),
-    (r"xlm-roberta-xxl$", 9_700_000_000),
-    (r"bert-base-multilingual-(un)?cased$", 86_000_000),
-    (r"me5-small$|multilingual-e5-small$", 21_700_000),
-    (r"llama-2-7b", 6_480_000_000),
-    (r"llama-2-13b", 12_700_000_000),
-    (r"llama-2-70b", 68_700_000_000),
-    (r"llama-3(\.\d)?-8b", 7_500_000_000),
-    (r"llama-3(\.\d)?-70b", 69_500_000_000),
-]
-ME5_LAYER = 1_780_000  # one transformer block of me5-small (hidden 384, FFN 1536)
-
 # --- Accelerators: peak dense TFLOP/s, the table xstilts.evaluate.hardware keeps (MFU in results reads it too) ------
 DEFAULT_UTILISATION = 0.4
 
@@ -133,29 +112,11 @@ def peak_tflops(accelerator: str) -> float:
 
 
 def model_params(ref: str) -> int | None:
-    """Non-embedding parameter count of a model reference: a local HF directory (counted on the meta device),
-    an ``me5-small@L<n>`` reference, or a known hub id; None when unknown."""
-    m = re.match(r"^me5-small@L(\d+)$", ref)
-    if m:
-        return int(m.group(1)) * ME5_LAYER
-    path = Path(ref).expanduser()
-    if (path / "config.json").is_file():
-        try:
-            import torch
-            from transformers import AutoConfig, AutoModel
-
-            cfg = AutoConfig.from_pretrained(path)
-            with torch.device("meta"):
-                model = AutoModel.from_config(cfg)
-            embeddings = model.get_input_embeddings().weight.numel()
-            return int(sum(p.numel() for p in model.parameters()) - embeddings)
-        except Exception:  # noqa: BLE001, S110 - fall back to the table
-            pass
-    name = ref.lower().rstrip("/")
-    for pattern, n in MODEL_PARAMS:
-        if re.search(pattern, name):
-            return n
-    arch = architecture(ref)  # other known architectures (Mistral, Qwen, mT5, mDeBERTa, ...)
+    """Parameter count WITHOUT the input embeddings (a lookup, not a matmul: Kaplan et al. 2020) of a model
+    reference (``experiments/architectures``: a local HF directory, ``me5-small@L<n>`` or a known hub id); None
+    when unknown. Multilingual vocabularies make the difference large: 96M of me5-small's 118M parameters and
+    256M of XLM-R large's 560M are embeddings."""
+    arch = architecture(ref)
     return arch.params - arch.embedding_params if arch else None
 
 
