@@ -32,25 +32,31 @@ def _sentence(rng: random.Random, topic: str) -> str:
     return " ".join(rng.choice(TOPICS[topic] + WORDS[22:]) for _ in range(rng.randint(3, 9)))
 
 
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory) -> str:
-    """A 2-layer BERT (hidden 32) with a word-level tokenizer over WORDS, saved as an HF directory."""
+def _word_tokenizer(specials: list[str], single: str, pair: str, pad: str | None = None):
+    """A word-level fast tokenizer over ``specials`` + WORDS, with ``<s>``/``</s>`` templates (and a pad token)."""
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
-    specials = ["<pad>", "<s>", "</s>", "<unk>"]
     vocab = {w: i for i, w in enumerate(specials + WORDS)}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.post_processor = processors.TemplateProcessing(
-        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", 1), ("</s>", 2)]
+    marks = [(t, vocab[t]) for t in ("<s>", "</s>")]
+    tok.post_processor = processors.TemplateProcessing(single=single, pair=pair, special_tokens=marks)
+    pad_token = {"pad_token": pad} if pad else {}
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>", **pad_token
     )
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>"
-    )
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> str:
+    """A 2-layer BERT (hidden 32) with a word-level tokenizer over WORDS, saved as an HF directory."""
+    from transformers import BertConfig, BertModel
+
+    fast = _word_tokenizer(["<pad>", "<s>", "</s>", "<unk>"], "<s> $A </s>", "<s> $A </s> </s> $B </s>", "<pad>")
     path = tmp_path_factory.mktemp("tiny-bert")
     config = BertConfig(
-        vocab_size=len(vocab),
+        vocab_size=len(fast),
         hidden_size=32,
         num_hidden_layers=2,
         num_attention_heads=2,
@@ -239,20 +245,12 @@ def tiny_decoder(tmp_path_factory) -> str:
     """A 2-layer Llama-style decoder (hidden 32, grouped-query attention) with a word-level tokenizer over WORDS
     that, like Llama's, has BOS and EOS but no pad token."""
     import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import LlamaConfig, LlamaModel, PreTrainedTokenizerFast
+    from transformers import LlamaConfig, LlamaModel
 
-    specials = ["<unk>", "<s>", "</s>"]
-    vocab = {w: i for i, w in enumerate(specials + WORDS)}
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.post_processor = processors.TemplateProcessing(
-        single="<s> $A", pair="<s> $A </s> $B", special_tokens=[("<s>", 1), ("</s>", 2)]
-    )
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+    fast = _word_tokenizer(["<unk>", "<s>", "</s>"], "<s> $A", "<s> $A </s> $B")
     path = tmp_path_factory.mktemp("tiny-llama")
     config = LlamaConfig(
-        vocab_size=len(vocab),
+        vocab_size=len(fast),
         hidden_size=32,
         intermediate_size=64,
         num_hidden_layers=2,

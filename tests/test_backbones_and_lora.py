@@ -175,7 +175,7 @@ def test_bf16_weights_and_gradient_checkpointing_train_lora(tiny_decoder, tiny_c
     task = tiny_catalog.get("t-topic")
     backbone, tok = job_backbone(tiny_decoder, {"dtype": "bfloat16", "lora": LORA}, None, True, checkpointing=True)
     base = backbone.get_base_model()
-    assert base.dtype == torch.bfloat16 and base.is_gradient_checkpointing
+    assert base.dtype == torch.bfloat16 and base.is_activation_checkpointing
     assert all(p.dtype == torch.float32 for n, p in backbone.named_parameters() if p.requires_grad)  # adapters fp32
     model = build_multitask(backbone, [task], "linear", "last")
     feats = task.format.featurize(task, task.source.load("train", "en"), tok, 32)

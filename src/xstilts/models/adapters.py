@@ -54,7 +54,7 @@ def job_backbone(
     quantize = lora["quantize"] if lora else "none"
     backbone, tokenizer = load_backbone(start, settings.get("dtype", "float32"), quantize)
     if trains and checkpointing:
-        backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        backbone.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     if quantize != "none" and trains:
         from peft import prepare_model_for_kbit_training
 
