@@ -1,5 +1,6 @@
 """Every task format on an encoder (tiny BERT) and a decoder (tiny Llama), with full fine-tuning and with LoRA;
-LoRA trains only adapters and heads; an intermediate job hands its adapters on merged or stacked."""
+span QA and tagging on a tiny mDeBERTa and mT5 encoder too; LoRA trains only adapters and heads; an intermediate
+job hands its adapters on merged or stacked."""
 
 from __future__ import annotations
 
@@ -157,18 +158,43 @@ def test_a_target_starts_from_the_intermediate_adapters(handoff, tiny_decoder, t
         torch.testing.assert_close(retrieval(input_ids=ids, attention_mask=mask).last_hidden_state, expected)
 
 
-def test_an_encoder_decoder_gives_its_encoder(tiny_model, tmp_path):
-    """mT5-style models load as their encoder alone (MT5EncoderModel), with their own tokenizer."""
-    from transformers import AutoTokenizer, MT5Config, MT5Model
+def _other_encoder(family: str, tokenizer_from: str, folder) -> str:
+    """A tiny mDeBERTa-style (DeBERTa-v2, relative positions only) or mT5 model directory with the tiny tokenizer."""
+    from transformers import AutoTokenizer, DebertaV2Config, DebertaV2Model, MT5Config, MT5Model
 
-    config = MT5Config(vocab_size=64, d_model=16, d_kv=4, d_ff=32, num_layers=2, num_heads=4, decoder_start_token_id=0)
     torch.manual_seed(0)
-    MT5Model(config).save_pretrained(tmp_path)
-    AutoTokenizer.from_pretrained(tiny_model).save_pretrained(tmp_path)
-    backbone, tok = job_backbone(str(tmp_path), {"lora": LORA}, None, trains=True)
-    assert type(backbone.get_base_model()).__name__ == "MT5EncoderModel"
-    ids = torch.tensor([tok("pizza water")["input_ids"]])
-    assert backbone(input_ids=ids, attention_mask=torch.ones_like(ids)).last_hidden_state.shape == (1, ids.shape[1], 16)
+    if family == "mt5":
+        config = MT5Config(vocab_size=64, d_model=16, d_kv=4, d_ff=32, num_layers=2, num_heads=4)
+        MT5Model(config).save_pretrained(folder)
+    else:
+        config = DebertaV2Config(
+            vocab_size=64,
+            hidden_size=16,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=32,
+            max_position_embeddings=64,
+            relative_attention=True,
+            position_buckets=16,
+            pos_att_type=["p2c", "c2p"],
+            position_biased_input=False,
+            type_vocab_size=0,
+        )
+        DebertaV2Model(config).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tokenizer_from).save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(("family", "loaded"), [("mt5", "MT5EncoderModel"), ("mdeberta", "DebertaV2Model")])
+def test_mdeberta_and_the_mt5_encoder_train_span_qa_and_tagging(family, loaded, mode, tiny_model, tmp_path):
+    """mT5 loads as its encoder alone (MT5EncoderModel); both train with our heads, in full and with LoRA."""
+    model = _other_encoder(family, tiny_model, tmp_path)
+    backbone, _ = job_backbone(model, MODES[mode], None, trains=True)
+    base = backbone.get_base_model() if mode == "lora" else backbone
+    assert type(base).__name__ == loaded
+    for fmt in ("span_qa", "tagging"):
+        _train_and_predict(model, "mean", MODES[mode], fmt)
 
 
 def test_bf16_weights_and_gradient_checkpointing_train_lora(tiny_decoder, tiny_catalog):
