@@ -1,8 +1,8 @@
 """Training jobs on several processes: ``accelerate launch`` (DDP or FSDP) of this module, one process per GPU.
 
-The runner pickles the experiment and the job to ``OUT/jobs/<id>/launch.pkl``; every launched process
-loads it and runs the job there (``experiment.run_here(job, fence=fence)``). Without CUDA the processes talk over gloo on
-the CPU, which is how the tests exercise this path.
+The runner pickles the experiment, the job and the worker's lease fence to ``OUT/jobs/<id>/launch.pkl``; every
+launched process loads it and runs the job there (``experiment.run_here(job, fence=fence)``). Without CUDA the
+processes talk over gloo on the CPU, which is how the tests exercise this path.
 """
 
 from __future__ import annotations
