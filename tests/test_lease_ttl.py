@@ -66,3 +66,18 @@ def test_a_fence_holds_the_queue_lock(tmp_path):
             con.execute("BEGIN IMMEDIATE")
         con.close()
     assert other.claim("job")
+
+
+def test_the_heartbeat_tells_a_stalled_worker_it_lost_its_lease(tmp_path):
+    run = RunDir(tmp_path)
+    stalled, other = Queue(run, ttl=0.3), Queue(run, ttl=0.3)
+    stalled.host = "another-host"
+    assert stalled.claim("job")
+    with stalled.heartbeat() as lost:
+        time.sleep(0.5)  # renewed: still its own
+        assert not lost() and not other.claim("job")
+    time.sleep(0.4)  # silent past its TTL
+    assert other.claim("job")
+    with stalled.heartbeat() as lost:
+        time.sleep(0.2)  # the first renewal finds the lease gone
+        assert lost()

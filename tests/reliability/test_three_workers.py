@@ -117,4 +117,4 @@ def test_three_workers_with_one_hung_run_every_job_once(tiny_model, tiny_task_fi
     # resumed from the hung worker's last training state; the hung worker's own result was fenced off
     assert takeover == ["start", "expired", "resume", "done", "superseded"]
     (superseded,) = [e for e in log if e["event"] == "superseded"]
-    assert superseded["owner"] == expired["detail"] and "finished it" in superseded["detail"]
+    assert superseded["owner"] == expired["detail"] and "stalled" in superseded["detail"]

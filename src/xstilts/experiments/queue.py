@@ -8,7 +8,8 @@ owner is dead on this host, or that has expired, is taken over. The ``log`` tabl
 
 A worker that stalls past its TTL (a frozen process, a partitioned node) may wake up after another worker took
 its job over. Its result is fenced: it is written only inside :meth:`Queue.fence`, a transaction that finds the
-lease still this worker's and no result yet; otherwise the job ends ``superseded`` and writes nothing.
+lease still this worker's and no result yet; otherwise the job ends ``superseded`` and writes nothing. The
+heartbeat also notices the lost lease, so the worker stops at its next training update or evaluated language.
 
 Unlike the results index, this database keeps SQLite's rollback journal instead of WAL: WAL's shared
 memory only works among processes of one host, and leases must also hold between machines that share the
@@ -24,7 +25,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from xstilts.cache import pid_alive
 from xstilts.experiments.rundir import RunDir
@@ -136,23 +137,27 @@ class Queue:
                 self._log(con, job_id, "expired", owner)
         return [job_id for job_id, _ in stale]
 
-    def renew(self) -> None:
+    def renew(self) -> bool:
+        """Extend this worker's leases; False when it holds none any more (taken over, or swept as expired)."""
         with self._db() as con:
-            con.execute("UPDATE leases SET expires = ? WHERE owner = ?", (time.time() + self.ttl, self.owner))
+            cur = con.execute("UPDATE leases SET expires = ? WHERE owner = ?", (time.time() + self.ttl, self.owner))
+            return cur.rowcount > 0
 
     @contextlib.contextmanager
-    def heartbeat(self) -> Iterator[None]:
-        """Renew this worker's leases every ttl/3 seconds while the block runs."""
-        stop = threading.Event()
+    def heartbeat(self) -> Iterator[Callable[[], bool]]:
+        """Renew this worker's lease every ttl/3 seconds while the block runs; the block gets a function that
+        says whether a renewal found the lease gone (the worker stalled past its TTL), so it can stop early."""
+        stop, lost = threading.Event(), threading.Event()
 
         def beat() -> None:
             while not stop.wait(self.ttl / 3):
-                self.renew()
+                if not self.renew():
+                    lost.set()
 
         thread = threading.Thread(target=beat, daemon=True, name="xstilts-lease-heartbeat")
         thread.start()
         try:
-            yield
+            yield lost.is_set
         finally:
             stop.set()
             thread.join()

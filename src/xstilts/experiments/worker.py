@@ -75,16 +75,23 @@ def run_claimed(
 ) -> None:
     """Run a job whose lease ``queue`` holds, logging its start (and ``where``) and end; ``FAILED`` holds the
     error of a job that raised until it is started again. A job taken over while this worker stalled ends
-    ``superseded``: its result is not written, and what it left to resume from is removed if the job is done."""
+    ``superseded`` (at its next update, or at the fenced result): its result is not written, and what it left to
+    resume from is removed if the job is done."""
     exp.run.clear_failed(job.id)
     queue.started(job.id, resumed=exp.run.train_state(job.id).is_dir(), where=where)
     fence = partial(queue.fence, job.id)
     try:
-        with queue.heartbeat():
+        with queue.heartbeat() as lost:
+
+            def checked(*step: object) -> None:  # called at each update and evaluated language
+                if lost():
+                    raise LeaseLost(f"job {job.id}: its lease was lost while this worker stalled")
+                progress(*step)
+
             if exp.cfg.accelerate.num_processes > 1 and job.spec.trains:
                 run_launched(job, exp, exp.cfg.accelerate, exp.run.handoff(job.id), fence)
             else:
-                exp.run_here(job, progress, fence)
+                exp.run_here(job, checked, fence)
     except LeaseLost as e:
         if exp.run.is_done(job.id):
             exp.run.clear_resumable(job.id)
