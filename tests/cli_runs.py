@@ -21,3 +21,9 @@ def job_metrics(out: Path) -> dict[tuple, float]:
         for job_id, r in job_results(out).items()
         for m in r["metrics"]
     }
+
+
+def job_losses(out: Path) -> dict[str, float | None]:
+    """Every finished job's final training loss, by job id: unequal after a resume that was not bit-exact, even
+    where the metrics agree."""
+    return {job_id: r.get("train", {}).get("final_loss") for job_id, r in job_results(out).items()}

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from cli_runs import XSTILTS, job_metrics
+from cli_runs import XSTILTS, job_losses, job_metrics
 from rich.console import Console
 
 from xstilts.config.schema import ExperimentConfig
@@ -72,7 +72,7 @@ def _finish(proc: subprocess.Popen) -> None:
 def test_sigkill_during_intermediate_training_then_resume_gives_the_same_results(tiny_model, tiny_task_files, tmp_path):
     config = _config(tmp_path / "tiny.yaml", tiny_model, tiny_task_files, steps=200)
     _finish(_run(config, tmp_path / "straight"))
-    expected = job_metrics(tmp_path / "straight")
+    expected = job_metrics(tmp_path / "straight"), job_losses(tmp_path / "straight")
 
     out = tmp_path / "killed"
     proc = _run(config, out, "--checkpoint-every", "0")
@@ -84,7 +84,7 @@ def test_sigkill_during_intermediate_training_then_resume_gives_the_same_results
     assert interrupted and not (interrupted[0] / "result.json").exists()
 
     _finish(_run(config, out, "--checkpoint-every", "0"))
-    assert job_metrics(out) == expected
+    assert (job_metrics(out), job_losses(out)) == expected
     job_id = interrupted[0].name
     events = [e["event"] for e in Queue(RunDir(out)).log() if e["job_id"] == job_id]
     assert events == ["start", "expired", "resume", "done"]  # the dead worker's lease was taken over

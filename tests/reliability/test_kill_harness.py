@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_runs import XSTILTS, job_metrics, job_results
+from cli_runs import XSTILTS, job_losses, job_metrics, job_results
 from conftest import KILLPOINT, ROOT, QuickRun
 
 from xstilts.experiments.queue import Queue
@@ -119,6 +119,7 @@ def test_a_run_killed_anywhere_resumes_to_the_clean_results(seed, quick_run, tmp
 
     # the clean run's metrics, prediction files and per-example statistics
     assert job_metrics(out) == job_metrics(quick_run.out)
+    assert job_losses(out) == job_losses(quick_run.out)  # training resumed bit-identically
     run, clean = RunDir(out), RunDir(quick_run.out)
     for job_id in job_results(quick_run.out):
         assert _files(run.job(job_id)) == _files(clean.job(job_id)), job_id

@@ -14,7 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 import yaml
-from cli_runs import XSTILTS, job_metrics
+from cli_runs import XSTILTS, job_losses, job_metrics
 
 from xstilts.experiments.queue import Queue
 from xstilts.experiments.rundir import RunDir
@@ -104,6 +104,7 @@ def test_three_workers_with_one_hung_run_every_job_once(tiny_model, tiny_task_fi
     planned = {j["id"] for j in run.read_plan()}
     assert len(planned) == 10 and all(run.is_done(i) for i in planned)
     assert job_metrics(out) == job_metrics(tmp_path / "alone")
+    assert job_losses(out) == job_losses(tmp_path / "alone")  # the resumed job trained bit-identically
     log = Queue(run).log()
     assert Counter(e["job_id"] for e in log if e["event"] == "done") == dict.fromkeys(planned, 1)
     runs = Counter(e["job_id"] for e in log if e["event"] in ("start", "resume"))

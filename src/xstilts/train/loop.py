@@ -223,6 +223,9 @@ def _prepare(
         log_with=tracking.trackers if tracking else None,
         project_dir=tracking.dir if tracking else None,
     )
+    # gradients left by earlier work on the model (the lp-ft probe's L-BFGS) must not join the first update: a
+    # resumed run would add them again to its own first update, and end differently
+    model.zero_grad(set_to_none=True)
     # fused AdamW: a ~10x faster optimizer step on CPU than the default loop
     optimizer = torch.optim.AdamW(_param_groups(model, cfg), lr=cfg.lr, fused=True)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * updates), updates)
