@@ -47,10 +47,6 @@ class RunDir:
         return self.root / "index.sqlite"
 
     @property
-    def report_path(self) -> Path:
-        return self.root / "report.md"
-
-    @property
     def tracking_dir(self) -> Path:
         return self.root / "tracking"
 

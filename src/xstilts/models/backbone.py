@@ -62,17 +62,6 @@ def block_classes(ref: str) -> list[str]:
     return list(cls._no_split_modules or [])
 
 
-def is_decoder(config: Any) -> bool:
-    """Whether a model is decoder-only (causal attention): a causal LM that is not also a masked LM."""
-    from transformers.models.auto.modeling_auto import (
-        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
-        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
-    )
-
-    kind = config.model_type
-    return kind in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and kind not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
-
-
 def _four_bit() -> Any:
     import importlib.util
 
