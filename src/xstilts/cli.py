@@ -198,15 +198,16 @@ def score(
     suite: Suite = typer.Option(..., help="xtreme | xtreme-r"),
     predictions: Path = typer.Option(..., help="DIR/<task>/test-<lang>.<ext>, as the official evaluator reads"),
     labels: Path = typer.Option(..., help="gold files in the same layout"),
-    output: Path | None = typer.Option(None, help="also write the JSON report here"),
+    output: Path | None = typer.Option(None, help="also write the printed JSON here"),
 ) -> None:
-    """Score any system's predictions like XTREME's official evaluate.py."""
+    """Score any system's predictions: xtreme's official evaluate.py report, the run's label ("partial ..." unless
+    every task was run) and missing tasks, and apart what evaluate.py does not report."""
     from xstilts.cache import atomic_write_json
     from xstilts.evaluate.scoring import score_suite
 
     if suite is Suite.pocket:
         raise UserError("score: --suite must be xtreme or xtreme-r")
-    report = score_suite(suite.value, predictions, labels)
+    report = score_suite(suite.value, predictions, labels).as_json()
     if output:
         atomic_write_json(output, report)
     print(json.dumps(report, indent=2))

@@ -1,20 +1,16 @@
-"""XTREME and XTREME-R suite scores from results that may lack some of a suite's tasks.
+"""XTREME and XTREME-R scores of exported metric rows, which may lack some of a suite's tasks or languages.
 
-Task scores are the official ones (:func:`xstilts.metrics.suites.aggregate`). The official ``evaluate.py``
-(google-research/xtreme at 838c13b69daafb9328785d16caae2711e4012123) reports a group only when every task of it is
-there and ``all_task`` only when every task of the suite is, and names no missing task. Here a group and the overall
-score are means over the tasks present instead, and a score with any task missing is marked partial and names the
-missing tasks; with every task present the numbers are the official ones.
+The numbers are :func:`xstilts.metrics.suites.suite_scores` of the tasks run with every language: the official
+report of google-research/xtreme's ``evaluate.py`` (a group only when all its tasks were run, ``all_task`` only when
+every task was) and, under their own names, what that script does not report. A run lacking a task, or a language
+of one, is labelled "partial <suite> (k of n tasks)" and names what it lacks.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from statistics import fmean
-
 import pandas as pd
 
-from xstilts.metrics.suites import SUITES, SuiteTask, aggregate
+from xstilts.metrics.suites import SUITES, TASK_MEAN, Suite, SuiteTask, suite_scores
 
 # the per-language scores the official report averages, by the task's metric scheme
 _KEYS = {
@@ -28,39 +24,10 @@ _KEYS = {
 _RUN = ["model", "intermediate", "recipe"]
 
 
-@dataclass(frozen=True)
-class SuiteScores:
-    """Task scores, group and overall means over the tasks present, and the missing tasks (group -> its missing
-    tasks, "all" -> every one; empty when none is)."""
-
-    tasks: dict[str, float]
-    groups: dict[str, float]
-    score: float | None
-    missing: dict[str, list[str]]
-    partial: bool
-
-
-def _official(task: SuiteTask, per_language: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
-    """The task's languages with only the metrics its official score averages."""
-    lacking = [lang for lang in task.languages if lang not in per_language]
-    if lacking:
-        raise ValueError(f"{task.name}: no results for {', '.join(lacking)}")
+def _official_metrics(task: SuiteTask, per_language: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Each language's results with only the metrics the official score averages."""
     keys = _KEYS[task.metric]
-    return {lang: {m: v for m, v in per_language[lang].items() if m in keys} for lang in task.languages}
-
-
-def suite_scores(per_task: dict[str, dict[str, dict[str, float]]], suite: str) -> SuiteScores:
-    """Scores of a suite from ``{task: {language: {metric: value}}}`` for any of its tasks, each with every one of
-    its languages."""
-    s = SUITES[suite]
-    report = aggregate(s, {t: _official(s.tasks[t], v) if t in s.tasks else v for t, v in per_task.items()})
-    tasks = {t: report[t]["avg_metric"] for t in s.tasks if t in report}
-    groups = {g: fmean(tasks[t] for t in ts if t in tasks) for g, ts in s.groups.items() if set(ts) & set(tasks)}
-    missing = {g: [t for t in ts if t not in tasks] for g, ts in s.groups.items() if set(ts) - set(tasks)}
-    absent = [t for t in s.tasks if t not in tasks]
-    if absent:
-        missing["all"] = absent
-    return SuiteScores(tasks, groups, fmean(tasks.values()) if tasks else None, missing, bool(absent))
+    return {lang: {m: v for m, v in scores.items() if m in keys} for lang, scores in per_language.items()}
 
 
 def _share_untrained(rows: pd.DataFrame) -> pd.DataFrame:
@@ -74,9 +41,15 @@ def _share_untrained(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([rows[~untrained], shared, alone], ignore_index=True)
 
 
+def _summaries(s: Suite) -> list[str]:
+    """The official report's overall and group keys, then the names of the summaries it does not report."""
+    return ["all_task", *s.groups, *s.extra_groups, TASK_MEAN]
+
+
 def score_rows(rows: pd.DataFrame, suite: str) -> pd.DataFrame:
-    """One row per (model, intermediate, recipe) of exported metric rows: ``score``, each group, each task (test
-    split, each job's own task, mean over seeds) and ``missing``, the missing tasks and those lacking languages."""
+    """One row per (model, intermediate, recipe) of exported metric rows (test split, each job's own task, mean over
+    seeds): ``label``, ``missing`` (tasks not run, or lacking languages), then ``all_task`` and the groups of the
+    official report, the scores it does not report, and each task's score; NaN where a score is not reported."""
     s = SUITES[suite]
     test = rows[(rows["split"] == "test") & rows["task"].isin(list(s.tasks)) & (rows["task"] == rows["target"])]
     means = _share_untrained(test).groupby([*_RUN, "task", "language", "metric"], dropna=False)["value"].mean()
@@ -86,9 +59,57 @@ def score_rows(rows: pd.DataFrame, suite: str) -> pd.DataFrame:
         for (*_, task, lang, metric), value in sub.items():
             per_task.setdefault(task, {}).setdefault(lang, {})[metric] = value
         lacking = {t: [lang for lang in s.tasks[t].languages if lang not in v] for t, v in per_task.items()}
-        lacking = {t: langs for t, langs in lacking.items() if langs}
-        scores = suite_scores({t: v for t, v in per_task.items() if t not in lacking}, suite)
-        notes = [f"{t} (no {', '.join(lacking[t])})" if t in lacking else t for t in scores.missing.get("all", [])]
-        run_scores = {"score": scores.score, **scores.groups, **scores.tasks, "missing": ", ".join(notes)}
-        out.append(dict(zip(_RUN, run)) | run_scores)
-    return pd.DataFrame(out, columns=[*_RUN, "score", *s.groups, *s.tasks, "missing"])
+        complete = {t: _official_metrics(s.tasks[t], v) for t, v in per_task.items() if not lacking[t]}
+        scores = suite_scores(s, complete)
+        notes = [f"{t} (no {', '.join(lacking[t])})" if lacking.get(t) else t for t in scores.missing]
+        reported = scores.official | scores.extra
+        summaries = {k: reported[k] for k in _summaries(s) if k in reported}
+        out.append(
+            dict(zip(_RUN, run)) | {"label": scores.label, "missing": ", ".join(notes)} | summaries | scores.tasks
+        )
+    return pd.DataFrame(out, columns=[*_RUN, "label", "missing", *_summaries(s), *s.tasks])
+
+
+def _caption(s: Suite, columns: list[str], missing: str) -> str:
+    """What the table's runs lack, and every column the official report does not hold."""
+    official = (
+        "Scores as google-research/xtreme's evaluate.py reports them: a group only when all its tasks were run, "
+        "all_task only when every task of the suite was."
+    )
+    parts = [official]
+    if s.unscored:
+        parts.append(
+            f"It reports no all_task for {s.title}: it lists {', '.join(s.unscored)} with no language and never scores it."
+        )
+    if missing:
+        parts.append(f"Not run: {missing}.")
+    extra = []
+    for c in columns:
+        if c in s.unscored:
+            task = s.tasks[c]
+            extra.append(f"{c}: scored by xstilts ({task.metric} over its {len(task.languages)} languages)")
+        elif c in s.extra_groups:
+            extra.append(f"{c}: mean of {', '.join(s.extra_groups[c])}")
+        elif c == TASK_MEAN:
+            extra.append(f"{c}: unweighted mean of the task scores shown")
+    if extra:
+        parts.append(f"Not from evaluate.py: {'; '.join(extra)}.")
+    return " ".join(parts)
+
+
+def _run_name(run: pd.Series) -> str:
+    return ", ".join("-" if pd.isna(run[c]) else str(run[c]) for c in _RUN)
+
+
+def suite_tables(rows: pd.DataFrame) -> list[tuple[str, pd.DataFrame, str]]:
+    """(heading, table, caption) for each suite in exported metric rows and each set of tasks its runs cover: the
+    heading names the suite only for runs with every task and language ("partial XTREME-R (6 of 10 tasks)"
+    otherwise); each table holds only the scores reported for its runs, indexed by "model, setting, recipe"."""
+    out = []
+    for name, s in SUITES.items():
+        table = score_rows(rows, name)
+        for (label, missing), runs in table.groupby(["label", "missing"]):
+            frame = runs[[*_summaries(s), *s.tasks]].dropna(axis=1, how="all")
+            frame.index = pd.Index([_run_name(r) for _, r in runs.iterrows()], name="model, setting, recipe")
+            out.append((f"{label} scores", frame, _caption(s, list(frame.columns), missing)))
+    return out

@@ -11,7 +11,7 @@ Layout: ``DIR/<task>/test-<lang>.<ext>`` under both the predictions and the labe
 
 As in the official script, a task is scored only when its predictions folder exists, line-based files
 must hold as many items as their label file, and a QA or ranking query missing from the predictions
-scores 0.
+scores 0. Unlike it, a task folder without its label folder is an error (the official script skips the task).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from xstilts.errors import UserError
 from xstilts.metrics import official as metrics
-from xstilts.metrics.suites import SUITES, SuiteTask, aggregate
+from xstilts.metrics.suites import SUITES, SuiteScores, SuiteTask, suite_scores
 
 
 def _lines(path: Path) -> list[str]:
@@ -144,8 +144,9 @@ def score_language(task: SuiteTask, lang: str, pred_path: Path, label_path: Path
     raise ValueError(f"unknown metric {metric!r}")
 
 
-def score_suite(suite: str, predictions_dir: Path, labels_dir: Path) -> dict:
-    """Score every task folder of ``predictions_dir`` against ``labels_dir``; the official JSON report."""
+def score_suite(suite: str, predictions_dir: Path, labels_dir: Path) -> SuiteScores:
+    """Score every task folder of ``predictions_dir`` against ``labels_dir``: the official JSON report and, apart,
+    what it does not report."""
     if suite not in SUITES:
         raise UserError(f"unknown suite {suite!r} (expected: {', '.join(SUITES)})")
     spec = SUITES[suite]
@@ -169,4 +170,4 @@ def score_suite(suite: str, predictions_dir: Path, labels_dir: Path) -> dict:
             per_task[task.name][lang] = score_language(task, lang, pred_path, label_path)
     if not per_task:
         raise UserError(f"{predictions_dir}: no task folder of {suite} (expected some of: {', '.join(spec.tasks)})")
-    return aggregate(spec, per_task)
+    return suite_scores(spec, per_task)
