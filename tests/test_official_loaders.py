@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import xstilts.tasks.xtreme as xt
+from xstilts.data.items import ITEM
 from xstilts.data.readers import NLI_LABELS, read_conll, read_squad_json, read_tsv_pairs
 from xstilts.errors import UserError
 from xstilts.metrics.suites import XTREME, XTREME_R
@@ -108,14 +109,15 @@ def test_fixture_file_loads_clean(task, split, lang):
     labels = CATALOG.get(task).labels
     for ex in examples:
         fmt = CATALOG.get(task).format.name
+        keys = set(ex) - ({ITEM} if CATALOG.get(task).parallel else set())  # tests/test_item_keys.py: the item keys
         if fmt == "classification":
-            assert set(ex) == {"id", "text_a", "text_b", "label"} and ex["label"] in labels
+            assert keys == {"id", "text_a", "text_b", "label"} and ex["label"] in labels
             assert ex["text_a"] and ex["text_b"]
         elif fmt == "tagging":
-            assert set(ex) == {"id", "tokens", "tags"} and len(ex["tokens"]) == len(ex["tags"]) > 0
+            assert keys == {"id", "tokens", "tags"} and len(ex["tokens"]) == len(ex["tags"]) > 0
             assert set(ex["tags"]) <= set(labels)
         else:
-            assert set(ex) == {"id", "question", "context", "answers"}
+            assert keys == {"id", "question", "context", "answers"}
             for text, start in zip(ex["answers"]["text"], ex["answers"]["answer_start"], strict=True):
                 assert ex["context"][start : start + len(text)] == text
 
@@ -134,6 +136,7 @@ def test_xnli_through_the_catalog_binding():
         "text_a": 'Er sagte "Hallo" zu allen.',  # csv quoting undone
         "text_b": "Er begrüßte die Leute.",
         "label": "entailment",
+        ITEM: "test-0",
     }
     assert [ex["label"] for ex in examples] == ["entailment", "neutral", "contradiction"]
     assert load("xnli", "test", "ar")[1]["text_b"] == "الموقع لا يذكر أي فائز."
@@ -156,6 +159,7 @@ def test_pawsx():
         "text_a": "Paris is north of Lyon.",
         "text_b": "Lyon is north of Paris.",
         "label": "0",
+        ITEM: "train-1",
     }
     assert load("pawsx", "test", "zh")[0]["text_a"] == "这座桥于1932年开通。"
 
@@ -364,6 +368,7 @@ def test_hub_convert():
         "text_a": "A",
         "text_b": "B",
         "label": "1",
+        ITEM: "12",
     }
     assert convert("udpos", {"tokens": ["Der", "Hund"], "pos_tags": [5, 7]}, "de") == {
         "id": None,
@@ -393,8 +398,9 @@ def test_hub_convert():
         "context": "Rome is old.",
         "answers": {"text": ["Rome"], "answer_start": [0]},
     }
-    for task in ("squad_v1", "xquad", "mlqa"):
-        assert convert(task, row, "en") == expected
+    assert convert("squad_v1", row, "en") == expected
+    for task in ("xquad", "mlqa"):
+        assert convert(task, row, "en") == {**expected, ITEM: "56be"}
     assert convert("tydiqa", {**row, "id": "english-1-0"}, "en") == {**expected, "id": "english-1-0"}
     assert convert("tydiqa", {**row, "id": "arabic-1-0"}, "en") is None
     assert "label 3 outside" in one_line_error(convert, "xnli", {"premise": "P", "hypothesis": "H", "label": 3}, "de")

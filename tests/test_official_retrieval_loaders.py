@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from xstilts.data import official_retrieval as o
+from xstilts.data.items import ITEM
 from xstilts.errors import UserError
 from xstilts.tasks.catalog import TaskCatalog
 
@@ -43,16 +44,26 @@ def _ids_unique(records):
 def test_tatoeba_pairs_line_i_with_line_i():
     records = o.tatoeba_files(ROOT).load("test", "zh")
     assert records == [
-        {"id": "zh-0", "source": "我饿了。", "target": "I'm hungry."},
-        {"id": "zh-1", "source": "火车站在哪里？", "target": "Where is the train station?"},
-        {"id": "zh-2", "source": "今天天气很好。", "target": "The weather is nice today."},
+        {"id": "zh-0", "source": "我饿了。", "target": "I'm hungry.", ITEM: "I'm hungry."},
+        {
+            "id": "zh-1",
+            "source": "火车站在哪里？",
+            "target": "Where is the train station?",
+            ITEM: "Where is the train station?",
+        },
+        {
+            "id": "zh-2",
+            "source": "今天天气很好。",
+            "target": "The weather is nice today.",
+            ITEM: "The weather is nice today.",
+        },
     ]
 
 
 def test_tatoeba_through_the_catalog():
     task = CATALOG.get("tatoeba", data_dir=ROOT)
     records = task.source.load("test", "de")
-    assert records[0] == {"id": "de-0", "source": "Ich habe Hunger.", "target": "I'm hungry."}
+    assert records[0] == {"id": "de-0", "source": "Ich habe Hunger.", "target": "I'm hungry.", ITEM: "I'm hungry."}
     assert records[2]["source"] == "Das Wetter ist heute schön."
     _ids_unique(records)
     assert (task.format.name, task.kind, task.metric, task.fields) == (
@@ -244,12 +255,14 @@ def test_xcopa_reads_xtreme_and_clone_layouts():
             "question": "那人打开水龙头。 What was the effect?",
             "choices": ["厕所里满是水。", "水从水龙头喷口流出。"],
             "label": 1,
+            ITEM: "0",
         },
         {
             "id": "zh-4",
             "question": "汉堡肉变成焦褐色了。 What was the cause?",
             "choices": ["厨师把它冷冻了。", "厨师把它烤了。"],
             "label": 1,
+            ITEM: "4",
         },
     ]
     assert task.source.load("test", "th") == [
@@ -258,6 +271,7 @@ def test_xcopa_reads_xtreme_and_clone_layouts():
             "question": "ดวงตาของฉันแดงและบวม What was the cause?",
             "choices": ["ฉันร้องไห้", "ฉันหัวเราะ"],
             "label": 0,
+            ITEM: "7",
         }
     ]
     assert (task.format.name, task.metric, task.fields, task.train_task) == (
@@ -272,6 +286,7 @@ def test_xcopa_reads_xtreme_and_clone_layouts():
             "question": "The man turned on the faucet. What was the effect?",
             "choices": ["The toilet filled with water.", "Water flowed from the spout."],
             "label": 1,
+            ITEM: "0",
         }
     ]
 
@@ -338,7 +353,7 @@ def test_hub_configs_splits_and_conversions():
             "target_lang": "eng",
         },
         "de",
-    ) == {"source": "Ich habe Hunger.", "target": "I'm hungry."}
+    ) == {"source": "Ich habe Hunger.", "target": "I'm hungry.", ITEM: "I'm hungry."}
     xcopa = CATALOG.get("xcopa").source
     assert (xcopa.dataset, xcopa.config("dev", "qu")) == ("cambridgeltl/xcopa", "qu")
     assert (xcopa.split_name("dev", "qu"), xcopa.split_name("test", "qu")) == ("validation", "test")

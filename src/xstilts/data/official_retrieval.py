@@ -3,10 +3,11 @@
 Paths are relative to ``data_dir``, laid out as xtreme's download scripts leave ``download/``.
 Record schemas, per ``load(split, language)``:
 
-tatoeba (format "retrieval"), split "test": ``{"id": "<lang>-<i>", "source", "target"}``, the
-    non-English sentence and the English one of line i. Read from LASER's line-aligned
-    ``tatoeba/v1/tatoeba.<xxx>-eng.<xxx>`` and ``.eng`` (ISO 639-3 codes as xtreme maps them); xtreme's
-    preprocessed ``tatoeba/<xx>-en.en`` is sorted, so it has lost the alignment and is not read.
+tatoeba (format "retrieval"), split "test": ``{"id": "<lang>-<i>", "source", "target", "item"}``, the
+    non-English sentence and the English one of line i, keyed as an item by the English one (each language
+    has its own English sentences: two languages share an item where they translate the same one). Read from
+    LASER's line-aligned ``tatoeba/v1/tatoeba.<xxx>-eng.<xxx>`` and ``.eng`` (ISO 639-3 codes as xtreme maps
+    them); xtreme's preprocessed ``tatoeba/<xx>-en.en`` is sorted, so it has lost the alignment and is not read.
 bucc2018 (format "bucc"), splits "dev" (BUCC 2018 sample) and "test" (BUCC 2018 training), xtreme's names:
     one record per sentence, the other language first, then English, in file order:
     ``{"id": "de-000000001", "side": "src", "text", "gold": [English ids] or None}`` and
@@ -27,7 +28,8 @@ lareqa and mewslix (format "answer_retrieval"): ``load`` gives one language's qu
     get-mewsli-x.sh), queries by ``context.language``, one per mention, id ``example_id``, text the
     official baseline ``preprocess_mention``; pool ``mewslix/candidate_set_entities.jsonl`` (1M entities,
     descriptions in 50 languages), text ``preprocess_entity_description``, id the WikiData QID.
-xcopa, copa, siqa (format "multiple_choice"): ``{"id", "question", "choices", "label": index}``;
+xcopa, copa, siqa (format "multiple_choice"): ``{"id", "question", "choices", "label": index}``, XCOPA and
+    COPA with "item", the COPA ``idx`` that XCOPA's translations keep;
     COPA-style question ``"<premise> What was the cause?"`` (or effect), SIQA ``"<context> <question>"``,
     as XTREME-R's ``run_xcopa.py``. xcopa "dev"/"test": ``xcopa/{val,test}.<lang>.jsonl`` (xtreme) or
     ``xcopa/data/<lang>/...`` (a clone of cambridgeltl/xcopa); copa "train"/"dev": ``xcopa/{train,val}.en.jsonl``
@@ -47,6 +49,7 @@ from pathlib import Path
 from xstilts.cache import sha256_file
 from xstilts.data.files import jsonl_rows, read_lines
 from xstilts.data.hub import HubSource
+from xstilts.data.items import ITEM
 from xstilts.data.local import LocalFiles
 from xstilts.data.readers import get_field, squad_paragraphs
 from xstilts.data.sources import splits
@@ -194,14 +197,16 @@ def read_tatoeba(file: Path, split: str, language: str) -> list[dict]:
     src, tgt = read_lines(file), read_lines(eng)
     if len(src) != len(tgt):
         raise UserError(f"{eng}: {len(tgt)} lines, but {file.name} has {len(src)} (the files are line-aligned)")
-    return [
-        {"id": f"{language}-{i}", "source": s.strip(), "target": t.strip()} for i, (s, t) in enumerate(zip(src, tgt))
-    ]
+    return [{"id": f"{language}-{i}", **_tatoeba_pair(s, t)} for i, (s, t) in enumerate(zip(src, tgt))]
+
+
+def _tatoeba_pair(source: str, english: str) -> dict:
+    return {"source": source.strip(), "target": english.strip(), ITEM: english.strip()}
 
 
 def tatoeba_from_hub(row: dict, language: str) -> dict:
     """A ``google/xtreme`` ``tatoeba.<xxx>`` row (source_sentence, target_sentence, ...)."""
-    return {"source": row["source_sentence"].strip(), "target": row["target_sentence"].strip()}
+    return _tatoeba_pair(row["source_sentence"], row["target_sentence"])
 
 
 def tatoeba_files(root: Path, langs: tuple[str, ...] = TATOEBA_LANGS) -> OfficialFiles:
@@ -465,11 +470,13 @@ def _copa(row: dict, where: str, language: str) -> dict:
     label = get_field(row, "label", where, int)
     if label not in (0, 1):
         raise UserError(f"{where}: label is {label}, not 0 or 1")
+    idx = get_field(row, "idx", where, int)
     return {
-        "id": f"{language}-{get_field(row, 'idx', where, int)}",
+        "id": f"{language}-{idx}",
         "question": f"{get_field(row, 'premise', where)} What was the {kind}?",
         "choices": [get_field(row, "choice1", where), get_field(row, "choice2", where)],
         "label": label,
+        ITEM: str(idx),
     }
 
 

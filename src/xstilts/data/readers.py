@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xstilts.data.files import read_json, read_text
+from xstilts.data.items import ITEM, row_key
 from xstilts.errors import UserError
 
 NLI_LABELS = ("entailment", "neutral", "contradiction")  # the hub's class ids 0, 1, 2 (MNLI, XNLI, SNLI, ANLI)
@@ -44,6 +45,7 @@ def read_tsv_pairs(
     header: bool = False,
     labels: Sequence[str] | None = None,
     quoting: int = csv.QUOTE_MINIMAL,
+    aligned: bool = False,
 ) -> list[dict]:
     """Sentence pairs ``{"id", "text_a", "text_b", "label"}`` from a tab-separated file.
 
@@ -51,7 +53,8 @@ def read_tsv_pairs(
     ``xnli/`` and ``pawsx/`` files, written by ``csv.writer``: CRLF, quotes doubled). With ``header``,
     ``columns`` name the header's columns holding the two texts and the label, and every row has as many
     columns as the header (GLUE's ``MNLI/*.tsv``, read with ``quoting=csv.QUOTE_NONE``). Ids are
-    ``<split>-<language>-<row>``, counting rows from 0 as xtreme does.
+    ``<split>-<language>-<row>``, counting rows from 0 as xtreme does. With ``aligned`` (every language's file
+    lists the same items in the same order) each example also carries its row's item key (``items.row_key``).
     """
     rows = csv.reader(io.StringIO(read_text(path), newline=""), delimiter="\t", quoting=quoting, strict=True)
     names, index = list(columns), [0, 1, 2]
@@ -76,7 +79,9 @@ def read_tsv_pairs(
                 )
             a, b, label = (row[i] for i in index)
             check_label(path, start, label, labels)
-            examples.append({"id": f"{split}-{language}-{len(examples)}", "text_a": a, "text_b": b, "label": label})
+            row = len(examples)
+            example = {"id": f"{split}-{language}-{row}", "text_a": a, "text_b": b, "label": label}
+            examples.append(example | ({ITEM: row_key(split, row)} if aligned else {}))
     except csv.Error as e:
         raise UserError(f"{path}:{rows.line_num}: malformed TSV: {e}") from None
     return examples

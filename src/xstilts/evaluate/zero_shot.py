@@ -10,6 +10,7 @@ import numpy as np
 from torch import nn
 
 from xstilts.config.schema import EvalConfig
+from xstilts.data.items import ITEM
 from xstilts.evaluate.predict import predict_logits
 from xstilts.formats.base import EncoderFormat, Evaluation, HeadFormat
 from xstilts.formats.retrieval import default_layer, embed
@@ -28,6 +29,13 @@ def fixed_subset(examples: list[dict], n: int | None, key: str | None = "id") ->
     digest = [hashlib.sha1(str(ex[key]).encode()).digest() for ex in examples]
     keep = set(sorted(range(len(examples)), key=digest.__getitem__)[:n])
     return [ex for i, ex in enumerate(examples) if i in keep]
+
+
+def subset_key(task: TaskDef) -> str | None:
+    """What ``fixed_subset`` keys ``task``'s test sets by: a parallel task's item key, so that every language
+    keeps the same items (of those it has), else its format's key."""
+    key = task.format.subset_key
+    return ITEM if task.parallel and key is not None else key
 
 
 def metric_rows(task: TaskDef, split: str, language: str, scores: dict[str, float], n: int) -> list[dict]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from xstilts.config.schema import TrainConfig
+from xstilts.data.sources import JsonlDirSource, PocketSource
 from xstilts.errors import UserError
 from xstilts.evaluate.hardware import ACCELERATORS, PROBE_SIZE, cpu_peak_flops, matmul_flops
 from xstilts.experiments.architectures import architecture
@@ -21,6 +22,7 @@ from xstilts.experiments.plan import eval_languages
 from xstilts.experiments.specs import IntermediateSpec, Job, RetrievalSpec, TargetSpec
 from xstilts.tasks.catalog import TaskCatalog
 from xstilts.tasks.definition import TaskDef
+from xstilts.tasks.mlm import PocketTextSource
 
 # --- ESTIMATES: official dataset sizes (examples) -------------------------------------------------------------
 # English training sets (train split) of intermediate tasks and of targets' training sources.
@@ -135,7 +137,7 @@ def _counted(source: Any, split: str, lang: str) -> int | None:
         return None
 
 
-_LOCAL_SOURCES = {"PocketSource", "PocketTextSource", "JsonlDirSource"}
+_LOCAL_SOURCES = (PocketSource, PocketTextSource, JsonlDirSource)  # data on this machine: counted, never fetched
 
 
 class _Sizes:
@@ -158,7 +160,7 @@ class _Sizes:
             else:
                 task = self.task(name)
                 source = self.catalog.training_source(task, self.data_dir) if split in ("train", "dev") else task.source
-                local = self.data_dir is not None or type(source).__name__ in _LOCAL_SOURCES
+                local = self.data_dir is not None or isinstance(source, _LOCAL_SOURCES)
                 n = _counted(source, split, lang) if local else None  # never touch the hub
                 if n is None:
                     n = DEFAULT_SIZE if split != "dev" else DEFAULT_SIZE // 10

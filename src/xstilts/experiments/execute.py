@@ -18,9 +18,17 @@ from accelerate import PartialState
 import xstilts
 from xstilts.cache import atomic_dir, atomic_write_text
 from xstilts.config.schema import EvalConfig
+from xstilts.data.items import item_key
 from xstilts.evaluate import hardware, latency
 from xstilts.evaluate.official_files import write_official
-from xstilts.evaluate.zero_shot import dev_metrics, evaluate, evaluate_encoder, fixed_subset, metric_rows
+from xstilts.evaluate.zero_shot import (
+    dev_metrics,
+    evaluate,
+    evaluate_encoder,
+    fixed_subset,
+    metric_rows,
+    subset_key,
+)
 from xstilts.experiments.options import DEFAULT_OPTIONS, RunOptions
 from xstilts.experiments.plan import eval_languages
 from xstilts.experiments.rundir import RunDir
@@ -142,18 +150,24 @@ def _run_intermediate(ctx: _Context, spec: IntermediateSpec) -> dict:
 
 def _test_sets(ctx: _Context, task: TaskDef, cfg: EvalConfig) -> dict[str, list[dict]]:
     return {
-        lang: fixed_subset(task.source.load("test", lang), cfg.max_examples_per_language, task.format.subset_key)
+        lang: fixed_subset(task.source.load("test", lang), cfg.max_examples_per_language, subset_key(task))
         for lang in eval_languages(task, cfg.languages)
     }
 
 
 def _report(ctx: _Context, task: TaskDef, results: dict, tests: dict[str, list[dict]]) -> list[dict]:
-    """Metric rows of each language's evaluation; per-example statistics and official files written."""
+    """Metric rows of each language's evaluation; per-example statistics (one row per test example, beside their
+    item keys) and official files written."""
     rows, stats = [], {}
     for lang, ev in results.items():
         rows += metric_rows(task, "test", lang, ev.scores, len(tests[lang]))
-        stats |= {per_example.key(task.name, "test", lang, m): s for m, s in ev.stats.items()}
+        if ev.stats:  # formats scored over whole sets (BUCC, answer retrieval) keep no rows to key
+            stats |= {per_example.key(task.name, "test", lang, m): s for m, s in ev.stats.items()}
+            items = np.array([item_key(ex) for ex in tests[lang]], dtype=str)
+            stats[per_example.key(task.name, "test", lang, per_example.ITEMS)] = items
         write_official(ctx.run.job(ctx.job.id), task.format, task.name, lang, ev.predictions, tests[lang])
+    if stats:
+        stats[per_example.parallel_key(task.name, "test")] = np.array(task.parallel)
     per_example.write(ctx.run.per_example(ctx.job.id), stats)
     return rows
 

@@ -86,6 +86,13 @@ class IntermediateSpec(JobSpec):
         return {"data": dict(self.data), "train": train_spec(self.train), **_precision(self.mixed_precision)}
 
 
+def _eval(evaluation: EvalConfig, parallel: bool) -> dict[str, Any]:
+    """A target's evaluation: the fixed subsets of a parallel test set keep the same items in every language,
+    which is recorded only where there are subsets (ids of full test sets hold)."""
+    keyed = parallel and evaluation.max_examples_per_language is not None
+    return evaluation.model_dump() | ({"subset": "items"} if keyed else {})
+
+
 @dataclass(frozen=True)
 class TargetSpec(JobSpec):
     """English fine-tuning on a target task, then zero-shot evaluation in its languages."""
@@ -96,12 +103,13 @@ class TargetSpec(JobSpec):
     eval: EvalConfig
     train: TrainConfig
     mixed_precision: str = "no"
+    parallel: bool = False  # the target's test set is parallel across languages (``TaskDef.parallel``)
 
     def _own(self) -> dict[str, Any]:
         return {
             "target": self.target,
             "data": self.data,
-            "eval": self.eval.model_dump(),
+            "eval": _eval(self.eval, self.parallel),
             "train": train_spec(self.train),
             **_precision(self.mixed_precision),
         }

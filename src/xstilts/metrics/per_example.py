@@ -4,6 +4,11 @@ A metric's statistics are an array of shape (examples, k) from which the metric 
 k = 1 holds each example's own score (the metric is 100 x their mean: accuracy, SQuAD/MLQA exact match and F1),
 k = 3 holds (true positives, predicted, gold) chunk counts (micro F1: seqeval), k = 2 (correct, total) tokens
 (token accuracy). Only statistics that reproduce the reported metric are kept.
+
+Beside the statistics, each (task, split, language) keeps its items' keys under the pseudo-metric ``ITEMS``: one
+string per row, naming the test item the row scores. A test set that is parallel across languages (translations
+of the same items: XNLI, PAWS-X, XQuAD, MLQA, XCOPA, Tatoeba) gives an item the same key in every language, and
+says so under ``parallel_key(task, split)``; a bootstrap then resamples those items jointly across languages.
 """
 
 from __future__ import annotations
@@ -94,5 +99,13 @@ def read(path: Path) -> dict[str, Any]:
         return {k: data[k] for k in data.files}
 
 
+ITEMS = "@item"  # the pseudo-metric under which a language's item keys are kept
+
+
 def key(task: str, split: str, language: str, metric: str) -> str:
     return f"{task}|{split}|{language}|{metric}"
+
+
+def parallel_key(task: str, split: str) -> str:
+    """Where a 0-d bool array says whether the task's ``split`` is parallel across languages."""
+    return f"{task}|{split}|@parallel"

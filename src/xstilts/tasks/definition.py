@@ -14,7 +14,8 @@ from xstilts.formats.registry import get_format
 @dataclass(frozen=True)
 class TaskDef:
     """One task. ``format`` is the format object (a registered format's name is accepted and looked up);
-    ``fields`` name the example keys the format reads."""
+    ``fields`` name the example keys the format reads. The test examples of a ``parallel`` task carry
+    ``xstilts.data.items.ITEM``, which names an item alike in every language."""
 
     name: str
     format: Format
@@ -27,6 +28,7 @@ class TaskDef:
     local: Callable[[Path], Source] | None = field(default=None, compare=False)  # reader of the official layout
     protocol: dict = field(default_factory=dict, compare=False)  # {"train": {...}, "eval": {...}} paper defaults
     head: str | None = None  # tasks naming the same head train one shared head (same format and labels)
+    parallel: bool = False  # the test set is parallel across languages: the same items translated
 
     def __post_init__(self) -> None:
         if isinstance(self.format, str):

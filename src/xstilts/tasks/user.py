@@ -16,6 +16,8 @@
       dev: ../data/dev.jsonl
       test: ../data/test-{lang}.csv       # one file per language of `languages`; required for a target
     languages: [en, de]         # the test languages; default [en]
+    parallel: true              # optional (default false): the test files hold the same items in every language
+                                #   (translations), keyed by the id column, else by their row (the same order)
 
 Fields per format (a field left out of ``fields`` reads the column of its own name):
 
@@ -46,12 +48,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
 
 from xstilts.cache import sha256_file
 from xstilts.config.schema import NONE_SETTING
 from xstilts.config.yaml_file import field_error, read_yaml_mapping, validation_error
 from xstilts.data.files import jsonl_rows, read_text
+from xstilts.data.items import ITEM, row_key
 from xstilts.errors import UserError
 from xstilts.formats.base import FieldProblem, Format, Row
 from xstilts.formats.registry import format_names, get_format
@@ -74,6 +77,7 @@ class TaskFile(BaseModel):
     fields: dict[str, Any] = Field(default_factory=dict)  # a column name, or for choices a list of them
     data: dict[Literal["train", "dev", "test"], str]
     languages: list[str] = Field(default_factory=lambda: ["en"], min_length=1)
+    parallel: StrictBool = False
 
     @field_validator("format")
     @classmethod
@@ -220,6 +224,8 @@ class UserSource:
             at = f"{file}:{line}"
             ex = _example(fmt, self.spec, Row(row, at))
             ex["id"] = ex.get("id", f"{file.name}:{line}")
+            if self.spec.parallel:
+                ex[ITEM] = ex["id"] if "id" in self.spec.fields else row_key(split, len(examples))
             if ex["id"] in ids:
                 raise UserError(f"{at}: duplicate id {ex['id']!r}")
             ids.add(ex["id"])
@@ -266,7 +272,15 @@ def load_task_file(path: str | Path) -> TaskDef:
     except FieldProblem as e:
         raise field_error(path, root, e.loc, e.msg) from None
     fmt = get_format(spec.format)
-    return TaskDef(spec.name, fmt, spec.kind, spec.metric, UserSource(spec, path), fields=fmt.user_inputs(spec.fields))
+    return TaskDef(
+        spec.name,
+        fmt,
+        spec.kind,
+        spec.metric,
+        UserSource(spec, path),
+        fields=fmt.user_inputs(spec.fields),
+        parallel=spec.parallel,
+    )
 
 
 def load_tasks_dir(folder: str | Path) -> list[TaskDef]:

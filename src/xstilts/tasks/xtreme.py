@@ -14,6 +14,7 @@ from functools import partial
 from pathlib import Path
 
 from xstilts.data.hub import HubSource
+from xstilts.data.items import ITEM, row_key
 from xstilts.data.local import LocalFiles
 from xstilts.data.readers import NLI_LABELS, read_conll, read_squad_json, read_tsv_pairs
 from xstilts.data.sources import splits
@@ -105,12 +106,17 @@ def suite_languages(task: str) -> tuple[str, ...]:
 @dataclass(frozen=True)
 class XtremeHub(HubSource):
     """A HubSource whose ``convert`` may drop a record (None: another language's) and leave "id" unset:
-    such examples are numbered ``<split>-<language>-<i>`` in hub order."""
+    such examples are numbered ``<split>-<language>-<i>`` in hub order. With ``aligned`` (every language lists
+    the same items in the same order) each example also carries its row's item key."""
+
+    aligned: bool = False
 
     def load(self, split: str, language: str) -> list[dict]:
         examples = [ex for ex in super().load(split, language) if ex is not None]
         for i, ex in enumerate(examples):
             ex["id"] = ex.get("id") or f"{split}-{language}-{i}"
+            if self.aligned:
+                ex[ITEM] = row_key(split, i)
         return examples
 
 
@@ -132,6 +138,16 @@ def hub_pair(a: str, b: str, labels: tuple[str, ...], id_key: str | None = None)
     }
 
 
+def _keyed_by_id(example: dict) -> dict:
+    """``example`` keyed as an item by its id, which the item's translations share."""
+    return {**example, ITEM: example["id"]}
+
+
+def _shared_ids(convert):
+    """A hub ``convert`` of data whose ids name an item alike in every language: the id is the item key too."""
+    return lambda r, lang: _keyed_by_id(convert(r, lang))
+
+
 def _tagged(key: str, tags: tuple[str, ...]):
     return lambda r, lang: {"id": None, "tokens": list(r["tokens"]), "tags": [hub_label(tags, t) for t in r[key]]}
 
@@ -144,6 +160,11 @@ def squad_record(r: dict, lang: str) -> dict:
         "context": r["context"],
         "answers": {"text": list(r["answers"]["text"]), "answer_start": list(r["answers"]["answer_start"])},
     }
+
+
+def _read_parallel_squad(file: Path, split: str, lang: str) -> list[dict]:
+    """XQuAD, MLQA: questions keep their id in every language."""
+    return [_keyed_by_id(ex) for ex in read_squad_json(file, split, lang)]
 
 
 def _tydiqa_record(r: dict, lang: str) -> dict | None:
@@ -159,11 +180,13 @@ def _udpos_config(split: str, lang: str) -> str:
     return f"udpos.{UDPOS_HUB_NAMES[lang]}"
 
 
-def from_hub(task: str, dataset: str, config, convert, langs, labels=None, **names: str) -> XtremeHub:
+def from_hub(
+    task: str, dataset: str, config, convert, langs, labels=None, *, aligned: bool = False, **names: str
+) -> XtremeHub:
     """An XtremeHub of ``dataset``: ``config`` a name (str.format field ``lang``) or ``(split, lang) -> name``,
     ``names`` the hub split of each of the task's splits."""
     config = config if callable(config) else (lambda s, lang, c=config: c.format(lang=lang))
-    return XtremeHub(dataset, config, splits(task, langs, **names), convert, langs, labels)
+    return XtremeHub(dataset, config, splits(task, langs, **names), convert, langs, labels, aligned=aligned)
 
 
 def from_files(task: str, folder: str, read, langs, labels=None, **paths: str):
@@ -181,7 +204,8 @@ HUB = {"train": "train", "dev": "validation", "test": "test"}
 XTREME_TSV = {s: s + "-{lang}.tsv" for s in ("train", "dev", "test")}  # xtreme's <split>-<lang>.tsv files
 EN = ("en",)
 _pairs = partial(read_tsv_pairs, columns=("text_a", "text_b", "label"))
-_nli, _paws = hub_pair("premise", "hypothesis", NLI_LABELS), hub_pair("sentence1", "sentence2", PAWSX_LABELS, "id")
+_nli = hub_pair("premise", "hypothesis", NLI_LABELS)
+_paws = _shared_ids(hub_pair("sentence1", "sentence2", PAWSX_LABELS, "id"))  # PAWS-Wiki's id, in every language
 _tydiqa_dev = "tydiqa-goldp-v1.1-dev/tydiqa.goldp.{lang}.dev.json"
 _L = {t: suite_languages(t) for t in ("xnli", "pawsx", "udpos", "panx", "xquad", "mlqa", "tydiqa")}
 _TAGGING = XTREME.tasks["udpos"].metric  # seqeval, as the official scorer
@@ -211,11 +235,12 @@ TASKS = (
         fields=PAIR,
         train_task="mnli",
         protocol=protocol.CLASSIFICATION,
-        source=from_hub("xnli", "facebook/xnli", "{lang}", _nli, _L["xnli"], NLI_LABELS, **HUB),
+        parallel=True,  # the languages' files and hub configs list the same pairs in the same order
+        source=from_hub("xnli", "facebook/xnli", "{lang}", _nli, _L["xnli"], NLI_LABELS, aligned=True, **HUB),
         local=from_files(
             "xnli",
             "xnli",
-            partial(_pairs, labels=NLI_LABELS),
+            partial(_pairs, labels=NLI_LABELS, aligned=True),
             _L["xnli"],
             NLI_LABELS,
             dev="dev-{lang}.tsv",
@@ -248,9 +273,15 @@ TASKS = (
         "accuracy",
         fields=PAIR,
         protocol=protocol.PAWSX,
+        parallel=True,  # xtreme's files drop the hub's shared ids but keep the rows aligned
         source=from_hub("pawsx", "google-research-datasets/paws-x", "{lang}", _paws, _L["pawsx"], PAWSX_LABELS, **HUB),
         local=from_files(
-            "pawsx", "pawsx", partial(_pairs, labels=PAWSX_LABELS), _L["pawsx"], PAWSX_LABELS, **XTREME_TSV
+            "pawsx",
+            "pawsx",
+            partial(_pairs, labels=PAWSX_LABELS, aligned=True),
+            _L["pawsx"],
+            PAWSX_LABELS,
+            **XTREME_TSV,
         ),
     ),
     TaskDef(
@@ -302,8 +333,11 @@ TASKS = (
         fields=QA,
         train_task="squad_v1",
         protocol=protocol.QA,
-        source=from_hub("xquad", "google/xquad", "xquad.{lang}", squad_record, _L["xquad"], test="validation"),
-        local=from_files("xquad", "xquad", read_squad_json, _L["xquad"], test="xquad.{lang}.json"),
+        parallel=True,  # SQuAD v1.1 dev questions, translated with their ids
+        source=from_hub(
+            "xquad", "google/xquad", "xquad.{lang}", _shared_ids(squad_record), _L["xquad"], test="validation"
+        ),
+        local=from_files("xquad", "xquad", _read_parallel_squad, _L["xquad"], test="xquad.{lang}.json"),
     ),
     TaskDef(
         "mlqa",
@@ -313,13 +347,20 @@ TASKS = (
         fields=QA,
         train_task="squad_v1",
         protocol=protocol.QA,
+        parallel=True,  # an instance keeps its id in each language it was translated into
         source=from_hub(
-            "mlqa", "google/xtreme", "MLQA.{lang}.{lang}", squad_record, _L["mlqa"], dev="validation", test="test"
+            "mlqa",
+            "google/xtreme",
+            "MLQA.{lang}.{lang}",
+            _shared_ids(squad_record),
+            _L["mlqa"],
+            dev="validation",
+            test="test",
         ),
         local=from_files(
             "mlqa",
             "mlqa",
-            read_squad_json,
+            _read_parallel_squad,
             _L["mlqa"],
             dev="MLQA_V1/dev/dev-context-{lang}-question-{lang}.json",
             test="MLQA_V1/test/test-context-{lang}-question-{lang}.json",

@@ -31,6 +31,7 @@ TASKS = (
         fields=("target", "source"),  # official direction: English queries, the other language indexed
         local=files.tatoeba_files,
         protocol=protocol.RETRIEVAL,
+        parallel=True,  # pairs keyed by their English side
     ),
     TaskDef(
         "bucc2018",
@@ -83,6 +84,7 @@ TASKS = (
         train_task="copa",
         local=files.xcopa_files,
         protocol=protocol.CLASSIFICATION,
+        parallel=True,  # COPA's items translated, each keeping its idx
     ),
     TaskDef(
         "copa",
