@@ -120,7 +120,8 @@ def test_the_paper_config_gets_the_protocol_and_a_set_field_still_wins():
 
 
 def test_configs_that_do_not_name_the_protocol_keep_their_job_ids(tiny_model, tiny_catalog):
-    """The dev-check fields stay out of specs while unset; the demo's ids are those of the release before."""
+    """The dev-check fields stay out of specs while unset; the demo's ids are those of the release before, plus its
+    L2-normalised reference probe."""
     cfg = ExperimentConfig.model_validate({"model": tiny_model, "targets": [{"task": "t-topic"}]})
     specs = [j.spec.as_dict() for j in plan(cfg, tiny_catalog).jobs]
     assert specs and all("eval_every_steps" not in s["train"] and "eval_subset" not in s["train"] for s in specs)

@@ -108,6 +108,7 @@ def tasks_list(
             ),
             "sources": [t.source.describe()] + (["local:<data_dir> (official layout)"] if t.local else []),
             **({"trains_on": t.train_task} if t.train_task else {}),
+            **({"parallel": True} if t.parallel else {}),
         }
         for t in tasks
         if kind is None or t.kind == kind

@@ -55,7 +55,14 @@ class TrainConfig(_Strict):
     probe_l2: list[Annotated[float, Field(ge=0)]] = Field(
         default_factory=lambda: [1e-2, 1e-3, 1e-4, 1e-5],
         min_length=1,
-        description="L2 strengths of the probe's L-BFGS fit (standardised inputs); the best on English dev wins",
+        description="L2 strengths of the probe's L-BFGS fit; the best on English dev wins",
+    )
+    probe_input: Literal["standardised", "normalised"] = Field(
+        "standardised",
+        description="what the probe (recipes probe and lp-ft) fits on: standardised (each dimension to zero mean "
+        "and unit variance over English train, folded into the head's first linear layer) or normalised (each "
+        "vector the head reads, pooled or per token, L2-normalised and scaled by sqrt(hidden size), as the head "
+        "then does in fine-tuning too); recipe full ignores it",
     )
     batch_size: int = Field(32, ge=1)
     grad_accum: int = Field(1, ge=1)
@@ -103,8 +110,12 @@ SPEC_OPTIONAL = ("eval_every_steps", "eval_subset")  # left out of job specs whi
 
 
 def train_spec(train: TrainConfig) -> dict:
-    """A training phase as a job spec holds it."""
-    return {k: v for k, v in train.model_dump().items() if not (k in SPEC_OPTIONAL and v is None)}
+    """A training phase as a job spec holds it: ``probe_input`` only where a probe reads it and it is not the
+    standardised input every earlier version used, so older ids hold."""
+    spec = {k: v for k, v in train.model_dump().items() if not (k in SPEC_OPTIONAL and v is None)}
+    if train.recipe == "full" or train.probe_input == "standardised":
+        del spec["probe_input"]
+    return spec
 
 
 class EvalConfig(_Strict):
@@ -219,7 +230,8 @@ class TargetConfig(_Strict):
     eval: EvalConfig = EvalConfig()
     probe_reference: bool = Field(
         True,
-        description="also fit a linear probe on the frozen pretrained encoder, reported beside the fine-tuned settings",
+        description="also fit two linear probes on the frozen pretrained encoder (standardised and L2-normalised "
+        "input), reported beside the fine-tuned settings",
     )
 
 
@@ -288,17 +300,31 @@ def _tracker_installed(name: str) -> str:
 Tracker = Annotated[Literal["tensorboard", "mlflow", "wandb"], AfterValidator(_tracker_installed)]
 
 
-ANALYSES = ("gains", "heatmap", "tiers", "scaling", "num-tasks", "pareto", "throughput", "selection", "suite")
+MIN_LANGUAGES = 3  # the fewest zero-shot languages over which a gain x resource interaction is estimated
+ANALYSES = (
+    "gains",
+    "contrasts",
+    "heatmap",
+    "tiers",
+    "scaling",
+    "num-tasks",
+    "pareto",
+    "throughput",
+    "selection",
+    "suite",
+)
 
 
 class ReportConfig(_Strict):
     """What ``xstilts report`` (and the end of ``xstilts run``) writes: the analyses, in this order, and formats.
 
-    gains: per target, scores and gains over none with seed and bootstrap intervals; heatmap: gain per language
-    and setting; tiers: gains by language resource tier; scaling: scores against parameter count (log fit, R²);
-    num-tasks: gain against the number of intermediate tasks; pareto: zero-shot score against inference
-    latency; throughput: intermediate-training throughput against the gain it gave; selection: English dev rank
-    against zero-shot gain; suite: XTREME / XTREME-R task, group and overall scores.
+    gains: per target, the findings (gains over none with intervals over seeds and test items, Holm-adjusted),
+    forest plots, then the full tables; contrasts: every pair of settings; heatmap: gain per language and setting;
+    tiers: gains by language resource tier and a mixed model of gain x resource (needs at least MIN_LANGUAGES
+    zero-shot languages per target); scaling: scores against parameter count (log fit, R²); num-tasks: gain against
+    the number of intermediate tasks; pareto: zero-shot score against inference latency; throughput:
+    intermediate-training throughput against the gain it gave; selection: English dev rank against zero-shot gain;
+    suite: XTREME / XTREME-R task, group and overall scores as the official evaluate.py reports them.
     """
 
     analyses: list[Literal[ANALYSES]] = Field(default_factory=lambda: ["gains", "heatmap", "selection"], min_length=1)

@@ -20,6 +20,7 @@ ROW_COLUMNS = [
     "model",
     "intermediate",
     "recipe",
+    "probe_input",
     "target",
     "task",
     "split",
@@ -71,7 +72,7 @@ def rows(run: RunDir) -> list[dict]:
     con = refresh(run)
     try:
         cur = con.execute(
-            "SELECT j.job_id, j.kind, j.model, j.intermediate, j.recipe, j.target, m.task, m.split, m.language, m.metric,"
+            "SELECT j.job_id, j.kind, j.model, j.intermediate, j.recipe, j.probe_input, j.target, m.task, m.split, m.language, m.metric,"
             " m.value, m.n, m.headline, j.seed, " + ", ".join(f"j.{k}" for k in METER_COLUMNS) + " FROM metrics m"
             " JOIN jobs j USING (job_id) ORDER BY j.finished, j.job_id, m.rowid"
         )

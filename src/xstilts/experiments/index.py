@@ -16,8 +16,9 @@ from xstilts.errors import UserError
 from xstilts.evaluate.hardware import METER_KEYS
 from xstilts.experiments.rundir import RunDir
 
-# An index of another version is dropped and rebuilt from the result files (see _connect); 4: meter columns
-SCHEMA_VERSION = 4
+# An index of another version is dropped and rebuilt from the result files (see _connect); 4: meter columns,
+# 5: probe_input
+SCHEMA_VERSION = 5
 
 
 def _headline(row: dict, metrics: set[str]) -> bool:
@@ -37,10 +38,17 @@ def _meters(r: dict) -> tuple:
     return tuple(meters.get(k) for k in METER_KEYS)
 
 
+def _probe_input(train: dict) -> str | None:
+    """What a job's probe fit on (recipes probe and lp-ft), None for a job without a probe; results written
+    before the probe recorded its input had the standardised one."""
+    probe = train.get("probe")
+    return probe.get("input", "standardised") if isinstance(probe, dict) else None
+
+
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS jobs (
-    job_id TEXT PRIMARY KEY, kind TEXT, model TEXT, intermediate TEXT, recipe TEXT, target TEXT, seed,
-    seconds, finished TEXT, {", ".join(METER_KEYS)}, result_mtime_ns INTEGER, result_size INTEGER);
+    job_id TEXT PRIMARY KEY, kind TEXT, model TEXT, intermediate TEXT, recipe TEXT, probe_input TEXT, target TEXT,
+    seed, seconds, finished TEXT, {", ".join(METER_KEYS)}, result_mtime_ns INTEGER, result_size INTEGER);
 CREATE TABLE IF NOT EXISTS metrics (
     job_id TEXT NOT NULL, task TEXT, split TEXT, language TEXT, metric TEXT, value, n, headline INTEGER);  -- untyped: values come back as written
 CREATE INDEX IF NOT EXISTS metrics_job ON metrics(job_id);
@@ -79,12 +87,14 @@ def _read_result(path: Path) -> tuple[tuple, list[tuple]]:
     except UnicodeDecodeError as e:
         raise UserError(f"{path}:1: malformed result JSON (not UTF-8: {e.reason})") from None
     try:
+        train = r.get("train") or {}
         job = (
             r["job_id"],
             r["kind"],
             r["model"],
             r["intermediate"],
-            (r.get("train") or {}).get("recipe"),
+            train.get("recipe"),
+            _probe_input(train),
             r["target"],
             r["seed"],
             r.get("seconds"),

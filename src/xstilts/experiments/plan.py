@@ -49,15 +49,20 @@ def _with_protocol(given: BaseModel, task: TaskDef, part: str) -> BaseModel:
     return type(given)(**{**task.protocol.get(part, {}), **given.model_dump(exclude_unset=True)})
 
 
-def probe_train(train: TrainConfig) -> TrainConfig:
-    """The reference probe's training: a linear head fit on the frozen encoder (deterministic: no seed), with the
-    target's data and probe settings; fields a probe never reads keep their defaults, so targets share one job."""
+PROBE_INPUTS = ("standardised", "normalised")  # the reference probes of every target, one job each
+
+
+def probe_train(train: TrainConfig, probe_input: str) -> TrainConfig:
+    """A reference probe's training: a linear head fit on the frozen encoder (deterministic: no seed) on
+    ``probe_input``, with the target's data and probe settings; fields a probe never reads keep their defaults,
+    so targets share one job."""
     return TrainConfig(
         recipe="probe",
         head="linear",
         max_length=train.max_length,
         max_train_examples=train.max_train_examples,
         probe_l2=train.probe_l2,
+        probe_input=probe_input,
     )
 
 
@@ -146,9 +151,40 @@ class _Planner:
                         )
                         continue
                     train: TrainConfig = _with_protocol(target.train, task, "train")
-                    add(Job(TargetSpec(model, seen, seed, up and up.id, task.name, data, evaluation, train, precision)))
+                    add(
+                        Job(
+                            TargetSpec(
+                                model,
+                                seen,
+                                seed,
+                                up and up.id,
+                                task.name,
+                                data,
+                                evaluation,
+                                train,
+                                precision,
+                                task.parallel,
+                            )
+                        )
+                    )
                     if up is None and target.probe_reference and train.recipe != "probe":
-                        add(Job(TargetSpec(model, (), None, None, task.name, data, evaluation, probe_train(train))))
+                        for probe_input in PROBE_INPUTS:
+                            probe = probe_train(train, probe_input)
+                            add(
+                                Job(
+                                    TargetSpec(
+                                        model,
+                                        (),
+                                        None,
+                                        None,
+                                        task.name,
+                                        data,
+                                        evaluation,
+                                        probe,
+                                        parallel=task.parallel,
+                                    )
+                                )
+                            )
         return list(jobs.values())
 
 

@@ -39,6 +39,24 @@ def pooled_head(config: PretrainedConfig, num_outputs: int, kind: str) -> nn.Mod
     return linear_head(config, num_outputs)
 
 
+class NormalisedInput(nn.Module):
+    """Each vector L2-normalised along its last dimension (a pooled vector, or each token's state) and scaled by
+    sqrt(size), so its squared norm is that of a standardised vector in expectation: the L2 grid of the probe
+    means the same for both inputs."""
+
+    def __init__(self, size: int):
+        super().__init__()
+        self.scale = size**0.5
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(x, dim=-1) * self.scale
+
+
+def normalised_head(head: nn.Module, size: int) -> nn.Module:
+    """``head`` reading the normalised input (:class:`NormalisedInput`) of vectors of ``size``."""
+    return nn.Sequential(NormalisedInput(size), head)
+
+
 class ClassificationHead(nn.Module):
     """dense -> tanh -> dropout -> linear on a pooled vector (the RoBERTa/XLM-R classification head)."""
 

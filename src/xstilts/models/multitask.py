@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from xstilts.formats.base import HeadFormat
+from xstilts.formats.heads import normalised_head
 from xstilts.tasks.definition import TaskDef
 
 
@@ -35,14 +36,20 @@ class MultiHeadModel(nn.Module):
         return self.formats[task].loss(self.logits(task, batch), batch)
 
 
-def build_multitask(backbone: nn.Module, tasks: list[TaskDef], head_kind: str, pooling: str) -> MultiHeadModel:
+def build_multitask(
+    backbone: nn.Module, tasks: list[TaskDef], head_kind: str, pooling: str, normalised: bool = False
+) -> MultiHeadModel:
     """A fresh head per head name (the first task naming it builds it), tied to the backbone where its format
-    needs that (the masked LM's decoder)."""
+    needs that (the masked LM's decoder); with ``normalised``, every head a probe can fit reads L2-normalised
+    input (``formats.heads.NormalisedInput``)."""
     heads: dict[str, nn.Module] = {}
     for t in tasks:
         if t.head_name not in heads:
-            heads[t.head_name] = t.format.make_head(t, backbone.config, head_kind)
-            t.format.attach(heads[t.head_name], backbone)
+            head = t.format.make_head(t, backbone.config, head_kind)
+            if normalised and t.format.probe_able:
+                head = normalised_head(head, backbone.config.hidden_size)
+            heads[t.head_name] = head
+            t.format.attach(head, backbone)
     return MultiHeadModel(
         backbone, heads, {t.name: t.format for t in tasks}, {t.name: t.head_name for t in tasks}, pooling
     )

@@ -59,7 +59,8 @@ def train_phase(
     seed = seed if seed is not None else 0
     set_seed(seed)
     tasks = [p.task for p in phase]
-    model = build_multitask(backbone, tasks, cfg.head, pooling)
+    probed = cfg.recipe in ("probe", "lp-ft")
+    model = build_multitask(backbone, tasks, cfg.head, pooling, normalised=probed and cfg.probe_input == "normalised")
     # the probe and the meter run where training will (PartialState() here would set up the launch too early)
     model.to(local_device())
     train_tasks, dev_sets = [], {}
@@ -69,13 +70,15 @@ def train_phase(
         dev_sets[p.task.name] = (p.dev, task_features(p.task, "dev", p.dev, tokenizer, eval_cfg.max_length))
     movement = Movement(backbone, dev_sets[tasks[0].name][1], tokenizer.pad_token_id)
     stats: dict[str, Any] = {"recipe": cfg.recipe}
-    if cfg.recipe in ("probe", "lp-ft"):
+    if probed:
         progress(f"{label}: probe", 0, 1)
         probe_tasks = [
             ProbeTask(t.name, tt.features, dev_sets[t.name][1], headline_score(t, *dev_sets[t.name]))
             for t, tt in zip(tasks, train_tasks)
         ]
-        stats["probe"] = fit_probe(model, probe_tasks, cfg.probe_l2, eval_cfg.batch_size, tokenizer.pad_token_id, seed)
+        stats["probe"] = fit_probe(
+            model, probe_tasks, cfg.probe_l2, eval_cfg.batch_size, tokenizer.pad_token_id, seed, cfg.probe_input
+        )
     if cfg.recipe == "probe":
         return model, {**stats, "updates": 0, "movement": movement.measure(backbone)}
     stats["frozen"] = len(freeze(backbone, cfg.freeze))

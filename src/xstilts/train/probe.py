@@ -1,9 +1,10 @@
 """The linear-probe phase: heads fit by L-BFGS on the frozen encoder's cached representations.
 
-Representations are computed once (eval mode, no dropout), standardised per dimension, and every head is fit
-by full-batch L-BFGS for each L2 strength from strongest to weakest (warm-started); the strength with the best
-English dev score wins. The standardisation is then folded into the head's first linear layer, so the head
-reads raw representations exactly as the fine-tuning phase will.
+Representations are computed once (eval mode, no dropout) and every head is fit by full-batch L-BFGS for each L2
+strength from strongest to weakest (warm-started); the strength with the best English dev score wins. The input
+is ``standardised`` (each dimension over English train; folded into the head's first linear layer afterwards)
+or ``normalised`` (the head itself L2-normalises what it reads, see ``formats.heads.NormalisedInput``): either
+way the fitted head reads raw representations exactly as the fine-tuning phase will.
 """
 
 from __future__ import annotations
@@ -72,6 +73,28 @@ def _first_linear(head: nn.Module) -> nn.Linear:
     return next(m for m in head.modules() if isinstance(m, nn.Linear))
 
 
+def _standardise(
+    train: list[tuple[torch.Tensor, dict]], dev: list[list[tuple[torch.Tensor, dict]]]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Standardise every cached representation in place by English train's per-dimension mean and std; returns
+    them. Near-constant dimensions are not blown up: folded back, they would give the head huge weights."""
+    vectors = torch.cat([_rows(r, b) for r, b in train])
+    mean, std = vectors.mean(0), vectors.std(0)
+    std = std.clamp(min=max(1e-2 * float(std.mean()), 1e-12))
+    for cached in [train, *dev]:
+        for reps, _ in cached:
+            reps.sub_(mean).div_(std)
+    return mean, std
+
+
+@torch.no_grad()
+def _fold(head: nn.Module, mean: torch.Tensor, std: torch.Tensor) -> None:
+    """Fold the standardisation into the head's first linear layer: head(x) == fitted_head((x - mean) / std)."""
+    linear = _first_linear(head)
+    linear.weight.div_(std)
+    linear.bias.sub_(linear.weight @ mean)
+
+
 def _fit(head: nn.Module, fmt, cached: list[tuple[torch.Tensor, dict]], l2: float, max_iter: int) -> None:
     """Minimise the mean training loss + l2/2 * |weights|^2 over the head's parameters."""
     params = [p for p in head.parameters() if p.requires_grad]
@@ -118,11 +141,13 @@ def fit_probe(
     batch_size: int,
     pad_id: int,
     seed: int,
+    probe_input: str,
     max_iter: int = 100,
     max_bytes: int = MAX_CACHE_BYTES,
 ) -> dict:
     """Fit the heads of ``model`` (a MultiHeadModel) on its frozen backbone, one head at a time (tasks sharing a
-    head are fit together; the dev score is their mean); returns what the phase did, per head."""
+    head are fit together; the dev score is their mean); returns what the phase did, per head. With
+    ``probe_input`` normalised, the model's heads must normalise their input (``build_multitask(normalised=True)``)."""
     start = time.perf_counter()
     model.eval()
     report = {}
@@ -139,13 +164,9 @@ def fit_probe(
             train += cached
             train_examples += len(used)
             dev.append(_cache(model, t.name, t.dev, np.arange(len(t.dev)), batch_size, pad_id, 1 << 62))
-        vectors = torch.cat([_rows(r, b) for r, b in train])
-        # near-constant dimensions are not blown up: folded back, they would give the head huge weights
-        mean, std = vectors.mean(0), vectors.std(0)
-        std = std.clamp(min=max(1e-2 * float(std.mean()), 1e-12))
-        for cached in [train, *(cached for cached, _ in dev)]:
-            for reps, _ in cached:
-                reps.sub_(mean).div_(std)
+        standardised = probe_input == "standardised"
+        if standardised:
+            mean, std = _standardise(train, [cached for cached, _ in dev])
         curve, best = [], None
         for l2 in sorted(l2s, reverse=True):  # strongest first; each fit warm-starts the next
             _fit(head, fmt, train, l2, max_iter)
@@ -161,14 +182,12 @@ def fit_probe(
             if best is None or score > best[0]:
                 best = (score, l2, {k: v.clone() for k, v in head.state_dict().items()})
         head.load_state_dict(best[2])
-        with torch.no_grad():  # fold the standardisation in: head(x) == fitted_head((x - mean) / std)
-            linear = _first_linear(head)
-            linear.weight.div_(std)
-            linear.bias.sub_(linear.weight @ mean)
+        if standardised:
+            _fold(head, mean, std)
         report[head_name] = {
             "l2": best[1],
             "dev_curve": curve,
             "train_examples": train_examples,
             "head": head_fingerprint(head),
         }
-    return {"heads": report, "seconds": round(time.perf_counter() - start, 3)}
+    return {"input": probe_input, "heads": report, "seconds": round(time.perf_counter() - start, 3)}
