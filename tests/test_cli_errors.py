@@ -75,7 +75,7 @@ def test_shipped_configs_validate_and_plan():
     kinds = [j.kind for j in plan(cfg, catalog).jobs]
     settings, seeds = len(cfg.intermediate.settings), len(cfg.seeds)  # 'none' included
     assert kinds.count("intermediate") == (settings - 1) * seeds
-    assert kinds.count("target") == 7 * settings * seeds + 7  # all but tatoeba fine-tune, and each has a probe
+    assert kinds.count("target") == 7 * settings * seeds + 2 * 7  # all but tatoeba fine-tune, and each has 2 probes
     assert kinds.count("retrieval") == (settings - 1) * seeds + 1  # one baseline serves every seed
 
 
@@ -89,6 +89,8 @@ def test_tasks_list_suites_through_the_command(tmp_path):
         entries = _json.loads(out.stdout)
         assert len(entries) == tasks and len({lang for e in entries for lang in e["languages"]}) == langs
         assert all({"name", "format", "languages", "metric", "kind"} <= set(e) for e in entries)
+        parallel = {e["name"] for e in entries if e.get("parallel")}  # translations of the same test items
+        assert parallel == {"xnli", "xquad", "mlqa", "tatoeba"} | ({"pawsx"} if suite == "xtreme" else {"xcopa"})
     out = _run("tasks", "list", "--kind", "intermediate", "--format", "json", cwd=tmp_path)
     names = {e["name"] for e in _json.loads(out.stdout)}
     assert {

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from xstilts.analysis import document, figures
-from xstilts.analysis.document import Figure, Heading, Paragraph, Table
+from xstilts.analysis.document import Details, Figure, Heading, Paragraph, Table
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -70,6 +70,18 @@ def pareto_points() -> pd.DataFrame:
     )
 
 
+def forest_rows() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "estimate": [1.2, -0.3, 2.0],
+            "low": [0.2, -1.5, -0.1],
+            "high": [2.2, 0.9, 4.1],
+            "significant": [True, False, False],
+        },
+        index=["mnli", "qqp", "squad_v2"],
+    )
+
+
 def scatter_points() -> pd.DataFrame:
     return pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": [1.1, 2.3, 2.8], "label": ["a", "b", "c"]})
 
@@ -82,6 +94,7 @@ DRAW = {
     "counts": lambda p: figures.count_curve(counts(), p),
     "pareto": lambda p: figures.pareto(pareto_points(), p),
     "scatter": lambda p: figures.scatter_fit(scatter_points(), p, "size", "gain", fit=Line()),
+    "forest": lambda p: figures.forest(forest_rows(), p),
 }
 
 
@@ -111,6 +124,22 @@ def test_empty_input_is_refused(tmp_path, draw, frame):
     assert not (tmp_path / "x.png").exists()
 
 
+def test_heatmap_mutes_cells_whose_interval_includes_zero(tmp_path):
+    from matplotlib.image import imread
+
+    plain = figures.gain_heatmap(gains(), tmp_path / "plain.png")
+    noise = pd.DataFrame(True, index=gains().index, columns=gains().columns)
+    muted = figures.gain_heatmap(gains(), tmp_path / "muted.png", noise)
+    assert imread(muted)[..., :3].mean() > imread(plain)[..., :3].mean() + 0.02  # washed out: lighter
+
+
+def test_forest_grid_has_a_panel_per_setting(tmp_path):
+    rows = pd.concat([forest_rows().reset_index(names="language").assign(panel=p) for p in ("a", "b", "c", "d")])
+    path = figures.forest_grid(rows.iloc[:-1], tmp_path / "grid.png")  # panel d lacks one language
+    width, height = png_size(path.read_bytes())
+    assert width > 1000 and 300 <= height <= 2000  # three panels across, two rows
+
+
 def test_missing_columns_are_named(tmp_path):
     with pytest.raises(ValueError, match="label"):
         figures.scatter_fit(scatter_points().drop(columns="label"), tmp_path / "x.png", "x", "y")
@@ -137,7 +166,7 @@ def report(tmp_path) -> tuple[Path, list]:
         Table(scores, "language", fmt, caption="Test scores by `setting`"),
         Figure(heat, "Zero-shot gains over `none`"),
         Heading("Tiers", 2),
-        Table(shares, "tier", percent),
+        Details("All tiers", (Table(shares, "tier", percent),)),
         Figure(tier, "Gains by tier <per series>"),
     ]
     return tmp_path, blocks
@@ -179,6 +208,7 @@ def test_markdown_table_and_figures(report):
     assert "# Study report\n\n" in text and "\n## Tiers\n" in text
     assert "![Zero-shot gains over `none`](figures/gains.png)\n\nZero-shot gains over `none`" in text
     assert "](figures/tiers.png)" in text
+    assert "**All tiers**\n\n| tier | acc & f1 |" in text  # collapsed in HTML, in place in Markdown
 
 
 def test_html_is_self_contained_and_escaped(report):
@@ -193,6 +223,11 @@ def test_html_is_self_contained_and_escaped(report):
         assert base64.b64decode(data, validate=True) == (root / file).read_bytes()
     assert "p &lt; 0.05" in page and "&lt;b&gt;seeds&lt;/b&gt;" in page and "<b>" not in page
     assert "<code>paired_bootstrap</code>" in page
+    assert re.search(
+        r"<details><summary>All tiers</summary>\n<div class=\"table\"><table>.*?</table></div>\n</details>",
+        page,
+        re.DOTALL,
+    )
     assert "<figcaption>Gains by tier &lt;per series&gt;</figcaption>" in page
     assert '<th class="num">none</th>' in page and '<td class="num">80.2</td>' in page
     assert "src=" not in page.replace('src="data:image/png;base64,', "")  # nothing fetched from elsewhere

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from rich.console import Console
 
-from xstilts.analysis.report import build_report
+from xstilts.analysis.study import report_markdown
 from xstilts.cache import atomic_write_json
 from xstilts.config.grid import variants
 from xstilts.config.schema import ExperimentConfig
@@ -70,8 +70,8 @@ def test_plan_command_counts_jobs_of_tasks_targets_seeds_and_grid(tiny_model, da
     config.write_text(yaml.safe_dump(_experiment(tiny_model, data_dir)))
     jobs = _plan_json(config)
     kinds = [j["kind"] for j in jobs]
-    # per target: 3 settings + the baseline, for each seed, and one seed-free frozen-encoder probe
-    assert kinds.count("intermediate") == 3 * 2 and kinds.count("target") == 2 * (3 + 1) * 2 + 2 == len(jobs) - 6
+    # per target: 3 settings + the baseline, for each seed, and two seed-free frozen-encoder probes
+    assert kinds.count("intermediate") == 3 * 2 and kinds.count("target") == 2 * (3 + 1) * 2 + 4 == len(jobs) - 6
     assert len({j["id"] for j in jobs}) == len(jobs) and all(j["grid"] == {} for j in jobs)
     assert {(j["setting"], j["seed"]) for j in jobs if j["kind"] == "intermediate"} == {
         (s, seed) for s in ("mnli", "qqp", "sst2") for seed in (1, 2)
@@ -82,8 +82,8 @@ def test_plan_command_counts_jobs_of_tasks_targets_seeds_and_grid(tiny_model, da
     grid = _plan_json(config)
     targets = [j for j in grid if j["kind"] == "target"]
     baseline = [j for j in targets if j["setting"] == "none"]
-    assert [j["kind"] for j in grid].count("intermediate") == 12 and len(targets) == 24 + 4 + 2 == len(grid) - 12
-    assert len(baseline) == 4 + 2 and all(j["grid"] == {LR: None} for j in baseline)
+    assert [j["kind"] for j in grid].count("intermediate") == 12 and len(targets) == 24 + 4 + 4 == len(grid) - 12
+    assert len(baseline) == 4 + 4 and all(j["grid"] == {LR: None} for j in baseline)
     assert len({j["id"] for j in grid}) == len(grid)
     assert sorted(j["grid"][LR] for j in grid if j["setting"] != "none") == [1.0e-3] * 18 + [2.0e-3] * 18
     assert {j["id"] for j in baseline} == {j["id"] for j in jobs if j["setting"] == "none"}  # the same jobs
@@ -113,11 +113,11 @@ def test_grid_points_are_the_configs_they_stand_for(tiny_model, data_dir):
         assert variant == ExperimentConfig.model_validate(written)
         assert {j.id for j in plan(variant, CATALOG).jobs} <= {j.id for j in jobs}
     pawsx = [j for j in jobs if j.target == "pawsx"]
-    assert len(pawsx) == 2 * 8 + 2 and all(
+    assert len(pawsx) == 2 * 8 + 2 * 2 and all(
         j.grid == {xnli_lr: None, "head_pooling": j.spec.model.head_pooling} for j in pawsx
     )
-    # intermediate and pawsx jobs x pooling, xnli jobs x lr x pooling; a probe per target and pooling (no lr)
-    assert len(jobs) == 2 * 6 + 2 * 8 + 2 * 2 * 8 + 2 * 2
+    # intermediate and pawsx jobs x pooling, xnli jobs x lr x pooling; two probes per target and pooling (no lr)
+    assert len(jobs) == 2 * 6 + 2 * 8 + 2 * 2 * 8 + 2 * 2 * 2
 
     bare = {"model": tiny_model, "targets": [{"task": "xnli"}]}
     ((_, variant),) = variants(ExperimentConfig.model_validate({**bare, "grid": {LR: [1.0e-4]}}))
@@ -286,13 +286,13 @@ def test_bad_grids_and_subsets_are_one_line_errors(tmp_path, monkeypatch, capsys
 
 
 def test_grid_run_end_to_end(tiny_model, data_dir, tmp_path):
-    """The 6 + 16 jobs (and the 2 probes) run on a tiny model; the index holds a result of each, and the grid columns of the plan."""
+    """The 6 + 16 jobs (and the 4 probes) run on a tiny model; the index holds a result of each, and the grid columns of the plan."""
     cfg = ExperimentConfig.model_validate(_experiment(tiny_model, data_dir))
     jobs = plan(cfg, CATALOG).jobs
     run_experiment(cfg, CATALOG, "", tmp_path, Console(quiet=True))
     run = RunDir(tmp_path)
     rows = export.rows(run)
-    assert {(r["job_id"], r["kind"]) for r in rows} == {(j.id, j.kind) for j in jobs} and len(jobs) == 6 + 16 + 2
+    assert {(r["job_id"], r["kind"]) for r in rows} == {(j.id, j.kind) for j in jobs} and len(jobs) == 6 + 16 + 4
     assert {
         (r["target"], r["intermediate"], r["seed"]) for r in rows if r["kind"] == "target" and r["recipe"] != "probe"
     } == {(t, s, seed) for t in ("xnli", "pawsx") for s in ("none", "mnli", "qqp", "sst2") for seed in (1, 2)}
@@ -336,14 +336,16 @@ def test_grid_run_end_to_end(tiny_model, data_dir, tmp_path):
             "targets.*.train.lr": None if e["kind"] == "intermediate" else [1.0e-4, 3.0e-4][seed - 1],
         }
     atomic_write_json(tmp_path / "plan.json", entries)
-    report = build_report(export.rows(run), ["none", "mnli", "qqp", "sst2"], "grid")
-    headings = [line for line in report.splitlines() if line.startswith("## ")]
+    report = report_markdown(run, ["none", "mnli", "qqp", "sst2"], "grid", ["gains"])
+    headings = [line for line in report.splitlines() if line.startswith("## ") and "(accuracy" in line]
     assert [h.split(" (accuracy")[0] for h in headings] == [
         f"## {t} (targets.*.train.lr={lr})" for t in ("pawsx", "xnli") for lr in (0.0001, 0.0003)
     ]
-    table = report.split(headings[0])[1].split("##")[0]
-    assert table.splitlines()[2].startswith("| language | none | mnli [intermediate.train.lr=0.001] | ")
-    assert table.splitlines()[2].endswith(" | probe (frozen) |")  # the shared probe joins every table
+    table = report.split(headings[0])[1].split("\n## ")[0]
+    header = next(line for line in table.splitlines() if line.startswith("| language |"))
+    assert header.startswith("| language | none | mnli [intermediate.train.lr=0.001] | ")
+    # the shared probes join every table
+    assert header.endswith(" | probe (frozen, standardised) | probe (frozen, L2-normalised) |")
     assert "0.005" not in table  # lr 5e-3 ran with seed 2, whose targets used targets.*.train.lr 3e-4
     assert "gain vs none (zero-shot)" in table and "English dev rank" not in report
 

@@ -134,15 +134,15 @@ def _plan(config, *args):
 def test_plan_warns_when_a_70b_job_does_not_fit(llama_70b):
     out = _plan(llama_70b, "--accelerator", "l4")
     jobs = [line for line in out.splitlines() if " target " in line]
-    assert len(jobs) == 2 and all("GiB (weights)" in line for line in jobs)  # the fine-tuned job and the probe
+    assert len(jobs) == 3 and all("GiB (weights)" in line for line in jobs)  # the fine-tuned job and the probes
     warnings = [line for line in out.splitlines() if line.startswith("warning: job ")]
-    assert len(warnings) == 2 and all("l4 has 24 GiB" in w for w in warnings)
-    assert "0/2 jobs fit" in out and "l4-h" in out  # the FLOP estimate is still there
+    assert len(warnings) == 3 and all("l4 has 24 GiB" in w for w in warnings)
+    assert "0/3 jobs fit" in out and "l4-h" in out  # the FLOP estimate is still there
 
 
 def test_plan_on_h200_fits_and_json_gives_the_parts(llama_70b):
     out = _plan(llama_70b, "--accelerator", "h200")
-    assert "2/2 jobs fit" in out and "warning:" not in out
+    assert "3/3 jobs fit" in out and "warning:" not in out
     planned = json.loads(_plan(llama_70b, "--accelerator", "h200", "--format", "json"))
     for job in planned["jobs"]:
         mem = job["memory"]

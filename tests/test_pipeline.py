@@ -37,8 +37,9 @@ def test_plan_shares_and_dedupes(tiny_model, tiny_catalog):
     jobs = plan(_config(tiny_model, seeds=(1, 2)), tiny_catalog).jobs
     kinds = [j.kind for j in jobs]
     assert kinds.count("intermediate") == 3 * 2
-    assert kinds.count("target") == 4 * 2 + 1  # and the frozen-encoder probe, one for every seed
-    assert [j.spec.train.recipe for j in jobs if j.spec.seed is None and j.kind == "target"] == ["probe"]
+    assert kinds.count("target") == 4 * 2 + 2  # and the two frozen-encoder probes, one for every seed
+    probes = [j.spec.train for j in jobs if j.spec.seed is None and j.kind == "target"]
+    assert [(p.recipe, p.probe_input) for p in probes] == [("probe", "standardised"), ("probe", "normalised")]
     # the baseline retrieval has no training, so one job serves every seed
     assert kinds.count("retrieval") == 3 * 2 + 1
     assert len({j.id for j in jobs}) == len(jobs)
@@ -52,7 +53,7 @@ def test_plan_shares_and_dedupes(tiny_model, tiny_catalog):
 def test_run_end_to_end_then_skip(tiny_model, tiny_catalog, tmp_path):
     cfg = _config(tiny_model)
     first = run_experiment(cfg, tiny_catalog, "yaml", tmp_path, Console(quiet=True))
-    assert first == {**first, "jobs": 12, "ran": 12, "skipped": 0}
+    assert first == {**first, "jobs": 13, "ran": 13, "skipped": 0}
     results = RunDir(tmp_path).load_results()
     table = rows(RunDir(tmp_path))
     topic = [r for r in table if r["target"] == "t-topic" and r["split"] == "test"]
@@ -103,7 +104,7 @@ def test_run_end_to_end_then_skip(tiny_model, tiny_catalog, tmp_path):
     assert retrieval["meters"]["params_non_embedding"] == full - block
     # a second run finds everything done
     second = run_experiment(cfg, tiny_catalog, "yaml", tmp_path, Console(quiet=True))
-    assert second["ran"] == 0 and second["skipped"] == 12
+    assert second["ran"] == 0 and second["skipped"] == 13
 
 
 def test_same_seed_same_numbers(tiny_model, tiny_catalog, tmp_path):
@@ -215,9 +216,9 @@ def test_select_top_k_by_english_dev(tiny_model, tiny_catalog, tmp_path):
             "targets": [{"task": "t-topic", "train": budget}],
         }
     )
-    # before selection: the baseline and its probe only
+    # before selection: the baseline and its two probes only
     first = plan(cfg, catalog)
-    assert [j.kind for j in first.jobs] == ["intermediate"] * 3 + ["target"] * 2
+    assert [j.kind for j in first.jobs] == ["intermediate"] * 3 + ["target"] * 3
     assert first.awaiting == {j.id for j in first.jobs if j.kind == "intermediate"}  # re-planned when they finish
     run_experiment(cfg, catalog, "", tmp_path, Console(quiet=True))
     results = RunDir(tmp_path).load_results()
@@ -228,11 +229,10 @@ def test_select_top_k_by_english_dev(tiny_model, tiny_catalog, tmp_path):
     assert set(dev) == {*candidates, "+".join(best)}  # plus the union of the two best
     targets = {r["intermediate"] for r in results if r["kind"] == "target" and r["train"]["recipe"] != "probe"}
     assert targets == {"none", *best, "+".join(best)}
-    import pandas as pd
 
-    from xstilts.analysis.report import build_report, selection_table
+    from xstilts.analysis.study import load_study, report_markdown, selection_table
 
-    table, rho = selection_table(pd.DataFrame(rows(RunDir(tmp_path))), ["t-topic"])
+    table, rho = selection_table(load_study(RunDir(tmp_path), cfg.intermediate.settings), "t-topic", "")
     assert list(table.index[:2]) == best and table.loc[best[0], "rank"] == 1
 
     def zero_shot(setting):
@@ -246,8 +246,8 @@ def test_select_top_k_by_english_dev(tiny_model, tiny_catalog, tmp_path):
             ]
         )
 
-    assert table.loc[best[0], "gain t-topic"] == pytest.approx(zero_shot(best[0]) - zero_shot("none"))
-    assert np.isnan(table.loc[next(s for s in candidates if s not in best), "gain t-topic"])  # never sent to targets
-    assert rho == {"t-topic": None}  # 2 tasks with gains: too few for a correlation
-    report = build_report(rows(RunDir(tmp_path)), cfg.intermediate.settings, "selection")
+    assert table.loc[best[0], "gain"] == pytest.approx(zero_shot(best[0]) - zero_shot("none"))
+    assert np.isnan(table.loc[next(s for s in candidates if s not in best), "gain"])  # never sent to targets
+    assert rho is None  # 2 tasks with gains: too few for a correlation
+    report = report_markdown(RunDir(tmp_path), cfg.intermediate.settings, "selection")
     assert "English dev rank and zero-shot gain" in report and "t-topic gain: n/a" in report

@@ -66,11 +66,11 @@ def test_quick_results_cover_languages_and_settings(quick_out):
     assert trained == {j for j, r in results.items() if r["kind"] != "retrieval" and r["train"]["recipe"] != "probe"}
     report = (quick_out / "report.md").read_text()
     assert "## pocket-topic" in report and "gain vs none" in report
-    # the probe's column, and the confidence intervals of every setting and gain
+    # the probes' columns, and the intervals of every setting and gain
     assert (
-        "| probe (frozen) |" in report
-        and "| setting | runs | zero-shot avg | seed 95% CI | bootstrap 95% CI |" in report
-        and "Gain over none per language, paired-bootstrap 95% CI" in report
+        "| probe (frozen, standardised) | probe (frozen, L2-normalised) |" in report
+        and "| setting | runs | zero-shot avg | gain vs none | p | MDE | significant |" in report
+        and "Gain over none per language, 95% interval (* excludes 0, † after Holm)." in report
     )
 
 
@@ -116,10 +116,10 @@ def test_plan_status_and_parquet_after_a_run(quick_out, tmp_path):
     import pandas as pd
 
     planned = json.loads(_xstilts("plan", "configs/quick.yaml", "--out", str(quick_out), "--format", "json").stdout)
-    assert len(planned["jobs"]) == 12 and {j["status"] for j in planned["jobs"]} == {"done"}
+    assert len(planned["jobs"]) == 13 and {j["status"] for j in planned["jobs"]} == {"done"}
     assert {j["kind"] for j in planned["jobs"]} == {"intermediate", "target", "retrieval"}
     assert planned["estimate"]["pending_hours"] == 0 and planned["estimate"]["total_flops"] > 0
-    assert _xstilts("status", str(quick_out)).stdout.startswith("12 jobs: 12 done, 0 running, 0 failed, 0 pending")
+    assert _xstilts("status", str(quick_out)).stdout.startswith("13 jobs: 13 done, 0 running, 0 failed, 0 pending")
     path = tmp_path / "rows.parquet"
     _xstilts("results", str(quick_out), "--format", "parquet", "--output", str(path))
     table = pd.read_parquet(path)

@@ -59,10 +59,17 @@ def test_every_analysis_renders_from_stored_results(out):
     assert tex.count("\\begin{table}") == tex.count("\\end{table}") == separators > 5
     assert "\\toprule" in tex and "\\bottomrule" in tex
 
-    # the findings are said in words, with intervals
+    # the findings are said in words, with intervals, before the full tables (collapsed in HTML)
     assert "Least-squares fits against log10 parameters" in md and "R²" in md
-    assert "between resource tier and gain" in md and "The front runs from" in md
+    assert "mixed model, language random intercept" in md and "The front runs from" in md
     assert re.search(r"Spearman rho = -?\d\.\d\d \[-?\d\.\d\d, -?\d\.\d\d\]", md)
+    section = md.split("\n## ")[1]
+    first_finding = re.search(r"`support-intent`: [-+]\d+\.\d points \[[-+]\d+\.\d, [-+]\d+\.\d\] over none", section)
+    assert first_finding and first_finding.start() < section.index("forest-") < section.index("**Full tables")
+    assert "one seed" in section and "could have detected a gain of" in section  # one seed: nothing is marked
+    assert "carry no item keys" in section  # results written before item keys: a caveat, still a report
+    assert html.count("<details><summary>Full tables: pocket-topic") == 3
+    assert html.index("forest-pocket-topic") < html.index("<details>")
 
 
 def test_report_command(out):

@@ -15,7 +15,7 @@ from rich.console import Console
 from scipy.stats import pearsonr
 from torch import nn
 
-from xstilts.analysis.report import build_report
+from xstilts.analysis.study import report_markdown
 from xstilts.config.schema import ExperimentConfig
 from xstilts.data.sources import JsonlDirSource
 from xstilts.experiments.export import rows
@@ -110,7 +110,7 @@ def test_a_format_defined_outside_src_runs_a_whole_experiment(tiny_model, tiny_c
         }
     )
     summary = run_experiment(cfg, catalog, "", tmp_path / "out", Console(quiet=True))
-    assert summary["ran"] == summary["jobs"] == 4  # intermediate, two targets, the frozen probe
+    assert summary["ran"] == summary["jobs"] == 5  # intermediate, two targets, the two frozen probes
 
     run = RunDir(tmp_path / "out")
     table = [r for r in rows(run) if r["target"] == "t-count" and r["split"] == "test"]
@@ -125,5 +125,5 @@ def test_a_format_defined_outside_src_runs_a_whole_experiment(tiny_model, tiny_c
     assert all(r["value"] > 80.0 for r in headline)
     probe = next(r for r in run.load_results() if r["train"] and r["train"]["recipe"] == "probe")
     assert probe["train"]["probe"]["heads"]["t-count"]["l2"] in cfg.targets[0].train.probe_l2
-    report = build_report(rows(run), cfg.intermediate.settings, "toy")
+    report = report_markdown(run, cfg.intermediate.settings, "toy")
     assert "## t-count (pearson, 3 languages, seeds: 0)" in report

@@ -124,10 +124,10 @@ def test_report_table_averages_and_gains():
 
 
 def test_report_intervals_come_from_each_jobs_examples():
-    """Per-example statistics that reproduce the rows' values give the seed and bootstrap intervals and the
-    paired gains; a 10-point gain on 100 examples per language is significant, a probe identical to the
-    baseline's first seed is not."""
-    from xstilts.analysis.report import uncertainty_tables
+    """Per-example statistics that reproduce the rows' values give the two-level intervals and the paired gains; a
+    10-point gain on 100 examples per language, the same on both seeds, is significant, also after Holm; a probe
+    identical to the baseline's first seed is not."""
+    from xstilts.analysis.report import language_table, summary_table, target_scores
     from xstilts.metrics import per_example
 
     rows = _report_rows()
@@ -139,14 +139,19 @@ def test_report_intervals_come_from_each_jobs_examples():
         if r["recipe"] == "probe":
             r["value"] = 50 + (10 if r["language"] == "fr" else 0)
             examples[r["job_id"]] = examples["none-lp-ft-1"]
-    summary, per_language = uncertainty_tables(pd.DataFrame(rows), "t", ["none", "a"], examples.get)
-    assert list(summary.index) == ["none", "a", "probe (frozen)"] and list(summary.runs) == [2, 2, 1]
-    assert summary.loc["none", "zero-shot avg"] == "56.0" and summary.loc["none", "seed 95% CI"] != "n/a"
-    assert summary.loc["probe (frozen)", "seed 95% CI"] == "n/a"
-    assert summary.loc["a", "gain vs none"] == "+10.0" and summary.loc["a", "significant"] == "yes"
-    assert summary.loc["probe (frozen)", "gain vs none"] == "-1.0"
+    scores = target_scores(pd.DataFrame(rows), "t", ["none", "a"], examples.get)
+    summary, adjusted = summary_table(scores)
+    assert list(summary.index) == ["none", "a", "probe (frozen)"] and list(summary.runs) == ["2", "2", "1"]
+    assert summary.loc["none", "zero-shot avg"].startswith("56.0 [")
+    assert scores.settings["a"].gain["avg"].seeds == "paired"
+    assert scores.settings["probe (frozen)"].gain["avg"].seeds == "unpaired"
+    assert summary.loc["a", "gain vs none"].startswith("+10.0 [") and summary.loc["a", "significant"] == "yes"
+    assert summary.loc["probe (frozen)", "gain vs none"].startswith("-1.0 [")
     assert summary.loc["probe (frozen)", "significant"] == "no (within noise)"
-    assert per_language.loc["de", "a"].startswith("+10.0 [") and per_language.loc["de", "a"].endswith("]*")
+    assert adjusted == {"a": True, "probe (frozen)": False}
+    per_language, _ = language_table(scores)
+    assert per_language.loc["de", "a"].startswith("+10.0 [") and per_language.loc["de", "a"].endswith("] *†")
+    assert "items are resampled" not in scores.note and "no item keys" in scores.note
 
 
 @pytest.mark.parametrize(
@@ -176,3 +181,20 @@ def test_budgets_in_updates():
     assert planned_updates([100, 60], TrainConfig(batch_size=8, grad_accum=2, epochs=2)) == 20
     assert planned_updates([100, 60], TrainConfig(batch_size=8, max_examples=100)) == 13
     assert planned_updates([100, 60], TrainConfig(batch_size=8, max_steps=7, epochs=9)) == 7
+
+
+def test_a_holm_family_of_one_is_said_in_one_line():
+    """One zero-shot language and one setting: the per-language table holds one test, and says so."""
+    from xstilts.analysis.report import language_table, tables_blocks, target_scores
+    from xstilts.metrics import per_example
+
+    rows = [r for r in _report_rows() if r["language"] != "fr" and r["recipe"] != "probe"]
+    examples: dict[str, dict] = {}
+    for r in rows:
+        hits = (np.arange(100) < r["value"]).astype(float)[:, None]
+        examples.setdefault(r["job_id"], {})[per_example.key("t", "test", r["language"], "accuracy")] = hits
+    scores = target_scores(pd.DataFrame(rows), "t", ["none", "a"], examples.get)
+    table, adjusted = language_table(scores)
+    assert table.shape == (1, 1) and list(adjusted.values()) == [True]
+    texts = [b.text for b in tables_blocks(scores, pd.DataFrame(rows), ["none", "a"]) if hasattr(b, "text")]
+    assert "This table holds 1 test: Holm's correction leaves it unchanged." in texts

@@ -67,7 +67,16 @@ class Figure:
     caption: str
 
 
-Block = Heading | Paragraph | Table | Figure
+@dataclass(frozen=True)
+class Details:
+    """Blocks a reader opens on demand: collapsed under ``summary`` in HTML; in Markdown and LaTeX they follow
+    in place, after a line saying what they are."""
+
+    summary: str
+    blocks: tuple[Block, ...]
+
+
+Block = Heading | Paragraph | Table | Figure | Details
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -92,6 +101,8 @@ def markdown(blocks: Iterable[Block], root: Path) -> str:
     parts = []
     for block in blocks:
         match block:
+            case Details():
+                parts += [f"**{block.summary}**", markdown(block.blocks, root).rstrip("\n")]
             case Heading():
                 parts.append("#" * block.level + " " + block.text)
             case Paragraph():
@@ -160,14 +171,20 @@ tbody th { text-align: left; font-weight: normal; }
 figure { margin: 1.5rem 0; }
 figure img { max-width: 100%; height: auto; }
 figcaption { font-size: 0.9rem; color: #444; }
+details { margin: 1rem 0; }
+summary { cursor: pointer; font-weight: 600; }
 """
 
 
-def html(blocks: Iterable[Block], root: Path, title: str) -> str:
-    """The report as one self-contained HTML page; figures are embedded as base64 PNG data."""
+def html(blocks: Iterable[Block], root: Path, title: str, page: bool = True) -> str:
+    """The report as one self-contained HTML page (only its body's elements when not ``page``); figures are
+    embedded as base64 PNG data."""
     body = []
     for block in blocks:
         match block:
+            case Details():
+                inner = html(block.blocks, root, title, page=False)
+                body.append(f"<details><summary>{_inline_html(block.summary)}</summary>\n{inner}</details>")
             case Heading():
                 body.append(f"<h{block.level}>{_inline_html(block.text)}</h{block.level}>")
             case Paragraph():
@@ -176,6 +193,8 @@ def html(blocks: Iterable[Block], root: Path, title: str) -> str:
                 body.append(_html_table(block))
             case Figure():
                 body.append(_html_figure(block, root))
+    if not page:
+        return "\n".join(body) + "\n"
     head = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">']
     head += [f"<title>{_html.escape(title)}</title>", f"<style>{_CSS}</style>", "</head>", "<body>"]
     return "\n".join([*head, *body, "</body>", "</html>"]) + "\n"
@@ -208,9 +227,18 @@ def _latex_table(table: Table) -> str:
     return "\n".join(lines)
 
 
+def _tables(blocks: Iterable[Block]) -> Iterable[Table]:
+    for block in blocks:
+        if isinstance(block, Details):
+            yield from _tables(block.blocks)
+        elif isinstance(block, Table):
+            yield block
+
+
 def latex(blocks: Iterable[Block]) -> str:
-    """The report's tables as LaTeX ``table`` environments (booktabs); other blocks are left out."""
-    tables = [_latex_table(b) for b in blocks if isinstance(b, Table)]
+    """The report's tables (collapsed ones too) as LaTeX ``table`` environments (booktabs); other blocks are left
+    out."""
+    tables = [_latex_table(b) for b in _tables(blocks)]
     return "\n\n".join([r"% tables of the report; the preamble needs \usepackage{booktabs}", *tables]) + "\n"
 
 

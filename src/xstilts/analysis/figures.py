@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
 from xstilts.cache import atomic_write_bytes
@@ -95,15 +96,21 @@ def _fit_line(ax: Axes, fit: Fit | None, x: np.ndarray) -> None:
         ax.plot(x, fit.predict(x), color="black", linestyle="--", linewidth=1, label=fit.label)
 
 
-def gain_heatmap(gains: pd.DataFrame, path: Path) -> Path:
-    """Languages (rows) x intermediate settings (columns) of zero-shot gains in points, diverging around 0."""
+def gain_heatmap(gains: pd.DataFrame, path: Path, within_noise: pd.DataFrame | None = None) -> Path:
+    """Languages (rows) x intermediate settings (columns) of zero-shot gains in points, diverging around 0; cells
+    that ``within_noise`` marks True (their interval includes 0) are washed out and hatched."""
     _check(gains, "gain_heatmap")
     values = gains.to_numpy(float)
     bound = float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 0.0
     bound = bound or 1.0
     cmap = mpl.colormaps["RdBu"].with_extremes(bad="#dddddd")
+    muted = np.zeros(values.shape, bool) if within_noise is None else within_noise.reindex_like(gains).fillna(False)
+    muted = np.asarray(muted, dtype=bool)
     with _figure(path, height=max(HEIGHT, 0.22 * len(gains) + 1.2)) as (fig, ax):
         image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=-bound, vmax=bound, aspect="auto")
+        for i, j in zip(*np.nonzero(muted)):  # noise: a white wash and hatching over the colour
+            ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor="white", alpha=0.75, linewidth=0))
+            ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="///", linewidth=0, edgecolor="#bbbbbb"))
         ax.set_xticks(range(gains.shape[1]), [str(c) for c in gains.columns], rotation=45, ha="right")
         ax.set_yticks(range(gains.shape[0]), [str(i) for i in gains.index])
         ax.set_xlabel("intermediate task")
@@ -112,9 +119,67 @@ def gain_heatmap(gains: pd.DataFrame, path: Path) -> Path:
         if values.size <= _ANNOTATE_MAX_CELLS:
             for (i, j), v in np.ndenumerate(values):
                 if np.isfinite(v):
-                    color = "white" if abs(v) > 0.6 * bound else "black"
+                    color = "#888888" if muted[i, j] else "white" if abs(v) > 0.6 * bound else "black"
                     ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=6, color=color)
         fig.colorbar(image, ax=ax, label=_GAIN)
+    return Path(path)
+
+
+def _forest_rows(ax: Axes, rows: pd.DataFrame) -> None:
+    """One row per entry, top to bottom: the estimate and its interval, dark where ``significant``, else grey."""
+    y = np.arange(len(rows))[::-1]
+    dark = rows.significant.to_numpy(bool)
+    for mask, color in ((dark, "C0"), (~dark, "#aaaaaa")):
+        if mask.any():
+            sub = rows[mask]
+            ax.errorbar(
+                sub.estimate,
+                y[mask],
+                xerr=_yerr(sub.estimate, sub.low, sub.high),
+                fmt="o",
+                color=color,
+                markersize=3,
+                linewidth=1,
+            )
+    ax.axvline(0, color="black", linewidth=0.6)
+    ax.set_yticks(y, [str(i) for i in rows.index])
+    ax.set_ylim(-0.7, len(rows) - 0.3)
+
+
+def forest(rows: pd.DataFrame, path: Path, x_label: str = _GAIN) -> Path:
+    """A forest plot: per row (the index) ``estimate`` with its ``low``-``high`` interval; rows whose interval
+    excludes 0 (``significant``) dark, the others grey."""
+    _check(rows, "forest", ("estimate", "low", "high", "significant"))
+    with _figure(path, height=max(1.2, 0.22 * len(rows) + 0.8)) as (_, ax):
+        _forest_rows(ax, rows)
+        ax.set_xlabel(x_label)
+    return Path(path)
+
+
+def forest_grid(rows: pd.DataFrame, path: Path, x_label: str = _GAIN, columns: int = 3) -> Path:
+    """Small multiples of :func:`forest`, one panel per ``panel`` (rows within it: ``language``), sharing axes."""
+    _check(rows, "forest_grid", ("panel", "language", "estimate", "low", "high", "significant"))
+    panels = list(dict.fromkeys(rows.panel))
+    languages = list(dict.fromkeys(rows.language))
+    cols = min(columns, len(panels))
+    grid_rows = -(-len(panels) // cols)
+    with mpl.rc_context(_STYLE):
+        fig = Figure(figsize=(WIDTH * cols / 1.6 + 0.6, grid_rows * (0.13 * len(languages) + 0.7)))
+        axes = fig.subplots(grid_rows, cols, sharex=True, sharey=True, squeeze=False)
+        for k, ax in enumerate(axes.flat):
+            if k >= len(panels):
+                ax.set_visible(False)
+                continue
+            sub = rows[rows.panel == panels[k]].set_index("language").reindex(languages)
+            sub["significant"] = sub.significant.eq(True)  # a language the panel lacks: an empty row
+            _forest_rows(ax, sub)
+            ax.tick_params(labelleft=k % cols == 0)  # shared rows: the languages are named once per row of panels
+            ax.set_title(str(panels[k]), fontsize=7)
+            if k // cols == grid_rows - 1:
+                ax.set_xlabel(x_label)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
+    atomic_write_bytes(Path(path), buf.getvalue())
     return Path(path)
 
 

@@ -4,6 +4,7 @@ report.md, a self-contained report.html, tables.tex and figures/*.png. Every num
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import re
 from collections.abc import Callable
@@ -13,29 +14,31 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from xstilts.analysis import figures, tiers
-from xstilts.analysis.document import Block, Figure, Heading, Paragraph, Table, write
+from xstilts.analysis import figures, resources, tiers
+from xstilts.analysis.document import Block, Details, Figure, Heading, Paragraph, Table, markdown, write
+from xstilts.analysis.interactions import resource_slopes
 from xstilts.analysis.report import (
     INTRO,
-    PROBE,
-    SettingScore,
+    TargetScores,
     gains_blocks,
     grid_groups,
+    is_probe,
     movement_blocks,
-    selection_blocks,
-    setting_scores,
+    multiplicity_note,
+    target_scores,
     target_table,
     targets_of,
+    verdict,
 )
-from xstilts.analysis.scores import score_rows
-from xstilts.analysis.stats import Interval, seed_interval, signed
+from xstilts.analysis.scores import suite_tables
+from xstilts.analysis.stats import Interval, holm, seed_interval, signed
 from xstilts.analysis.trends import correlation, curve, log_fit, pareto_front
 from xstilts.config.schema import NONE_SETTING, ExperimentConfig
+from xstilts.errors import UserError
 from xstilts.experiments.cost import model_params
 from xstilts.experiments.export import rows
 from xstilts.experiments.rundir import RunDir
 from xstilts.metrics import per_example
-from xstilts.metrics.suites import SUITES
 
 SUMMARY_ROWS = ("avg (all)", "avg (zero-shot)", "gain vs none (zero-shot)")
 
@@ -56,13 +59,13 @@ class Study:
         return self.figures / (re.sub(r"[^A-Za-z0-9.]+", "-", "-".join(p for p in parts if p)).strip("-") + ".png")
 
     @functools.cached_property
-    def scores(self) -> dict[tuple[str, str], dict[str, SettingScore]]:
-        """(target, group name) -> setting -> its zero-shot score and gain with intervals."""
+    def scores(self) -> dict[tuple[str, str], TargetScores]:
+        """(target, group name) -> its settings' scores and gains with intervals, for groups that fine-tuned."""
         out = {}
         for target in targets_of(self.df):
             for name, group in self.groups:
                 if (group[(group.target == target) & (group.split == "test")].recipe != "probe").any():
-                    out[target, name] = setting_scores(group, target, self.settings, self.examples)
+                    out[target, name] = target_scores(group, target, self.settings, self.examples)
         return out
 
     def by_id(self) -> dict[str, dict]:
@@ -74,23 +77,71 @@ def short(label: str) -> str:
     return re.sub(r"[\w*]+(?:\.[\w*]+)*\.(\w+)=", r"\1=", label)
 
 
-def _curve_cell(k: int, mean: float, low: float, high: float) -> str:
-    if k == 0:
-        return "0 (the baseline)"
-    if math.isnan(low):
-        return f"{signed(mean)} (one setting: no interval)"
-    return _ci(Interval(mean, low, high))
-
-
-def _score_ci(iv: Interval | None) -> str:
-    """A score's bootstrap interval (scores are not signed as gains are)."""
-    return "n/a" if iv is None or math.isnan(iv.low) else f"[{iv.low:.1f}, {iv.high:.1f}]"
-
-
 def _ci(iv: Interval | None) -> str:
     if iv is None or math.isnan(iv.low):
         return "n/a"
     return f"{signed(iv.estimate)} [{signed(iv.low)}, {signed(iv.high)}]"
+
+
+def _score_ci(iv: Interval | None) -> str:
+    """A score's interval (scores are not signed as gains are)."""
+    return "n/a" if iv is None or math.isnan(iv.low) else f"[{iv.low:.1f}, {iv.high:.1f}]"
+
+
+def _cell(v: object) -> str:
+    if isinstance(v, float):
+        return f"{v:.1f}"
+    return str(v)
+
+
+def _title(target: str, name: str) -> str:
+    return f"{target}{f' ({name})' if name else ''}"
+
+
+def gains(study: Study) -> list[Block]:
+    return [*gains_blocks(study.scores, study.groups, study.settings, study.figure), *movement_blocks(study.results)]
+
+
+def contrasts(study: Study) -> list[Block]:
+    """Every pair of settings (the baseline's pairs are the gains): paired contrasts with Holm over the pairs."""
+    blocks: list[Block] = []
+    for (target, name), ts in study.scores.items():
+        named = [c for c, sc in ts.settings.items() if sc.jobs and c != NONE_SETTING]
+        pairs = list(itertools.combinations(named, 2))
+        if not pairs:
+            continue
+        estimates = [ts.contrast(a, b)["avg"] for a, b in pairs]
+        adjusted = holm(estimates)
+        table = pd.DataFrame(
+            {
+                "difference [95% CI]": [str(e) for e in estimates],
+                "p": [f"{e.p:.3f}" for e in estimates],
+                "MDE": [f"{e.mde:.1f}" for e in estimates],
+                "significant": [verdict(e, a if len(pairs) > 1 else None) for e, a in zip(estimates, adjusted)],
+            },
+            index=[f"{a} - {b}" for a, b in pairs],
+        )
+        kept = [f"`{a}` - `{b}` {e}" for (a, b), e, keep in zip(pairs, estimates, adjusted) if keep]
+        blocks += [
+            Heading(f"Contrasts between settings: {_title(target, name)}", 2),
+            Paragraph(
+                f"{len(kept)} of {len(pairs)} differences on the zero-shot average are significant after Holm's "
+                "correction" + (": " + "; ".join(kept[:8]) if kept else "") + "."
+            ),
+            Details(
+                f"All {len(pairs)} contrasts",
+                (
+                    Paragraph(multiplicity_note(len(pairs), sum(e.significant for e in estimates), sum(adjusted))),
+                    Table(
+                        table,
+                        "contrast",
+                        str,
+                        "Zero-shot average of one setting minus another, paired by seed where both ran the same seeds.",
+                    ),
+                ),
+            ),
+        ]
+    return blocks
 
 
 def _zero_shot_gains(group: pd.DataFrame, target: str, settings: list[str]) -> pd.DataFrame:
@@ -98,14 +149,8 @@ def _zero_shot_gains(group: pd.DataFrame, target: str, settings: list[str]) -> p
     table = target_table(group, target, settings).drop(index=list(SUMMARY_ROWS), errors="ignore")
     if NONE_SETTING not in table.columns:
         return pd.DataFrame()
-    others = [c for c in table.columns if c not in (NONE_SETTING, PROBE)]
+    others = [c for c in table.columns if c != NONE_SETTING and not is_probe(c)]
     return table[others].sub(table[NONE_SETTING], axis=0).drop(index="en", errors="ignore")
-
-
-def gains(study: Study) -> list[Block]:
-    scores = study.scores  # the bootstrap the later analyses read too, computed once
-    blocks = gains_blocks(study.df, study.groups, study.settings, study.examples, lambda t, n, g: scores[t, n])
-    return [*blocks, *movement_blocks(study.results)]
 
 
 def heatmap(study: Study) -> list[Block]:
@@ -115,12 +160,22 @@ def heatmap(study: Study) -> list[Block]:
             table = _zero_shot_gains(group, target, study.settings)
             if table.empty or table.columns.empty:
                 continue
-            path = figures.gain_heatmap(table.rename(columns=short), study.figure("heatmap", target, name))
+            ts = study.scores.get((target, name))
+            noise = pd.DataFrame(
+                {c: {lang: not e.significant for (s, lang), e in ts.language_gains().items() if s == c} for c in table}
+                if ts
+                else {},
+            )
+            path = figures.gain_heatmap(
+                table.rename(columns=short), study.figure("heatmap", target, name), noise.rename(columns=short)
+            )
             best, worst = table.stack().idxmax(), table.stack().idxmin()
             blocks += [
-                Heading(f"Gain per language: {target}{f' ({name})' if name else ''}", 2),
+                Heading(f"Gain per language: {_title(target, name)}", 2),
                 Figure(
-                    path, f"Zero-shot gain over none in points, per language (rows) and setting (columns), {target}."
+                    path,
+                    f"Zero-shot gain over none in points, per language (rows) and setting (columns), {target}; "
+                    "washed-out hatched cells: the 95% interval includes 0.",
                 ),
                 Paragraph(
                     f"The largest gain is {signed(table.loc[best])} points ({best[1]} in {best[0]}), the largest loss "
@@ -131,39 +186,89 @@ def heatmap(study: Study) -> list[Block]:
     return blocks
 
 
+def _run_gains(ts: TargetScores) -> pd.DataFrame:
+    """One row per (setting, run, language): the run's score minus the baseline's (its same-seed run where both
+    ran the same seeds, else the baseline's mean)."""
+    reps, base = ts.replicates, ts.settings.get(NONE_SETTING)
+    if reps is None or base is None or not base.jobs:
+        return pd.DataFrame(columns=["setting", "language", "gain"])
+    base_seed = {reps.runs[j].seed: j for j in base.jobs}
+    base_mean = np.mean([reps.point[j] for j in base.jobs], axis=0)
+    out = []
+    for c, sc in ts.settings.items():
+        if c == NONE_SETTING or is_probe(c) or not sc.jobs:
+            continue
+        paired = sorted(sc.seeds, key=str) == sorted(base_seed, key=str) and None not in base_seed
+        for j in sc.jobs:
+            ref = reps.point[base_seed[reps.runs[j].seed]] if paired else base_mean
+            out += [{"setting": c, "language": lang, "gain": g} for lang, g in zip(reps.languages, reps.point[j] - ref)]
+    return pd.DataFrame(out)
+
+
+def _slope_words(frame: pd.DataFrame, covariate: dict[str, float | None], what: str, unit: str) -> str:
+    data = frame.assign(x=frame.language.map(covariate))
+    try:
+        fit = resource_slopes(data, what)
+    except UserError as e:
+        return f"{what}: n/a ({e})."
+    slopes = "; ".join(
+        f"`{s.setting}` {signed(s.estimate)} {unit} [{signed(s.low)}, {signed(s.high)}], p = {s.p:.3f}"
+        for s in fit.slopes
+    )
+    note = "" if fit.converged else " The fit did not converge; read it with care."
+    return (
+        f"{what} (mixed model, language random intercept; {fit.languages} languages, {fit.observations} "
+        f"observations): slope of the gain per {unit.removeprefix('points per ')} {slopes}.{note}"
+    )
+
+
 def resource_tiers(study: Study) -> list[Block]:
+    """Gains by resource tier (with n per tier), and the gain x resource interaction by a mixed model on the
+    tier and on the CC-100 size."""
     blocks: list[Block] = []
-    for target in targets_of(study.df):
-        for name, group in study.groups:
-            table = _zero_shot_gains(group, target, study.settings)
-            if table.empty:
-                continue
-            cells, bars, words = {}, [], []
-            for setting in table.columns:
-                per_tier = tiers.by_tier(table[setting].dropna())
-                cells[setting] = {}
-                for tier, row in per_tier.iterrows():
-                    members = [m.strip() for m in row["members"].split(",") if m.strip()]
-                    mean, low, high = seed_interval(table.loc[members, setting].tolist())
-                    cells[setting][tier] = f"{_ci(Interval(mean, low, high))} (n={len(members)})"
+    for (target, name), ts in study.scores.items():
+        table = _zero_shot_gains(dict(study.groups)[name], target, study.settings)
+        if table.empty:
+            continue
+        counts = tiers.tier_counts(table.index)
+        counts = counts[counts.n > 0]
+        cells, bars = {}, []
+        for setting in table.columns:
+            cells[setting] = {}
+            for tier, row in counts.iterrows():
+                members = [m.strip() for m in row["members"].split(",")]
+                mean, low, high = seed_interval(table.loc[members, setting].dropna().tolist())
+                cells[setting][tier] = (
+                    f"{signed(mean)} (n={row.n}: too few to estimate)"
+                    if row.too_small
+                    else f"{_ci(Interval(mean, low, high))} (n={row.n})"
+                )
+                if not row.too_small:
                     bars.append({"tier": tier, "gain": mean, "low": low, "high": high, "series": short(setting)})
-                known = table[setting].dropna()
-                ranks = [(int(t), g) for lang, g in known.items() if (t := tiers.language_tier(lang)) != "unknown"]
-                rho = correlation([t for t, _ in ranks], [g for _, g in ranks], "spearman")
-                words.append(f"{setting}: {rho} between resource tier and gain")
-            frame = pd.DataFrame(bars).set_index("tier")
-            path = figures.tier_bars(frame, study.figure("tiers", target, name))
-            blocks += [
-                Heading(f"Gain by language resource tier: {target}{f' ({name})' if name else ''}", 2),
-                Table(
-                    pd.DataFrame(cells), "tier", str, "Mean zero-shot gain per tier, Student-t 95% CI over languages."
-                ),
-                Figure(path, "Mean zero-shot gain per resource tier (5 = most resourced; Joshi et al. 2020)."),
-                Paragraph(
-                    "Spearman correlation across languages (bootstrap 95% CI; a negative value means lower-resource "
-                    "languages gain more): " + "; ".join(words) + "."
-                ),
-            ]
+        run_gains = _run_gains(ts)
+        tier_of = {lang: float(t) if (t := tiers.language_tier(lang)) != "unknown" else None for lang in table.index}
+        size_of = {lang: resources.log_resource(lang) for lang in table.index}
+        blocks += [
+            Heading(f"Gain by language resource: {_title(target, name)}", 2),
+            Paragraph(
+                "Does the gain depend on how well-resourced a language is? The interaction of each setting (against "
+                "none) with the language's resources, from a linear mixed model of every run's per-language gain "
+                "(language as a random effect); a negative slope means lower-resource languages gain more. "
+                + _slope_words(run_gains, tier_of, "Resource tier (Joshi et al. 2020, 0-5)", "points per tier")
+                + " "
+                + _slope_words(run_gains, size_of, "CC-100 size (Conneau et al. 2020)", "points per tenfold GiB")
+            ),
+            Table(
+                pd.DataFrame(cells),
+                "tier",
+                str,
+                f"Mean zero-shot gain per tier (5 = most resourced), Student-t 95% interval over its languages; a tier "
+                f"of fewer than {tiers.MIN_LANGUAGES} languages is too small to estimate.",
+            ),
+        ]
+        if bars:
+            path = figures.tier_bars(pd.DataFrame(bars).set_index("tier"), study.figure("tiers", target, name))
+            blocks.append(Figure(path, "Mean zero-shot gain per resource tier (tiers large enough to estimate)."))
     return blocks
 
 
@@ -195,15 +300,16 @@ def scaling(study: Study) -> list[Block]:
         for name, group in study.groups:
             model = _model_of(group)
             params = model_params(model) if model else None
-            for setting, sc in study.scores.get((target, name), {}).items():
+            ts = study.scores.get((target, name))
+            for setting, sc in ts.settings.items() if ts else []:
                 gain = sc.gain["avg"] if sc.gain else None
-                if params and setting != PROBE:
+                if params and not is_probe(setting) and sc.score is not None:
                     points.append(
                         {
                             "model": model,
                             "params": params,
                             "series": setting,
-                            "score": sc.seeds.estimate,
+                            "score": sc.score.estimate,
                             "value": gain.estimate if gain else np.nan,
                             "low": gain.low if gain else np.nan,
                             "high": gain.high if gain else np.nan,
@@ -223,7 +329,7 @@ def scaling(study: Study) -> list[Block]:
                 )[["params", "score", "gain"]],
                 "model, setting",
                 _cell,
-                "Non-embedding parameters, zero-shot average, and gain over none (paired-bootstrap 95% CI).",
+                "Non-embedding parameters, zero-shot average, and gain over none (95% interval over seeds and items).",
             ),
             Figure(path, f"Zero-shot gain over none against non-embedding parameters (log scale), {target}."),
             Paragraph(
@@ -237,29 +343,38 @@ def scaling(study: Study) -> list[Block]:
     return blocks
 
 
+def _tasks_in(setting: str) -> int:
+    name = setting.split(" [")[0]
+    return 0 if name == NONE_SETTING else len(name.split("+"))
+
+
 def num_tasks(study: Study) -> list[Block]:
+    """Mean gain per number of intermediate tasks k >= 1 (the baseline, k = 0, is the reference, not a point)."""
     blocks: list[Block] = []
     for target in targets_of(study.df):
         rows_, words = [], []
-        for (t, name), scores in study.scores.items():
+        for (t, name), ts in study.scores.items():
             if t != target:
                 continue
             by_k: dict[int, list[float]] = {}
-            for setting, sc in scores.items():
-                if setting == PROBE:
-                    continue
-                k = 0 if setting.split(" [")[0] == NONE_SETTING else len(setting.split(" [")[0].split("+"))
-                by_k.setdefault(k, []).append(0.0 if k == 0 else sc.gain["avg"].estimate if sc.gain else np.nan)
-            table = curve(list(by_k), [[v for v in vs if not np.isnan(v)] or [np.nan] for vs in by_k.values()])
+            for setting, g in ts.gains().items():
+                if not is_probe(setting):
+                    by_k.setdefault(_tasks_in(setting), []).append(g.estimate)
+            if not by_k:
+                continue
+            table = curve(list(by_k), list(by_k.values()))
             rows_ += [{**r, "series": name or target} for r in table.to_dict("records")]
-            pairs = [(k, g) for k, gs in by_k.items() for g in gs if not np.isnan(g)]
+            pairs = [(k, g) for k, gs in by_k.items() for g in gs]
             words.append(f"{name or target}: {correlation([k for k, _ in pairs], [g for _, g in pairs], 'spearman')}")
         if not rows_:
             continue
         frame = pd.DataFrame(rows_).rename(columns={"x": "k"})
         path = figures.count_curve(frame, study.figure("num-tasks", target))
         shown = frame.assign(
-            gain=[_curve_cell(k, m, lo, hi) for k, m, lo, hi in zip(frame.k, frame["mean"], frame.low, frame.high)]
+            gain=[
+                f"{signed(m)} (one setting: no interval)" if math.isnan(lo) else _ci(Interval(m, lo, hi))
+                for m, lo, hi in zip(frame["mean"], frame.low, frame.high)
+            ]
         )
         by = [
             f"{k}" + (f" ({series})" if frame.series.nunique() > 1 else "") for k, series in zip(frame.k, frame.series)
@@ -270,16 +385,16 @@ def num_tasks(study: Study) -> list[Block]:
                 shown.set_index(pd.Index(by))[["gain", "n"]],
                 "tasks",
                 str,
-                "Mean zero-shot gain over none of the settings with k intermediate tasks, Student-t 95% CI over "
+                "Mean zero-shot gain over none of the settings with k intermediate tasks, Student-t 95% interval over "
                 "those settings.",
             ),
             Figure(path, f"Mean zero-shot gain against the number of intermediate tasks, {target}."),
             Paragraph(
-                "Spearman correlation of the number of tasks and the gain over the settings (the baseline counts as "
-                "0 tasks, gain 0; bootstrap 95% CI): "
+                "Spearman correlation of the number of tasks and the gain over the settings with at least one task "
+                "(the baseline is the reference, not a point; bootstrap 95% interval): "
                 + "; ".join(words)
                 + ". Each point is one setting's mean gain, so with a handful of settings these intervals understate "
-                "the uncertainty; the per-setting intervals are in the gains tables."
+                "the uncertainty; the per-setting intervals are in the gains sections."
             ),
         ]
     return blocks
@@ -302,11 +417,12 @@ def pareto(study: Study) -> list[Block]:
     for target in targets_of(study.df):
         points = []
         for name, group in study.groups:
-            for setting, sc in study.scores.get((target, name), {}).items():
-                if setting != PROBE and (meters := _inference(study, target, setting, group)):
+            ts = study.scores.get((target, name))
+            for setting, sc in ts.settings.items() if ts else []:
+                if not is_probe(setting) and sc.score and (meters := _inference(study, target, setting, group)):
                     label = short(f"{name} {setting}".strip())
                     points.append(
-                        {"label": label, "score": sc.seeds.estimate, "score_ci": _score_ci(sc.score), **meters}
+                        {"label": label, "score": sc.score.estimate, "score_ci": _score_ci(sc.score), **meters}
                     )
         if len(points) < 2:
             continue
@@ -327,24 +443,20 @@ def pareto(study: Study) -> list[Block]:
                 ],
                 "setting",
                 _cell,
-                "Zero-shot average (bootstrap 95% CI), latency of one example (ms, p50 and p95) and throughput in "
-                "batches of 32 (examples/s), measured on English dev where each job ran.",
+                "Zero-shot average (95% interval over seeds and items), latency of one example (ms, p50 and p95) and "
+                "throughput in batches of 32 (examples/s), measured on English dev where each job ran.",
             ),
             Figure(path, f"Zero-shot score against p50 latency; the Pareto front is joined, {target}."),
             Paragraph(
                 f"The front runs from {cheapest.label} ({cheapest.score:.1f} at {cheapest.latency_ms_p50:.1f} ms) "
                 f"to {best.label} ({best.score:.1f} at {best.latency_ms_p50:.1f} ms): "
                 f"{signed(best.score - cheapest.score)} points for "
-                f"{best.latency_ms_p50 / max(cheapest.latency_ms_p50, 1e-9):.1f}x the latency. Settings of one model share its architecture: their latency differences are measurement noise (the meter runs where each job ran, with whatever else that machine was doing)."
+                f"{best.latency_ms_p50 / max(cheapest.latency_ms_p50, 1e-9):.1f}x the latency. Settings of one model "
+                "share its architecture: their latency differences are measurement noise (the meter runs where each "
+                "job ran, with whatever else that machine was doing)."
             ),
         ]
     return blocks
-
-
-def _cell(v: object) -> str:
-    if isinstance(v, float):
-        return f"{v:.1f}"
-    return str(v)
 
 
 def throughput(study: Study) -> list[Block]:
@@ -354,20 +466,17 @@ def throughput(study: Study) -> list[Block]:
     for target in targets_of(study.df):
         points = []
         for name, group in study.groups:
-            for setting, sc in study.scores.get((target, name), {}).items():
+            ts = study.scores.get((target, name))
+            for setting, g in ts.gains().items() if ts else []:
                 ids = set(group[(group.target == target) & (group.intermediate == setting)].job_id)
                 speeds = [
                     by_id[by_id[i]["upstream"]]["train"]["examples_per_second"]
                     for i in ids
                     if by_id.get(i, {}).get("upstream") in by_id
                 ]
-                if speeds and sc.gain:
+                if speeds:
                     points.append(
-                        {
-                            "x": float(np.mean(speeds)),
-                            "y": sc.gain["avg"].estimate,
-                            "label": short(f"{name} {setting}".strip()),
-                        }
+                        {"x": float(np.mean(speeds)), "y": g.estimate, "label": short(f"{name} {setting}".strip())}
                     )
         if len(points) < 2:
             continue
@@ -403,30 +512,76 @@ def throughput(study: Study) -> list[Block]:
     return blocks
 
 
+def _english_dev(study: Study, group: pd.DataFrame) -> pd.Series:
+    """Each single intermediate task trained for this group's model: its English dev headline score (mean over
+    seeds), candidates never sent to a target included."""
+    models = set(group[group.recipe != "probe"].model)
+    inter = study.df[(study.df.kind == "intermediate") & (study.df.split == "dev") & study.df.headline]
+    inter = inter[
+        inter.model.isin(models)
+        & ~inter.intermediate.str.split(" [", regex=False).str[0].str.contains("+", regex=False)
+    ]
+    inter = inter[inter.task == inter.intermediate.str.split(" [", regex=False).str[0]]
+    return inter.groupby("intermediate").value.mean()
+
+
+def selection_table(study: Study, target: str, name: str) -> tuple[pd.DataFrame, object]:
+    """Single intermediate tasks of a group ranked by English dev score (1 = best), with the zero-shot gain each
+    gave (NaN when never sent to the target) and the Spearman correlation of the two (None below 3 tasks)."""
+    dev = _english_dev(study, dict(study.groups)[name])
+    gains_ = study.scores[target, name].gains()
+    table = pd.DataFrame({"english dev": dev, "rank": dev.rank(ascending=False, method="min")})
+    for column, part in (("gain", "estimate"), ("low", "low"), ("high", "high")):
+        table[column] = [getattr(gains_[s], part) if s in gains_ else np.nan for s in table.index]
+    both = table[["english dev", "gain"]].dropna()
+    rho = correlation(both["english dev"], both.gain, "spearman") if len(both) >= 3 else None
+    return table.sort_values(["rank", "english dev"]), rho
+
+
 def selection(study: Study) -> list[Block]:
-    return selection_blocks(study.df, study.groups)
-
-
-def suite(study: Study) -> list[Block]:
+    """Per target and grid group: single intermediate tasks ranked by English dev score against the zero-shot gain
+    each gave, with its interval, and their Spearman correlation."""
     blocks: list[Block] = []
-    for name in SUITES:
-        table = score_rows(study.df, name)
+    for target, name in study.scores:
+        table, rho = selection_table(study, target, name)
         if table.empty:
             continue
+        shown = pd.DataFrame(
+            {
+                "english dev": table["english dev"].map(lambda v: f"{v:.1f}"),
+                "rank": table["rank"].map(lambda v: f"{v:.0f}"),
+                "zero-shot gain [95% CI]": [
+                    "not sent to the target" if pd.isna(g) else _ci(Interval(g, lo, hi))
+                    for g, lo, hi in zip(table.gain, table.low, table.high)
+                ],
+            }
+        )
         blocks += [
-            Heading(f"{SUITES[name].name} scores", 2),
-            Table(
-                table,
-                "model, setting, recipe",
-                _cell,
-                "Task, group and overall scores as XTREME's evaluate.py aggregates them (missing: tasks not run here).",
+            Heading(f"Intermediate tasks: English dev rank and zero-shot gain: {_title(target, name)}", 2),
+            Table(shown, "task", str, "Rank 1 = best English dev score; the gain over none on the zero-shot average."),
+            Paragraph(
+                f"Spearman correlation of English dev score and {target} gain: "
+                + (
+                    "n/a (fewer than 3 tasks with a gain)"
+                    if rho is None
+                    else f"{rho}; with so few tasks, read it with care"
+                )
+                + "."
             ),
         ]
     return blocks
 
 
+def suite(study: Study) -> list[Block]:
+    blocks: list[Block] = []
+    for heading, table, caption in suite_tables(study.df):
+        blocks += [Heading(heading, 2), Table(table, table.index.name, _cell, caption)]
+    return blocks
+
+
 ANALYSES: dict[str, Callable[[Study], list[Block]]] = {
     "gains": gains,
+    "contrasts": contrasts,
     "heatmap": heatmap,
     "tiers": resource_tiers,
     "scaling": scaling,
@@ -438,16 +593,30 @@ ANALYSES: dict[str, Callable[[Study], list[Block]]] = {
 }
 
 
-def write_report(run: RunDir, cfg: ExperimentConfig, formats: list[str] | None = None) -> list[Path]:
-    """report.md / report.html / tables.tex (``formats``, else the config's) and figures/*.png of OUT."""
+def load_study(run: RunDir, settings: list[str]) -> Study:
+    """Everything OUT holds, ready for the analyses."""
 
     @functools.cache  # a probe shared by several grid groups is read once
     def examples(job_id: str) -> dict:
         return per_example.read(run.per_example(job_id))
 
     df, groups = grid_groups(pd.DataFrame(rows(run)))
-    study = Study(df, groups, cfg.intermediate.settings, examples, run.load_results(), run.root / "figures")
-    blocks: list[Block] = [Heading(cfg.name, 1), Paragraph(INTRO)]
-    for analysis in cfg.report.analyses:
+    return Study(df, groups, settings, examples, run.load_results(), run.root / "figures")
+
+
+def report_blocks(study: Study, title: str, analyses: list[str]) -> list[Block]:
+    blocks: list[Block] = [Heading(title, 1), Paragraph(INTRO)]
+    for analysis in analyses:
         blocks += ANALYSES[analysis](study)
+    return blocks
+
+
+def write_report(run: RunDir, cfg: ExperimentConfig, formats: list[str] | None = None) -> list[Path]:
+    """report.md / report.html / tables.tex (``formats``, else the config's) and figures/*.png of OUT."""
+    blocks = report_blocks(load_study(run, cfg.intermediate.settings), cfg.name, cfg.report.analyses)
     return write(blocks, run.root, cfg.name, set(formats or cfg.report.formats))
+
+
+def report_markdown(run: RunDir, settings: list[str], title: str, analyses: list[str] = ("gains", "selection")) -> str:
+    """The report of OUT as markdown text (its figures written under OUT/figures)."""
+    return markdown(report_blocks(load_study(run, settings), title, list(analyses)), run.root)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from xstilts.config.grid import variants
 from xstilts.config.load import ConfigFile, load_config
-from xstilts.config.schema import NONE_SETTING, ExperimentConfig, TrainConfig
+from xstilts.config.schema import MIN_LANGUAGES, NONE_SETTING, ExperimentConfig, TrainConfig
 from xstilts.config.yaml_file import fmt_loc
 from xstilts.errors import UserError
 from xstilts.models.registry import check_model_ref, max_positions
@@ -74,13 +74,22 @@ def _targets(cfg: ExperimentConfig, catalog: TaskCatalog) -> None:
         if task.format.trains:
             _select_by(target.train, [task.name], ("targets", i, "train"))
             _loss_weights(target.train, [task.name], ("targets", i, "train"))
+        langs = task.format.test_languages(task)
         if target.eval.languages is not None:
-            langs = task.format.test_languages(task)
             if unknown := sorted(set(target.eval.languages) - set(langs)):
                 raise Problem(
                     ("targets", i, "eval", "languages"),
                     f"{unknown} are not among the languages of {task.name} {list(langs)}",
                 )
+            langs = target.eval.languages
+        zero_shot = sorted(set(langs) - {task.train_language})
+        if "tiers" in cfg.report.analyses and len(zero_shot) < MIN_LANGUAGES:
+            raise Problem(
+                ("report", "analyses"),
+                f"'tiers' estimates how the gain varies with a language's resources, which needs at least "
+                f"{MIN_LANGUAGES} zero-shot languages; target {task.name} is evaluated zero-shot in "
+                f"{len(zero_shot)} ({', '.join(zero_shot) or 'none'})",
+            )
 
 
 def _max_length(cfg: ExperimentConfig, catalog: TaskCatalog) -> None:
