@@ -18,6 +18,7 @@ from xstilts.analysis.study import ANALYSES, write_report
 from xstilts.config.load import load_config
 from xstilts.config.schema import ReportConfig
 from xstilts.experiments.rundir import RunDir
+from xstilts.metrics import per_example
 
 FIXTURE = Path(__file__).parent / "fixtures" / "study"
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -67,9 +68,24 @@ def test_every_analysis_renders_from_stored_results(out):
     first_finding = re.search(r"`support-intent`: [-+]\d+\.\d points \[[-+]\d+\.\d, [-+]\d+\.\d\] over none", section)
     assert first_finding and first_finding.start() < section.index("forest-") < section.index("**Full tables")
     assert "one seed" in section and "could have detected a gain of" in section  # one seed: nothing is marked
-    assert "carry no item keys" in section  # results written before item keys: a caveat, still a report
     assert html.count("<details><summary>Full tables: pocket-topic") == 3
+    # three settings, three pairs per size, the baseline's included (later setting minus earlier)
+    assert md.count("All 3 contrasts") == 3 and md.count("| support-intent - pocket-sametopic |") == 3
     assert html.index("forest-pocket-topic") < html.index("<details>")
+
+
+def test_results_written_before_item_keys_still_report_with_a_caveat(out):
+    """Stripping the item keys from every per_example.npz gives a folder as older versions wrote it: the report is
+    written, with one line saying that languages were resampled independently."""
+    cfg = load_config(out / "experiment.yaml").cfg.model_copy(update={"report": ReportConfig(analyses=["gains"])})
+    write_report(RunDir(out), cfg, ["md"])
+    assert "carry no item keys" not in (out / "report.md").read_text(encoding="utf-8")
+    for path in (out / "jobs").glob("*/per_example.npz"):
+        kept = {k: v for k, v in per_example.read(path).items() if not k.endswith(f"|{per_example.ITEMS}")}
+        per_example.write(path, kept)
+    write_report(RunDir(out), cfg, ["md"])
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert md.count("carry no item keys (written before xstilts recorded them)") == md.count("**Full tables") == 3
 
 
 def test_report_command(out):

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from statsmodels.regression.mixed_linear_model import MixedLM
 
 from xstilts.analysis.stats import Interval
 from xstilts.config.schema import MIN_LANGUAGES
@@ -59,6 +58,8 @@ def resource_slopes(frame: pd.DataFrame, what: str = "the covariate") -> SlopeFi
             f"an interaction with {what} needs at least {MIN_LANGUAGES} languages with distinct values, "
             f"got {languages} language(s)"
         )
+    from statsmodels.regression.mixed_linear_model import MixedLM  # slow to import: only when a model is fit
+
     endog, exog, settings = design(frame)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

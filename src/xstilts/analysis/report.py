@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -219,7 +219,8 @@ def multiplicity_note(tests: int, raw: int, adjusted: int) -> str:
         return "This table holds 1 test: Holm's correction leaves it unchanged."
     return (
         f"This table holds {tests} tests. If no gain were real, chance alone would put * (interval excludes 0) on "
-        f"about {ALPHA * tests:.1f} of them; here {raw} have it. † marks the {adjusted} that stay significant after "
+        f"about {ALPHA * tests:.1f} of them; here {raw} {'has' if raw == 1 else 'have'} it. † marks the {adjusted} "
+        f"that {'stays' if adjusted == 1 else 'stay'} significant after "
         f"Holm's correction over the table's {tests} tests (family-wise error {ALPHA:.0%})."
     )
 
@@ -464,8 +465,10 @@ def _group_order(values: tuple) -> tuple:
     return tuple((pd.isna(v), type(v).__name__, 0 if pd.isna(v) else v) for v in values)
 
 
-def targets_of(df: pd.DataFrame) -> list[str]:
-    return sorted(t for t in df.target.unique() if t)
+def targets_of(df: pd.DataFrame, order: Sequence[str] = ()) -> list[str]:
+    """The targets of ``df``: those in ``order`` first, in that order, then the rest alphabetically."""
+    present = {t for t in df.target.unique() if t}
+    return [t for t in order if t in present] + sorted(present - set(order))
 
 
 INTRO = (

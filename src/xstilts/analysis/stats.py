@@ -29,7 +29,6 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize
 from scipy import stats as sps
-from statsmodels.stats.multitest import multipletests
 
 from xstilts.metrics.per_example import metric_from_sums, metric_value
 
@@ -121,6 +120,8 @@ def holm(estimates: Sequence[Estimate], alpha: float = ALPHA) -> list[bool]:
     variance was not measured is never marked."""
     if not estimates:
         return []
+    from statsmodels.stats.multitest import multipletests  # statsmodels is slow to import: only when needed
+
     reject = multipletests([e.p for e in estimates], alpha=alpha, method="holm")[0]
     return [bool(r) and e.seed_measured for r, e in zip(reject, estimates)]
 

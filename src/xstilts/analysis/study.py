@@ -7,7 +7,7 @@ import functools
 import itertools
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +54,12 @@ class Study:
     examples: Callable[[str], dict]
     results: list[dict]
     figures: Path
+    order: tuple[str, ...] = ()  # the config's targets, in its order
+
+    @functools.cached_property
+    def targets(self) -> list[str]:
+        """The targets the rows hold: the config's order first, then any others alphabetically."""
+        return targets_of(self.df, self.order)
 
     def figure(self, *parts: str) -> Path:
         return self.figures / (re.sub(r"[^A-Za-z0-9.]+", "-", "-".join(p for p in parts if p)).strip("-") + ".png")
@@ -62,7 +68,7 @@ class Study:
     def scores(self) -> dict[tuple[str, str], TargetScores]:
         """(target, group name) -> its settings' scores and gains with intervals, for groups that fine-tuned."""
         out = {}
-        for target in targets_of(self.df):
+        for target in self.targets:
             for name, group in self.groups:
                 if (group[(group.target == target) & (group.split == "test")].recipe != "probe").any():
                     out[target, name] = target_scores(group, target, self.settings, self.examples)
@@ -103,11 +109,12 @@ def gains(study: Study) -> list[Block]:
 
 
 def contrasts(study: Study) -> list[Block]:
-    """Every pair of settings (the baseline's pairs are the gains): paired contrasts with Holm over the pairs."""
+    """Every pair of intermediate settings, the baseline's included: the later one in the config minus the
+    earlier, paired by seed, with Holm over the pairs. The probes are compared with the baseline in 'gains'."""
     blocks: list[Block] = []
     for (target, name), ts in study.scores.items():
-        named = [c for c, sc in ts.settings.items() if sc.jobs and c != NONE_SETTING]
-        pairs = list(itertools.combinations(named, 2))
+        ran = [c for c in study.settings if c in ts.settings and ts.settings[c].jobs]
+        pairs = [(b, a) for a, b in itertools.combinations(ran, 2)]
         if not pairs:
             continue
         estimates = [ts.contrast(a, b)["avg"] for a, b in pairs]
@@ -155,7 +162,7 @@ def _zero_shot_gains(group: pd.DataFrame, target: str, settings: list[str]) -> p
 
 def heatmap(study: Study) -> list[Block]:
     blocks: list[Block] = []
-    for target in targets_of(study.df):
+    for target in study.targets:
         for name, group in study.groups:
             table = _zero_shot_gains(group, target, study.settings)
             if table.empty or table.columns.empty:
@@ -295,7 +302,7 @@ def _fit_words(frame: pd.DataFrame, column: str) -> list[str]:
 def scaling(study: Study) -> list[Block]:
     """Zero-shot score and gain against parameter count: one point per model (a grid group) and setting."""
     blocks: list[Block] = []
-    for target in targets_of(study.df):
+    for target in study.targets:
         points = []
         for name, group in study.groups:
             model = _model_of(group)
@@ -351,7 +358,7 @@ def _tasks_in(setting: str) -> int:
 def num_tasks(study: Study) -> list[Block]:
     """Mean gain per number of intermediate tasks k >= 1 (the baseline, k = 0, is the reference, not a point)."""
     blocks: list[Block] = []
-    for target in targets_of(study.df):
+    for target in study.targets:
         rows_, words = [], []
         for (t, name), ts in study.scores.items():
             if t != target:
@@ -414,7 +421,7 @@ def _inference(study: Study, target: str, setting: str, group: pd.DataFrame) -> 
 
 def pareto(study: Study) -> list[Block]:
     blocks: list[Block] = []
-    for target in targets_of(study.df):
+    for target in study.targets:
         points = []
         for name, group in study.groups:
             ts = study.scores.get((target, name))
@@ -463,7 +470,7 @@ def throughput(study: Study) -> list[Block]:
     """Intermediate-training throughput against the zero-shot gain the intermediate job gave its target."""
     blocks: list[Block] = []
     by_id = study.by_id()
-    for target in targets_of(study.df):
+    for target in study.targets:
         points = []
         for name, group in study.groups:
             ts = study.scores.get((target, name))
@@ -593,15 +600,15 @@ ANALYSES: dict[str, Callable[[Study], list[Block]]] = {
 }
 
 
-def load_study(run: RunDir, settings: list[str]) -> Study:
-    """Everything OUT holds, ready for the analyses."""
+def load_study(run: RunDir, settings: list[str], targets: Sequence[str] = ()) -> Study:
+    """Everything OUT holds, ready for the analyses (``targets``: the config's, for their order)."""
 
     @functools.cache  # a probe shared by several grid groups is read once
     def examples(job_id: str) -> dict:
         return per_example.read(run.per_example(job_id))
 
     df, groups = grid_groups(pd.DataFrame(rows(run)))
-    return Study(df, groups, settings, examples, run.load_results(), run.root / "figures")
+    return Study(df, groups, settings, examples, run.load_results(), run.root / "figures", tuple(targets))
 
 
 def report_blocks(study: Study, title: str, analyses: list[str]) -> list[Block]:
@@ -613,7 +620,8 @@ def report_blocks(study: Study, title: str, analyses: list[str]) -> list[Block]:
 
 def write_report(run: RunDir, cfg: ExperimentConfig, formats: list[str] | None = None) -> list[Path]:
     """report.md / report.html / tables.tex (``formats``, else the config's) and figures/*.png of OUT."""
-    blocks = report_blocks(load_study(run, cfg.intermediate.settings), cfg.name, cfg.report.analyses)
+    study = load_study(run, cfg.intermediate.settings, [t.task for t in cfg.targets])
+    blocks = report_blocks(study, cfg.name, cfg.report.analyses)
     return write(blocks, run.root, cfg.name, set(formats or cfg.report.formats))
 
 

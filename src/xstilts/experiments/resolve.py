@@ -121,6 +121,19 @@ def resolve(cfg: ExperimentConfig, catalog: TaskCatalog) -> None:
         _intermediate(point, catalog)
         _targets(point, catalog)
         _max_length(point, catalog)
+    _contrasts(cfg)
+
+
+def _contrasts(cfg: ExperimentConfig) -> None:
+    """'contrasts' corrects over every pair of settings: two settings make a family of one, the gain itself."""
+    settings = cfg.intermediate.settings
+    if "contrasts" in cfg.report.analyses and len(settings) < 3:
+        raise Problem(
+            ("report", "analyses"),
+            f"'contrasts' compares every pair of intermediate settings with Holm's correction over the pairs, "
+            f"which needs at least 3 settings; {settings} make one pair, a family of one (its one difference is "
+            f"the gain that 'gains' reports)",
+        )
 
 
 def load_experiment(path: str | Path, tasks_dir: str | Path | None = None) -> tuple[ConfigFile, TaskCatalog]:
