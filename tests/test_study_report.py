@@ -70,6 +70,7 @@ def test_every_analysis_renders_from_stored_results(out):
     assert "one seed" in section and "could have detected a gain of" in section  # one seed: nothing is marked
     assert html.count("<details><summary>Full tables: pocket-topic") == 3
     # three settings, three pairs per size, the baseline's included (later setting minus earlier)
+    assert "None: no target is an XTREME or XTREME-R task." in md  # asked for, so it says why it is empty
     assert md.count("All 3 contrasts") == 3 and md.count("| support-intent - pocket-sametopic |") == 3
     assert html.index("forest-pocket-topic") < html.index("<details>")
 

@@ -583,6 +583,8 @@ def suite(study: Study) -> list[Block]:
     blocks: list[Block] = []
     for heading, table, caption in suite_tables(study.df):
         blocks += [Heading(heading, 2), Table(table, table.index.name, _cell, caption)]
+    if not blocks:
+        return [Heading("XTREME and XTREME-R scores", 2), Paragraph("None: no target is an XTREME or XTREME-R task.")]
     return blocks
 
 
